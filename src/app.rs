@@ -1,0 +1,91 @@
+//! The application: [`Core`] (store, clock, hasher, caches, policy) shared by
+//! the server and the CLI, [`build_router`] and [`serve`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::auth::cache::KeyCache;
+use crate::auth::secret::KeyHasher;
+use crate::domain::clock::{Clock, Timestamp};
+use crate::domain::net::TrustedProxies;
+use crate::store::Store;
+
+/// Operator-set rules (from configuration).
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub default_rate_limit: u32,
+    pub max_keys_per_shop: u32,
+    pub legacy_sunset: Timestamp,
+    pub trusted_proxies: TrustedProxies,
+    /// The external URL used in links, without a trailing slash.
+    pub public_url: String,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            default_rate_limit: 100,
+            max_keys_per_shop: 1000,
+            legacy_sunset: Timestamp::parse_rfc3339(crate::config::DEFAULT_LEGACY_SUNSET)
+                .expect("default sunset parses"),
+            trusted_proxies: TrustedProxies::default(),
+            public_url: "http://127.0.0.1:8080".into(),
+        }
+    }
+}
+
+/// Everything a request or a CLI command works with.
+pub struct Core {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub hasher: KeyHasher,
+    pub cache: Arc<KeyCache>,
+    pub policy: Policy,
+}
+
+/// Cached keys (known and unknown hashes, each).
+pub const KEY_CACHE_CAPACITY: u64 = 200_000;
+
+impl Core {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, hasher: KeyHasher, policy: Policy) -> Self {
+        Core {
+            store,
+            clock,
+            hasher,
+            cache: Arc::new(KeyCache::new(KEY_CACHE_CAPACITY)),
+            policy,
+        }
+    }
+}
+
+pub type AppState = Arc<Core>;
+
+pub use crate::http::build_router;
+
+/// Serves `router` on `listener` until `shutdown` resolves, then finishes the
+/// requests in flight. Runs the key_changes feed alongside.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let feed = tokio::spawn(crate::auth::cache::run_feed(
+        state.store.clone(),
+        state.cache.clone(),
+        state.clock.clone(),
+        stop_rx,
+    ));
+    let router = build_router(state);
+    let result = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    let _ = stop_tx.send(true);
+    let _ = feed.await;
+    result
+}

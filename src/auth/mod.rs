@@ -1,0 +1,6 @@
+//! Authentication of keyed requests: the server secret and key hashing, the
+//! key cache with its invalidation feed, and the verify path.
+
+pub mod cache;
+pub mod secret;
+pub mod verify;

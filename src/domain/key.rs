@@ -1,0 +1,277 @@
+//! The key record, its validated inputs and its status rules.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::clock::Timestamp;
+use super::net::AllowedIps;
+use super::permission::PermissionSet;
+use super::token::Environment;
+
+/// Rate limits a key may be given, per minute.
+pub const RATE_LIMIT_RANGE: std::ops::RangeInclusive<u32> = 1..=10_000;
+/// A key that expires within this many seconds carries an `expiring_soon` warning.
+pub const EXPIRING_SOON_SECONDS: i64 = 7 * 24 * 3600;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyKind {
+    Standard,
+    Legacy,
+}
+
+impl KeyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Standard => "standard",
+            KeyKind::Legacy => "legacy",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "standard" => Some(KeyKind::Standard),
+            "legacy" => Some(KeyKind::Legacy),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    Active,
+    Expired,
+    Revoked,
+    Retired,
+}
+
+impl KeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Expired => "expired",
+            KeyStatus::Revoked => "revoked",
+            KeyStatus::Retired => "retired",
+        }
+    }
+}
+
+impl std::str::FromStr for KeyStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "active" => Ok(KeyStatus::Active),
+            "expired" => Ok(KeyStatus::Expired),
+            "revoked" => Ok(KeyStatus::Revoked),
+            "retired" => Ok(KeyStatus::Retired),
+            other => Err(format!(
+                "unknown status `{other}`: expected active, expired, revoked or retired"
+            )),
+        }
+    }
+}
+
+/// Who did something: a user, a key, or the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Actor {
+    User(String),
+    Key(String),
+    Cli,
+}
+
+impl Actor {
+    /// The stored and serialised form: the user or key id, or `cli`.
+    pub fn as_string(&self) -> String {
+        match self {
+            Actor::User(id) | Actor::Key(id) => id.clone(),
+            Actor::Cli => "cli".to_owned(),
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        if s == "cli" {
+            Actor::Cli
+        } else if s.starts_with("usr_") {
+            Actor::User(s.to_owned())
+        } else {
+            Actor::Key(s.to_owned())
+        }
+    }
+}
+
+impl Serialize for Actor {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.as_string())
+    }
+}
+
+/// A key's name: trimmed, 1–100 characters, no control characters.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct KeyName(String);
+
+impl KeyName {
+    pub fn parse(input: &str) -> Result<Self, String> {
+        let trimmed = input.trim();
+        let len = trimmed.chars().count();
+        if len == 0 {
+            return Err("give the key a name that says where it is used, e.g. \"Website contact form\"".into());
+        }
+        if len > 100 {
+            return Err(format!("at most 100 characters (this one has {len})"));
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err("no control characters (tabs, line breaks)".into());
+        }
+        Ok(KeyName(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Names like "Key 1", "Test" or "asdf" say nothing about where a key is
+    /// used, which makes the right key hard to revoke in an incident.
+    pub fn is_vague(&self) -> bool {
+        const VAGUE: &[&str] = &[
+            "", "key", "keys", "test", "tests", "testing", "api", "api key", "apikey", "my key",
+            "new key", "temp", "tmp", "asdf", "qwerty", "foo", "bar", "untitled", "default",
+            "token", "secret", "demo", "sample", "example", "x", "xx", "xxx", "abc", "aaa",
+            "name", "key name", "new", "my api key", "test key", "dev", "prod",
+        ];
+        let normalised: String = self
+            .0
+            .to_lowercase()
+            .chars()
+            .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+            .collect();
+        let words: Vec<&str> = normalised.split_whitespace().collect();
+        let joined = words.join(" ");
+        let without_number = joined.trim_end_matches(|c: char| c.is_ascii_digit() || c == ' ');
+        VAGUE.contains(&without_number)
+    }
+}
+
+impl fmt::Debug for KeyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+pub fn validate_rate_limit(n: i64) -> Result<u32, String> {
+    u32::try_from(n)
+        .ok()
+        .filter(|n| RATE_LIMIT_RANGE.contains(n))
+        .ok_or_else(|| format!("must be between 1 and 10000 requests per minute (got {n})"))
+}
+
+/// A key as stored: everything but the secret, which exists only as its hash.
+#[derive(Clone, Debug)]
+pub struct KeyRecord {
+    pub id: String,
+    pub shop_id: String,
+    pub name: KeyName,
+    pub environment: Environment,
+    pub kind: KeyKind,
+    pub display: String,
+    pub hash: [u8; 32],
+    pub permissions: PermissionSet,
+    pub allowed_ips: AllowedIps,
+    pub rate_limit_per_minute: u32,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub retired_at: Option<Timestamp>,
+    pub template: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub created_by: Actor,
+    /// Last time the key was seen in a URL's query string (`key_in_url`).
+    pub sent_in_url_at: Option<Timestamp>,
+}
+
+impl KeyRecord {
+    /// The status at `now`. Revocation wins over retirement, which wins over
+    /// expiry: the answer names the most deliberate reason.
+    pub fn status(&self, now: Timestamp, legacy_sunset: Timestamp) -> KeyStatus {
+        if self.revoked_at.is_some_and(|t| t <= now) {
+            KeyStatus::Revoked
+        } else if self.retired_at.is_some_and(|t| t <= now)
+            || (self.kind == KeyKind::Legacy && now >= legacy_sunset)
+        {
+            KeyStatus::Retired
+        } else if self.expires_at.is_some_and(|t| t <= now) {
+            KeyStatus::Expired
+        } else {
+            KeyStatus::Active
+        }
+    }
+
+    pub fn warnings(&self, now: Timestamp, legacy_sunset: Timestamp) -> Vec<Warning> {
+        let mut out = Vec::new();
+        if self.name.is_vague() {
+            out.push(Warning {
+                code: "vague_name",
+                message: "This name does not say where the key is used. Rename it after the integration (e.g. \"Zapier – new orders\") so the right key can be found and revoked quickly.".into(),
+            });
+        }
+        if self.sent_in_url_at.is_some() {
+            out.push(Warning {
+                code: "sent_in_url",
+                message: "This key was sent in a URL's query string, where it may have been written to logs. Roll it and send it in the Authorization header.".into(),
+            });
+        }
+        if self.status(now, legacy_sunset) == KeyStatus::Active {
+            if let Some(exp) = self.expires_at {
+                if exp.as_micros() - now.as_micros() <= EXPIRING_SOON_SECONDS * 1_000_000 {
+                    out.push(Warning {
+                        code: "expiring_soon",
+                        message: format!("This key expires at {exp}. Create its replacement before then."),
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(KeyName::parse("  Zapier  ").unwrap().as_str(), "Zapier");
+        assert!(KeyName::parse("   ").is_err());
+        assert!(KeyName::parse(&"a".repeat(100)).is_ok());
+        assert!(KeyName::parse(&"a".repeat(101)).is_err());
+        assert!(KeyName::parse(&"é".repeat(100)).is_ok(), "counted in characters");
+        assert!(KeyName::parse("a\nb").is_err());
+    }
+
+    #[test]
+    fn vague_names_are_spotted() {
+        for vague in ["Key 1", "Test", "test-2", "API KEY", "asdf", "my key 3", "x"] {
+            assert!(KeyName::parse(vague).unwrap().is_vague(), "{vague}");
+        }
+        for clear in ["Zapier", "Website contact form", "IT Glue sync", "Test bench RMM"] {
+            assert!(!KeyName::parse(clear).unwrap().is_vague(), "{clear}");
+        }
+    }
+
+    #[test]
+    fn rate_limits_outside_the_range_are_refused() {
+        assert_eq!(validate_rate_limit(1), Ok(1));
+        assert_eq!(validate_rate_limit(10_000), Ok(10_000));
+        assert!(validate_rate_limit(0).is_err());
+        assert!(validate_rate_limit(10_001).is_err());
+        assert!(validate_rate_limit(-5).is_err());
+    }
+}

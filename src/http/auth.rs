@@ -1,0 +1,235 @@
+//! The keyed-request middleware and the permission extractor.
+//!
+//! [`require_key`] runs extract → verify (parse, hash, cache/lookup, status,
+//! allowed IPs) for every route under `/api/v1` that needs a key. The
+//! permission is checked last, by the [`Authorized`] extractor in the handler's
+//! signature: the route declares what it needs where it is defined.
+
+use std::marker::PhantomData;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::app::AppState;
+use crate::auth::verify::{AuthError, KeySource};
+use crate::domain::key::KeyRecord;
+use crate::domain::permission::Permission;
+use crate::error::ApiError;
+use crate::keys::Principal;
+
+/// The client address of this request (TCP peer, or per `--trusted-proxies`).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientIp(pub IpAddr);
+
+/// The verified key of this request.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub key: Arc<KeyRecord>,
+    pub ip: IpAddr,
+}
+
+impl Caller {
+    pub fn principal(&self) -> Principal {
+        Principal::key(&self.key, self.ip)
+    }
+}
+
+/// Put on responses so the request log can name the key (never the secret).
+#[derive(Clone, Debug)]
+pub struct LoggedKeyId(pub String);
+
+/// Finds the presented key. `Authorization: Bearer <key>` (any case), a bare
+/// `Authorization: <key>`, or `X-API-Key: <key>`; `?api_key=` only when no
+/// header carries one (the verify path then refuses standard keys there).
+pub fn extract_key(headers: &HeaderMap, query: Option<&str>) -> Result<(String, KeySource), AuthError> {
+    let single = |name: header::HeaderName| -> Result<Option<String>, AuthError> {
+        let mut values = headers.get_all(name).iter();
+        let Some(first) = values.next() else { return Ok(None) };
+        if values.next().is_some() {
+            return Err(AuthError::Ambiguous);
+        }
+        let s = first.to_str().map_err(|_| AuthError::BadScheme)?.trim();
+        Ok(Some(s.to_owned()))
+    };
+    let from_authorization = match single(header::AUTHORIZATION)? {
+        None => None,
+        Some(value) => Some(match value.split_once(char::is_whitespace) {
+            None => value,
+            Some((scheme, rest)) => {
+                let rest = rest.trim_start();
+                if !scheme.eq_ignore_ascii_case("bearer") || rest.contains(char::is_whitespace) {
+                    return Err(AuthError::BadScheme);
+                }
+                rest.to_owned()
+            }
+        }),
+    };
+    let from_x_api_key = match single(header::HeaderName::from_static("x-api-key"))? {
+        Some(v) if v.contains(char::is_whitespace) => return Err(AuthError::BadScheme),
+        other => other,
+    };
+    match (from_authorization, from_x_api_key) {
+        (Some(a), Some(x)) if a != x => Err(AuthError::Ambiguous),
+        (Some(a), _) | (None, Some(a)) => Ok((a, KeySource::Header)),
+        (None, None) => {
+            let in_query = query.and_then(|q| {
+                serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+                    .ok()?
+                    .into_iter()
+                    .find(|(k, _)| k == "api_key")
+                    .map(|(_, v)| v)
+            });
+            in_query.map(|v| (v, KeySource::Query)).ok_or(AuthError::Missing)
+        }
+    }
+}
+
+/// Verifies the request's key; on success the handler finds a [`Caller`] in
+/// the request extensions.
+pub async fn require_key(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let ip = req
+        .extensions()
+        .get::<ClientIp>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0);
+    let verdict = match extract_key(req.headers(), req.uri().query()) {
+        Ok((value, source)) => state.verify(&value, source, ip).await,
+        Err(e) => Err(e),
+    };
+    match verdict {
+        Ok(key) => {
+            let id = LoggedKeyId(key.id.clone());
+            req.extensions_mut().insert(Caller { key, ip });
+            let mut response = next.run(req).await;
+            response.extensions_mut().insert(id);
+            response
+        }
+        Err(err) => {
+            let key_id = match &err {
+                AuthError::KeyInUrl(Some(k)) => {
+                    state.note_key_in_url(k, ip).await;
+                    Some(k.id.clone())
+                }
+                AuthError::Revoked(k) | AuthError::Expired(k) | AuthError::Retired(k) | AuthError::IpNotAllowed(k, _) => {
+                    Some(k.id.clone())
+                }
+                _ => None,
+            };
+            let mut response = ApiError::from(err).into_response();
+            if let Some(id) = key_id {
+                response.extensions_mut().insert(LoggedKeyId(id));
+            }
+            response
+        }
+    }
+}
+
+/// What a route needs; see [`need`].
+pub trait Need: Send + Sync + 'static {
+    const PERMISSION: Option<Permission>;
+}
+
+/// Marker types, one per permission, plus [`need::AnyKey`].
+pub mod need {
+    use super::*;
+
+    macro_rules! needs {
+        ($($name:ident => $perm:ident),+ $(,)?) => {$(
+            #[derive(Debug)]
+            pub struct $name;
+            impl Need for $name {
+                const PERMISSION: Option<Permission> = Some(Permission::$perm);
+            }
+        )+};
+    }
+
+    needs! {
+        OrdersRead => OrdersRead, OrdersWrite => OrdersWrite, OrdersDelete => OrdersDelete,
+        ClientsRead => ClientsRead, ClientsWrite => ClientsWrite, ClientsDelete => ClientsDelete,
+        DevicesRead => DevicesRead, DevicesWrite => DevicesWrite, DevicesDelete => DevicesDelete,
+        KeysRead => KeysRead, KeysWrite => KeysWrite,
+    }
+
+    /// Any valid key.
+    #[derive(Debug)]
+    pub struct AnyKey;
+    impl Need for AnyKey {
+        const PERMISSION: Option<Permission> = None;
+    }
+}
+
+/// The caller, once it is known to hold `N`'s permission.
+pub struct Authorized<N: Need>(pub Caller, pub PhantomData<N>);
+
+impl<S: Send + Sync, N: Need> FromRequestParts<S> for Authorized<N> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let caller = parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal(&"route declared a permission but has no key middleware"))?;
+        if let Some(p) = N::PERMISSION {
+            if !caller.key.permissions.contains(p) {
+                return Err(ApiError::insufficient_permission(
+                    p,
+                    format!("This key lacks the `{p}` permission this request needs. Edit the key's permissions or use a key that has it."),
+                ));
+            }
+        }
+        Ok(Authorized(caller, PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn accepted_ways_of_sending_a_key() {
+        for h in [
+            headers(&[("authorization", "Bearer abc")]),
+            headers(&[("authorization", "bearer   abc")]),
+            headers(&[("authorization", "BEARER abc")]),
+            headers(&[("authorization", "abc")]),
+            headers(&[("x-api-key", "abc")]),
+            headers(&[("authorization", "Bearer abc"), ("x-api-key", "abc")]),
+        ] {
+            assert_eq!(extract_key(&h, None).unwrap(), ("abc".to_owned(), KeySource::Header));
+        }
+        assert_eq!(
+            extract_key(&HeaderMap::new(), Some("x=1&api_key=abc")).unwrap(),
+            ("abc".to_owned(), KeySource::Query)
+        );
+    }
+
+    #[test]
+    fn refused_ways() {
+        assert!(matches!(extract_key(&HeaderMap::new(), None), Err(AuthError::Missing)));
+        assert!(matches!(extract_key(&headers(&[("authorization", "Basic abc")]), None), Err(AuthError::BadScheme)));
+        assert!(matches!(extract_key(&headers(&[("authorization", "Bearer a b")]), None), Err(AuthError::BadScheme)));
+        assert!(matches!(extract_key(&headers(&[("x-api-key", "a b")]), None), Err(AuthError::BadScheme)));
+        assert!(matches!(
+            extract_key(&headers(&[("authorization", "a"), ("x-api-key", "b")]), None),
+            Err(AuthError::Ambiguous)
+        ));
+        assert!(matches!(
+            extract_key(&headers(&[("authorization", "a"), ("authorization", "b")]), None),
+            Err(AuthError::Ambiguous)
+        ));
+    }
+}

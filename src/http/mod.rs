@@ -1,0 +1,135 @@
+//! HTTP: the router, the request context (request id, client IP, request
+//! log, security headers) and the JSON API under `/api/v1`.
+
+pub mod api;
+pub mod auth;
+pub mod json;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{from_fn, from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+
+use crate::app::AppState;
+use crate::domain::random_base62;
+use crate::error::{ApiError, REQUEST_ID};
+use auth::{ClientIp, LoggedKeyId};
+
+/// Builds the whole application's router.
+pub fn build_router(state: AppState) -> Router {
+    let keyed = Router::new()
+        .merge(api::me::router())
+        .merge(api::keys::router())
+        .merge(api::audit::router())
+        .route_layer(from_fn_with_state(state.clone(), auth::require_key));
+    Router::new()
+        .nest("/api/v1", keyed)
+        .merge(api::health::router())
+        .route_layer(from_fn(tag_route))
+        .fallback(no_such_route)
+        .layer(DefaultBodyLimit::max(json::MAX_BODY))
+        .layer(from_fn_with_state(state.clone(), request_context))
+        .with_state(state)
+}
+
+async fn no_such_route() -> ApiError {
+    let mut e = ApiError::not_found();
+    e.detail = "There is no endpoint at this path. The API reference is at /settings/api-keys/docs and /openapi.json.".into();
+    e
+}
+
+/// The route template, carried out to the request log.
+#[derive(Clone)]
+struct RouteTemplate(String);
+
+async fn tag_route(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let mut response = next.run(req).await;
+    if let Some(r) = route {
+        response.extensions_mut().insert(RouteTemplate(r));
+    }
+    response
+}
+
+/// An incoming `X-Request-Id` is kept when it is short and plain (so a
+/// caller can correlate), otherwise a new one is made.
+fn request_id(req: &Request) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=64).contains(&v.len())
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("req_{}", random_base62(20)))
+}
+
+/// Around every request: request id, client IP, uniform error bodies for
+/// 405, security headers, and one structured log line (route template, status,
+/// latency, key id; never the key, never the query string).
+async fn request_context(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = request_id(&req);
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    let client_ip = state.policy.trusted_proxies.client_ip(
+        peer,
+        req.headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
+    req.extensions_mut().insert(ClientIp(client_ip));
+    let method = req.method().clone();
+
+    let mut response = REQUEST_ID
+        .scope(id.clone(), async move {
+            let response = next.run(req).await;
+            if response.status() == StatusCode::METHOD_NOT_ALLOWED
+                && !response.headers().contains_key(header::CONTENT_TYPE)
+            {
+                let allow = response.headers().get(header::ALLOW).cloned();
+                let mut problem = ApiError::method_not_allowed().into_response();
+                if let Some(allow) = allow {
+                    problem.headers_mut().insert(header::ALLOW, allow);
+                }
+                *problem.extensions_mut() = response.extensions().clone();
+                return problem;
+            }
+            response
+        })
+        .await;
+
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        headers.insert("x-request-id", v);
+    }
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+
+    let route = response
+        .extensions()
+        .get::<RouteTemplate>()
+        .map_or("(no route)", |r| r.0.as_str());
+    let key_id = response.extensions().get::<LoggedKeyId>().map(|k| k.0.as_str());
+    tracing::info!(
+        request_id = %id,
+        method = %method,
+        route,
+        status = response.status().as_u16(),
+        latency_us = started.elapsed().as_micros() as u64,
+        key_id,
+        client_ip = %client_ip,
+        "request"
+    );
+    response
+}

@@ -1,0 +1,535 @@
+//! The key lifecycle: the rules every way in (API, CLI, web UI) shares.
+//! Validation of raw input, the escalation rule, and the mutations with their
+//! audit events and cache evictions.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::app::Core;
+use crate::domain::clock::Timestamp;
+use crate::domain::key::{validate_rate_limit, Actor, KeyKind, KeyName, KeyRecord, KeyStatus};
+use crate::domain::net::AllowedIps;
+use crate::domain::new_id;
+use crate::domain::permission::{self, Permission, PermissionSet};
+use crate::domain::token::{self, Environment, PlainKey};
+use crate::error::{FieldError, ServiceError};
+use crate::store::{AuditEvent, KeyUpdate, StoreError};
+
+/// Who is acting, and what they may grant and touch.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub shop_id: String,
+    pub actor: Actor,
+    /// The most this principal may grant, and the bound on keys it may act on.
+    pub permissions: PermissionSet,
+    /// A key manages only keys of its own environment; users and the CLI both.
+    pub environment: Option<Environment>,
+    /// Staff act only on keys they created.
+    pub own_keys_only: bool,
+    pub ip: Option<String>,
+}
+
+impl Principal {
+    /// The command line: the operator of the machine, who may do anything.
+    pub fn cli(shop_id: &str) -> Self {
+        Principal {
+            shop_id: shop_id.to_owned(),
+            actor: Actor::Cli,
+            permissions: PermissionSet::all(),
+            environment: None,
+            own_keys_only: false,
+            ip: None,
+        }
+    }
+
+    /// A request authenticated with `key`.
+    pub fn key(key: &KeyRecord, ip: std::net::IpAddr) -> Self {
+        Principal {
+            shop_id: key.shop_id.clone(),
+            actor: Actor::Key(key.id.clone()),
+            permissions: key.permissions,
+            environment: Some(key.environment),
+            own_keys_only: false,
+            ip: Some(ip.to_string()),
+        }
+    }
+
+    fn may_grant(&self, wanted: PermissionSet) -> Result<(), ServiceError> {
+        match wanted.first_missing_from(self.permissions) {
+            None => Ok(()),
+            Some(p) => Err(ServiceError::Forbidden {
+                permission: p,
+                detail: format!(
+                    "You cannot grant `{p}`: a key can only be given permissions its creator holds."
+                ),
+            }),
+        }
+    }
+
+    fn may_use_environment(&self, env: Environment) -> Result<(), ServiceError> {
+        match self.environment {
+            Some(own) if own != env => Err(ServiceError::Forbidden {
+                permission: Permission::KeysWrite,
+                detail: format!("A {own} key manages only {own} keys; this one is {env}."),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The rule for acting on an existing key: it must be visible to this
+    /// principal and hold nothing the principal lacks, so a weaker key can
+    /// never revoke, edit, or take a copy of a stronger one.
+    fn may_act_on(&self, key: &KeyRecord) -> Result<(), ServiceError> {
+        if !self.can_see(key) {
+            return Err(ServiceError::NotFound);
+        }
+        if let Some(p) = key.permissions.first_missing_from(self.permissions) {
+            return Err(ServiceError::Forbidden {
+                permission: p,
+                detail: format!(
+                    "This key holds `{p}`, which you do not: you can only manage keys whose permissions you hold yourself."
+                ),
+            });
+        }
+        if self.own_keys_only && key.created_by != self.actor {
+            return Err(ServiceError::Forbidden {
+                permission: Permission::KeysWrite,
+                detail: "Staff can manage only the keys they created.".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether a key is visible at all (other shops' and environments' keys are
+    /// not: they answer 404, not 403).
+    pub fn can_see(&self, key: &KeyRecord) -> bool {
+        key.shop_id == self.shop_id && self.environment.is_none_or(|e| e == key.environment)
+    }
+
+    fn audit(&self, at: Timestamp, action: &str, key: &KeyRecord, details: serde_json::Value) -> AuditEvent {
+        AuditEvent {
+            id: new_id("evt"),
+            shop_id: self.shop_id.clone(),
+            at,
+            actor: self.actor.clone(),
+            action: action.to_owned(),
+            key_id: Some(key.id.clone()),
+            environment: Some(key.environment),
+            ip: self.ip.clone(),
+            details,
+        }
+    }
+}
+
+/// A request to create a key, as it arrives (JSON, CLI flags or a form).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKeyInput {
+    pub name: Option<String>,
+    pub template: Option<String>,
+    pub permissions: Option<Vec<String>>,
+    pub environment: Option<String>,
+    pub allowed_ips: Option<Vec<String>>,
+    pub expires_at: Option<String>,
+    pub rate_limit_per_minute: Option<i64>,
+}
+
+/// A validated creation request.
+#[derive(Clone, Debug)]
+pub struct NewKey {
+    pub name: KeyName,
+    pub template: Option<&'static str>,
+    pub permissions: PermissionSet,
+    pub environment: Environment,
+    pub allowed_ips: AllowedIps,
+    pub expires_at: Option<Timestamp>,
+    pub rate_limit_per_minute: u32,
+}
+
+fn ips_errors(field: &str, errs: Vec<(usize, String)>) -> Vec<FieldError> {
+    errs.into_iter()
+        .map(|(line, message)| {
+            FieldError::new(
+                if line == 0 { field.to_owned() } else { format!("{field}[{}]", line - 1) },
+                message,
+            )
+        })
+        .collect()
+}
+
+fn future_instant(field: &str, raw: &str, now: Timestamp) -> Result<Timestamp, FieldError> {
+    let t = Timestamp::parse_rfc3339(raw).map_err(|m| FieldError::new(field, m))?;
+    if t <= now {
+        return Err(FieldError::new(field, format!("must be in the future (it is now {now})")));
+    }
+    Ok(t)
+}
+
+impl NewKeyInput {
+    /// Checks every field and reports every problem at once.
+    pub fn validate(
+        self,
+        now: Timestamp,
+        default_environment: Environment,
+        default_rate_limit: u32,
+    ) -> Result<NewKey, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let template = match self.template.as_deref() {
+            None => None,
+            Some(id) => match permission::template(id) {
+                Some(t) => Some(t),
+                None => {
+                    let ids: Vec<&str> = permission::TEMPLATES.iter().map(|t| t.id).collect();
+                    errors.push(FieldError::new(
+                        "template",
+                        format!("unknown template `{id}`: expected one of {}", ids.join(", ")),
+                    ));
+                    None
+                }
+            },
+        };
+        let name = match (self.name.as_deref(), template) {
+            (Some(n), _) => KeyName::parse(n).map_err(|m| errors.push(FieldError::new("name", m))).ok(),
+            (None, Some(t)) => KeyName::parse(t.name).ok(),
+            (None, None) => {
+                errors.push(FieldError::new(
+                    "name",
+                    "give the key a name that says where it is used, e.g. \"Website contact form\"",
+                ));
+                None
+            }
+        };
+        let permissions = match (&self.permissions, template) {
+            (Some(list), _) => match PermissionSet::parse_list(list) {
+                Ok(set) if set.is_empty() => {
+                    errors.push(FieldError::new("permissions", "give at least one permission"));
+                    None
+                }
+                Ok(set) => Some(set),
+                Err(m) => {
+                    errors.push(FieldError::new("permissions", m));
+                    None
+                }
+            },
+            (None, Some(t)) => Some(t.permissions),
+            (None, None) if self.template.is_none() => {
+                errors.push(FieldError::new(
+                    "permissions",
+                    "choose a template or list the permissions the key needs",
+                ));
+                None
+            }
+            (None, None) => None,
+        };
+        let environment = match self.environment.as_deref() {
+            None => Some(default_environment),
+            Some(e) => e.parse().map_err(|m| errors.push(FieldError::new("environment", m))).ok(),
+        };
+        let allowed_ips = match &self.allowed_ips {
+            None => Some(AllowedIps::default()),
+            Some(list) => AllowedIps::parse(list)
+                .map_err(|e| errors.extend(ips_errors("allowed_ips", e)))
+                .ok(),
+        };
+        let expires_at = match self.expires_at.as_deref() {
+            None => Some(None),
+            Some(raw) => future_instant("expires_at", raw, now)
+                .map(Some)
+                .map_err(|e| errors.push(e))
+                .ok(),
+        };
+        let rate_limit = match self.rate_limit_per_minute {
+            None => Some(default_rate_limit),
+            Some(n) => validate_rate_limit(n)
+                .map_err(|m| errors.push(FieldError::new("rate_limit_per_minute", m)))
+                .ok(),
+        };
+        match (name, permissions, environment, allowed_ips, expires_at, rate_limit) {
+            (Some(name), Some(permissions), Some(environment), Some(allowed_ips), Some(expires_at), Some(rate_limit_per_minute))
+                if errors.is_empty() =>
+            {
+                Ok(NewKey {
+                    name,
+                    template: template.map(|t| t.id),
+                    permissions,
+                    environment,
+                    allowed_ips,
+                    expires_at,
+                    rate_limit_per_minute,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+/// A change to a key as it arrives. Absent fields stay as they are; for
+/// `expires_at`, `Some(None)` (JSON `null`) removes the expiry.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyUpdateInput {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::json::present")]
+    pub allowed_ips: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "crate::http::json::present")]
+    pub expires_at: Option<Option<String>>,
+    pub rate_limit_per_minute: Option<i64>,
+    pub permissions: Option<Vec<String>>,
+}
+
+impl KeyUpdateInput {
+    pub fn validate(self, now: Timestamp) -> Result<KeyUpdate, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut update = KeyUpdate::default();
+        if let Some(n) = self.name {
+            update.name = KeyName::parse(&n).map_err(|m| errors.push(FieldError::new("name", m))).ok();
+        }
+        if let Some(ips) = self.allowed_ips {
+            update.allowed_ips = AllowedIps::parse(&ips.unwrap_or_default())
+                .map_err(|e| errors.extend(ips_errors("allowed_ips", e)))
+                .ok();
+        }
+        if let Some(exp) = self.expires_at {
+            update.expires_at = match exp {
+                None => Some(None),
+                Some(raw) => future_instant("expires_at", &raw, now).map(Some).map_err(|e| errors.push(e)).ok(),
+            };
+        }
+        if let Some(n) = self.rate_limit_per_minute {
+            update.rate_limit_per_minute = validate_rate_limit(n)
+                .map_err(|m| errors.push(FieldError::new("rate_limit_per_minute", m)))
+                .ok();
+        }
+        if let Some(list) = self.permissions {
+            update.permissions = match PermissionSet::parse_list(&list) {
+                Ok(set) if set.is_empty() => {
+                    errors.push(FieldError::new("permissions", "give at least one permission"));
+                    None
+                }
+                Ok(set) => Some(set),
+                Err(m) => {
+                    errors.push(FieldError::new("permissions", m));
+                    None
+                }
+            };
+        }
+        if errors.is_empty() {
+            Ok(update)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// A key together with its secret, returned once at creation.
+pub struct Created {
+    pub key: KeyRecord,
+    pub secret: PlainKey,
+}
+
+impl Core {
+    fn mint(&self, principal: &Principal, new: NewKey, now: Timestamp) -> Created {
+        let secret = token::generate(new.environment);
+        let key = KeyRecord {
+            id: new_id("key"),
+            shop_id: principal.shop_id.clone(),
+            name: new.name,
+            environment: new.environment,
+            kind: KeyKind::Standard,
+            display: token::display_form(secret.expose()),
+            hash: self.hasher.hash(secret.expose()),
+            permissions: new.permissions,
+            allowed_ips: new.allowed_ips,
+            rate_limit_per_minute: new.rate_limit_per_minute,
+            expires_at: new.expires_at,
+            revoked_at: None,
+            retired_at: None,
+            template: new.template.map(str::to_owned),
+            created_at: now,
+            updated_at: now,
+            created_by: principal.actor.clone(),
+            sent_in_url_at: None,
+        };
+        Created { key, secret }
+    }
+
+    async fn insert(&self, created: &Created, audit: AuditEvent) -> Result<(), ServiceError> {
+        self.store
+            .insert_key(&created.key, self.policy.max_keys_per_shop, &audit)
+            .await?;
+        self.cache.evict(&created.key.hash);
+        Ok(())
+    }
+
+    /// Creates a key after the escalation and environment rules.
+    pub async fn create_key(&self, principal: &Principal, new: NewKey) -> Result<Created, ServiceError> {
+        principal.may_use_environment(new.environment)?;
+        principal.may_grant(new.permissions)?;
+        let now = self.clock.now();
+        let created = self.mint(principal, new, now);
+        let audit = principal.audit(
+            now,
+            "key.created",
+            &created.key,
+            serde_json::json!({
+                "name": created.key.name.as_str(),
+                "permissions": created.key.permissions,
+                "template": created.key.template,
+            }),
+        );
+        self.insert(&created, audit).await?;
+        Ok(created)
+    }
+
+    /// A key visible to `principal`, or `NotFound`.
+    pub async fn visible_key(&self, principal: &Principal, id: &str) -> Result<KeyRecord, ServiceError> {
+        match self.store.get_key(&principal.shop_id, id).await? {
+            Some(key) if principal.can_see(&key) => Ok(key),
+            _ => Err(ServiceError::NotFound),
+        }
+    }
+
+    pub async fn update_key(
+        &self,
+        principal: &Principal,
+        id: &str,
+        update: KeyUpdate,
+    ) -> Result<KeyRecord, ServiceError> {
+        let key = self.visible_key(principal, id).await?;
+        principal.may_act_on(&key)?;
+        if let Some(p) = update.permissions {
+            principal.may_grant(p)?;
+        }
+        if key.revoked_at.is_some() {
+            return Err(ServiceError::Conflict(
+                "This key is revoked; revoked keys cannot be changed. Create a new key instead.".into(),
+            ));
+        }
+        if update.is_empty() {
+            return Ok(key);
+        }
+        let now = self.clock.now();
+        let mut changes = serde_json::Map::new();
+        if let Some(n) = &update.name {
+            changes.insert("name".into(), serde_json::json!({"from": key.name, "to": n}));
+        }
+        if let Some(ips) = &update.allowed_ips {
+            changes.insert("allowed_ips".into(), serde_json::json!({"from": key.allowed_ips, "to": ips}));
+        }
+        if let Some(exp) = &update.expires_at {
+            changes.insert("expires_at".into(), serde_json::json!({"from": key.expires_at, "to": exp}));
+        }
+        if let Some(r) = update.rate_limit_per_minute {
+            changes.insert("rate_limit_per_minute".into(), serde_json::json!({"from": key.rate_limit_per_minute, "to": r}));
+        }
+        if let Some(p) = update.permissions {
+            changes.insert("permissions".into(), serde_json::json!({"from": key.permissions, "to": p}));
+        }
+        let audit = principal.audit(now, "key.updated", &key, serde_json::Value::Object(changes));
+        let updated = self.store.update_key(&principal.shop_id, id, &update, now, &audit).await?;
+        self.cache.evict(&key.hash);
+        Ok(updated)
+    }
+
+    /// Revokes a key; revoking a revoked key changes nothing and succeeds.
+    /// `itself` is the `/me/revoke` path, where any key may revoke itself.
+    pub async fn revoke_key(&self, principal: &Principal, id: &str, itself: bool) -> Result<KeyRecord, ServiceError> {
+        let key = self.visible_key(principal, id).await?;
+        if !itself {
+            principal.may_act_on(&key)?;
+        }
+        let now = self.clock.now();
+        let action = if itself { "key.revoked_itself" } else { "key.revoked" };
+        let audit = principal.audit(now, action, &key, serde_json::json!({}));
+        let revoked = self.store.revoke_key(&principal.shop_id, id, now, &audit).await?;
+        self.cache.evict(&key.hash);
+        Ok(revoked)
+    }
+
+    pub async fn delete_key(&self, principal: &Principal, id: &str) -> Result<(), ServiceError> {
+        let key = self.visible_key(principal, id).await?;
+        principal.may_act_on(&key)?;
+        let audit = principal.audit(
+            self.clock.now(),
+            "key.deleted",
+            &key,
+            serde_json::json!({"name": key.name, "display": key.display}),
+        );
+        self.store.delete_key(&principal.shop_id, id, &audit).await?;
+        self.cache.evict(&key.hash);
+        Ok(())
+    }
+
+    /// A new key with the same settings as `id` and a new name. An expiry that
+    /// has already passed is not copied (the copy would be born expired).
+    pub async fn clone_key(
+        &self,
+        principal: &Principal,
+        id: &str,
+        name: Option<String>,
+    ) -> Result<Created, ServiceError> {
+        let source = self.visible_key(principal, id).await?;
+        principal.may_act_on(&source)?;
+        let now = self.clock.now();
+        let name = match name {
+            Some(n) => KeyName::parse(&n).map_err(|m| ServiceError::Validation(vec![FieldError::new("name", m)]))?,
+            None => {
+                let copy: String = format!("{} (copy)", source.name.as_str());
+                KeyName::parse(&copy.chars().take(100).collect::<String>())
+                    .map_err(|m| ServiceError::Validation(vec![FieldError::new("name", m)]))?
+            }
+        };
+        let new = NewKey {
+            name,
+            template: source.template.as_deref().and_then(permission::template).map(|t| t.id),
+            permissions: source.permissions,
+            environment: source.environment,
+            allowed_ips: source.allowed_ips.clone(),
+            expires_at: source.expires_at.filter(|t| *t > now),
+            rate_limit_per_minute: source.rate_limit_per_minute,
+        };
+        principal.may_use_environment(new.environment)?;
+        principal.may_grant(new.permissions)?;
+        let created = self.mint(principal, new, now);
+        let audit = principal.audit(
+            now,
+            "key.cloned",
+            &created.key,
+            serde_json::json!({"cloned_from": source.id, "name": created.key.name}),
+        );
+        self.insert(&created, audit).await?;
+        Ok(created)
+    }
+
+    /// The status of a key now.
+    pub fn status_of(&self, key: &KeyRecord) -> KeyStatus {
+        key.status(self.clock.now(), self.policy.legacy_sunset)
+    }
+
+    /// Records that a standard key arrived in a URL: a warning on the key and an
+    /// audit event, at most once an hour per key so a misconfigured poller
+    /// cannot turn every request into a database write.
+    pub async fn note_key_in_url(&self, key: &Arc<KeyRecord>, ip: std::net::IpAddr) {
+        let now = self.clock.now();
+        if key.sent_in_url_at.is_some_and(|t| t.plus_seconds(3600) > now) {
+            return;
+        }
+        let principal = Principal::key(key, ip);
+        let audit = principal.audit(now, "key.sent_in_url", key, serde_json::json!({}));
+        match self.store.mark_key_sent_in_url(&key.id, &audit).await {
+            Ok(()) => self.cache.evict(&key.hash),
+            Err(e) => tracing::warn!(key_id = %key.id, error = %e, "could not record key_in_url"),
+        }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ServiceError::NotFound,
+            StoreError::Conflict(m) => ServiceError::Conflict(m),
+            other => ServiceError::Store(other),
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! latchkey: the API-key system of a repair-shop platform and the REST API its
+//! keys open. The binary (`main.rs`) only parses the command line; everything
+//! else lives here so tests, benchmarks and the binary share it.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod keys;
+pub mod store;
+pub mod telemetry;
+
+pub use app::{build_router, serve, AppState, Core, Policy};

@@ -1,0 +1,204 @@
+//! Persistence behind one trait, so the SQLite store (default) and a PostgreSQL
+//! store serve the same callers. Only portable types cross this boundary:
+//! strings, integers, [`Timestamp`]s and the domain types built from them.
+//!
+//! Every mutation of a key writes, in the same transaction, a `key_changes` row
+//! (the invalidation feed every instance tails) and its audit event: what the API
+//! confirmed is durable, and nothing is half-written.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::domain::clock::Timestamp;
+use crate::domain::key::{Actor, KeyName, KeyRecord, KeyStatus};
+use crate::domain::net::AllowedIps;
+use crate::domain::permission::PermissionSet;
+use crate::domain::token::Environment;
+use crate::domain::user::{Email, Role};
+
+/// Errors a store reports. Callers map them to HTTP answers in one place
+/// (`error.rs`); a store never decides a status code.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// The data's state forbids it (a limit reached, a unique value taken).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database cannot be reached or is overloaded.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Internal(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Shop {
+    pub id: String,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: String,
+    pub shop_id: String,
+    pub email: Email,
+    pub role: Role,
+    /// argon2id PHC string; never serialised.
+    pub password_hash: String,
+    pub created_at: Timestamp,
+}
+
+/// A change to a key's settings; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct KeyUpdate {
+    pub name: Option<KeyName>,
+    pub allowed_ips: Option<AllowedIps>,
+    pub expires_at: Option<Option<Timestamp>>,
+    pub rate_limit_per_minute: Option<u32>,
+    pub permissions: Option<PermissionSet>,
+}
+
+impl KeyUpdate {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.allowed_ips.is_none()
+            && self.expires_at.is_none()
+            && self.rate_limit_per_minute.is_none()
+            && self.permissions.is_none()
+    }
+}
+
+/// Which keys a listing returns.
+#[derive(Clone, Debug)]
+pub struct KeyFilter {
+    pub environment: Option<Environment>,
+    pub status: Option<KeyStatus>,
+    /// Status depends on time and the legacy cut-off.
+    pub now: Timestamp,
+    pub legacy_sunset: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct PageRequest {
+    /// 1-based.
+    pub page: u32,
+    pub per_page: u32,
+}
+
+impl PageRequest {
+    pub fn offset(self) -> i64 {
+        i64::from(self.page.saturating_sub(1)) * i64::from(self.per_page)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+}
+
+/// One row of the invalidation feed.
+#[derive(Clone, Debug)]
+pub struct KeyChange {
+    pub seq: i64,
+    pub key_id: String,
+    pub key_hash: [u8; 32],
+}
+
+/// Who did what to which key, when and from where.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditEvent {
+    pub id: String,
+    #[serde(skip)]
+    pub shop_id: String,
+    pub at: Timestamp,
+    pub actor: Actor,
+    pub action: String,
+    pub key_id: Option<String>,
+    /// The environment of the key acted on, so a test key sees only test events.
+    pub environment: Option<Environment>,
+    pub ip: Option<String>,
+    pub details: serde_json::Value,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub environment: Option<Environment>,
+    pub key_id: Option<String>,
+    pub action: Option<String>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Answers when the database does (for `/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn has_shops(&self) -> StoreResult<bool>;
+    /// Creates a shop and its owner in one transaction.
+    async fn create_shop(&self, shop: &Shop, owner: &User, audit: &AuditEvent) -> StoreResult<()>;
+    async fn get_shop(&self, id: &str) -> StoreResult<Option<Shop>>;
+
+    async fn find_user_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
+    async fn get_user(&self, id: &str) -> StoreResult<Option<User>>;
+
+    /// Inserts a key unless its shop already holds `max_per_shop` keys.
+    async fn insert_key(
+        &self,
+        key: &KeyRecord,
+        max_per_shop: u32,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// A key of `shop_id` by id; another shop's key is `None`.
+    async fn get_key(&self, shop_id: &str, id: &str) -> StoreResult<Option<KeyRecord>>;
+    /// A key by id in any shop (the CLI's view: key ids are unique across shops).
+    async fn get_key_any_shop(&self, id: &str) -> StoreResult<Option<KeyRecord>>;
+    async fn find_key_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<KeyRecord>>;
+    async fn list_keys(
+        &self,
+        shop_id: &str,
+        filter: &KeyFilter,
+        page: PageRequest,
+    ) -> StoreResult<Paged<KeyRecord>>;
+    /// Applies `update` and returns the key as it now is.
+    async fn update_key(
+        &self,
+        shop_id: &str,
+        id: &str,
+        update: &KeyUpdate,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> StoreResult<KeyRecord>;
+    /// Revokes a key (keeping the first revocation time if it was already
+    /// revoked) and returns it.
+    async fn revoke_key(
+        &self,
+        shop_id: &str,
+        id: &str,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> StoreResult<KeyRecord>;
+    async fn delete_key(&self, shop_id: &str, id: &str, audit: &AuditEvent) -> StoreResult<()>;
+    /// Marks that the key was seen in a URL (a warning on the key) and audits it.
+    async fn mark_key_sent_in_url(&self, id: &str, audit: &AuditEvent) -> StoreResult<()>;
+
+    /// Feed rows after `seq`, oldest first.
+    async fn key_changes_since(&self, seq: i64, limit: u32) -> StoreResult<Vec<KeyChange>>;
+    /// The newest feed position (0 when empty).
+    async fn last_key_change(&self) -> StoreResult<i64>;
+    /// Drops feed rows older than `before`; instances only ever need the recent ones.
+    async fn prune_key_changes(&self, before: Timestamp) -> StoreResult<u64>;
+
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
+    async fn list_audit_events(
+        &self,
+        shop_id: &str,
+        filter: &AuditFilter,
+        page: PageRequest,
+    ) -> StoreResult<Paged<AuditEvent>>;
+}
