@@ -18,15 +18,15 @@ use crate::auth::secret::{KeyHasher, ServerSecret};
 use crate::config::{redact_url, Overrides, ProcessEnv, Settings};
 use crate::domain::clock::SystemClock;
 use crate::domain::key::{Actor, KeyStatus};
-use crate::domain::new_id;
 use crate::domain::random_base62;
 use crate::domain::token::Environment;
-use crate::domain::user::{Email, Password, Role};
+use crate::domain::user::Password;
+use crate::shops::NewShop;
 use crate::error::ServiceError;
 use crate::http::api::keys::KeyView;
 use crate::keys::{NewKeyInput, Principal};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{AuditEvent, KeyFilter, PageRequest, Shop, Store, User};
+use crate::store::{KeyFilter, PageRequest, Store};
 
 #[derive(Parser, Debug)]
 #[command(name = "latchkey", version, about = "API keys for repair-shop platforms, and the REST API they open.")]
@@ -315,9 +315,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let has_shops = core.store.has_shops().await?;
     tracing::info!(url = %public_url, listen = %addr, database = %redact_url(&settings.database_url), "latchkey listening on {public_url}");
     if !has_shops {
-        tracing::info!(
-            "no shop yet: create one with `latchkey shop create --name \"My Repair Shop\" --owner-email you@example.com`"
-        );
+        let link = crate::http::web::setup::issue_link(&core).await?;
+        tracing::info!("no shop yet: open the one-time setup link {link} (or run `latchkey shop create`)");
     }
     crate::app::serve(listener, Arc::new(core), shutdown_signal()).await?;
     tracing::info!("stopped");
@@ -349,42 +348,18 @@ async fn shutdown_signal() {
 
 async fn shop(settings: Settings, cmd: ShopCommand) -> anyhow::Result<()> {
     let ShopCommand::Create { name, owner_email, password_stdin, json } = cmd;
-    let name = name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 100 {
-        bail!("--name: a shop name is 1-100 characters");
-    }
-    let email = Email::parse(&owner_email).map_err(|e| anyhow::anyhow!("--owner-email: {e}"))?;
     let (password, generated) = if password_stdin {
         let mut input = String::new();
         std::io::stdin().read_to_string(&mut input).context("cannot read the password from standard input")?;
-        let line = input.trim_end_matches(['\n', '\r']).to_owned();
-        (Password::parse(line).map_err(|e| anyhow::anyhow!("password: {e}"))?, None)
+        (Password::parse(input.trim_end_matches(['\n', '\r']).to_owned()), None)
     } else {
         let p = random_base62(20);
-        (Password::parse(p.clone()).map_err(anyhow::Error::msg)?, Some(p))
+        (Password::parse(p.clone()), Some(p))
     };
+    let now = crate::domain::clock::Clock::now(&SystemClock);
+    let NewShop { shop, owner, audit } = crate::shops::prepare(&name, &owner_email, password, Actor::Cli, now)
+        .map_err(|errors| service_err(ServiceError::Validation(errors)))?;
     let (core, _) = open_core(&settings).await?;
-    let now = core.clock.now();
-    let shop = Shop { id: new_id("shop"), name, created_at: now };
-    let owner = User {
-        id: new_id("usr"),
-        shop_id: shop.id.clone(),
-        email,
-        role: Role::Owner,
-        password_hash: password.hash(),
-        created_at: now,
-    };
-    let audit = AuditEvent {
-        id: new_id("evt"),
-        shop_id: shop.id.clone(),
-        at: now,
-        actor: Actor::Cli,
-        action: "shop.created".into(),
-        key_id: None,
-        environment: None,
-        ip: None,
-        details: serde_json::json!({"name": shop.name, "owner_id": owner.id, "owner_email": owner.email}),
-    };
     core.store.create_shop(&shop, &owner, &audit).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     if json {
         let mut out = serde_json::json!({
@@ -426,6 +401,7 @@ fn cli_field(field: &str) -> String {
     let base = field.split('[').next().unwrap_or(field);
     let flag = match base {
         "permissions" => "permission",
+        "password" => "password-stdin",
         "allowed_ips" => "allowed-ip",
         "rate_limit_per_minute" => "rate-limit",
         other => other,

@@ -66,3 +66,11 @@ CREATE TABLE audit_events (
 );
 CREATE INDEX audit_events_shop ON audit_events (shop_id, at DESC, seq DESC);
 CREATE INDEX audit_events_key ON audit_events (key_id, at DESC);
+
+-- The one-time link `serve` prints on an empty database. Only a hash is kept;
+-- a token works once, and only while no shop exists.
+CREATE TABLE setup_tokens (
+    token_hash  BLOB PRIMARY KEY,
+    created_at  INTEGER NOT NULL,
+    used_at     INTEGER
+);

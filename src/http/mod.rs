@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod json;
+pub mod web;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -29,6 +30,7 @@ pub fn build_router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", keyed)
         .merge(api::health::router())
+        .merge(web::router())
         .route_layer(from_fn(tag_route))
         .fallback(no_such_route)
         .layer(DefaultBodyLimit::max(json::MAX_BODY))

@@ -144,6 +144,21 @@ pub trait Store: Send + Sync + 'static {
     async fn create_shop(&self, shop: &Shop, owner: &User, audit: &AuditEvent) -> StoreResult<()>;
     async fn get_shop(&self, id: &str) -> StoreResult<Option<Shop>>;
 
+    /// Replaces any unused setup token with this one (only the newest printed
+    /// link works).
+    async fn put_setup_token(&self, token_hash: &[u8; 32], at: Timestamp) -> StoreResult<()>;
+    /// Whether an unused setup token with this hash exists and no shop does.
+    async fn setup_token_valid(&self, token_hash: &[u8; 32]) -> StoreResult<bool>;
+    /// Uses the token and creates the first shop and its owner, atomically.
+    /// `NotFound` when the token is unknown or used, or a shop already exists.
+    async fn complete_setup(
+        &self,
+        token_hash: &[u8; 32],
+        shop: &Shop,
+        owner: &User,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+
     async fn find_user_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
     async fn get_user(&self, id: &str) -> StoreResult<Option<User>>;
 

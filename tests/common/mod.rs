@@ -56,11 +56,18 @@ impl TestResponse {
 
 pub struct Builder {
     policy: Policy,
+    empty: bool,
 }
 
 impl Builder {
     pub fn policy(mut self, f: impl FnOnce(&mut Policy)) -> Self {
         f(&mut self.policy);
+        self
+    }
+
+    /// No default shop (a first run).
+    pub fn empty(mut self) -> Self {
+        self.empty = true;
         self
     }
 
@@ -80,14 +87,16 @@ impl Builder {
             dir,
             peer: "203.0.113.10:40000".parse().unwrap(),
         };
-        app.shop_id = app.new_shop("Fix-It Phones", "owner@fixit.example").await;
+        if !self.empty {
+            app.shop_id = app.new_shop("Fix-It Phones", "owner@fixit.example").await;
+        }
         app
     }
 }
 
 impl TestApp {
     pub fn builder() -> Builder {
-        Builder { policy: Policy::default() }
+        Builder { policy: Policy::default(), empty: false }
     }
 
     pub async fn new() -> TestApp {
