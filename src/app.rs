@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::auth::cache::KeyCache;
+use crate::auth::ratelimit::{FailedAttemptLimiter, KeyLimiter};
 use crate::auth::secret::KeyHasher;
 use crate::domain::clock::{Clock, Timestamp};
 use crate::domain::net::TrustedProxies;
@@ -16,6 +17,8 @@ use crate::store::Store;
 #[derive(Clone, Debug)]
 pub struct Policy {
     pub default_rate_limit: u32,
+    /// Failed authentications per minute per client IP.
+    pub failed_auth_limit: u32,
     pub max_keys_per_shop: u32,
     pub legacy_sunset: Timestamp,
     pub trusted_proxies: TrustedProxies,
@@ -27,6 +30,7 @@ impl Default for Policy {
     fn default() -> Self {
         Policy {
             default_rate_limit: 100,
+            failed_auth_limit: 30,
             max_keys_per_shop: 1000,
             legacy_sunset: Timestamp::parse_rfc3339(crate::config::DEFAULT_LEGACY_SUNSET)
                 .expect("default sunset parses"),
@@ -42,6 +46,8 @@ pub struct Core {
     pub clock: Arc<dyn Clock>,
     pub hasher: KeyHasher,
     pub cache: Arc<KeyCache>,
+    pub limiter: KeyLimiter,
+    pub failed_attempts: FailedAttemptLimiter,
     pub policy: Policy,
 }
 
@@ -49,12 +55,19 @@ pub struct Core {
 pub const KEY_CACHE_CAPACITY: u64 = 200_000;
 
 impl Core {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, hasher: KeyHasher, policy: Policy) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        hasher: KeyHasher,
+        policy: Policy,
+    ) -> Self {
         Core {
             store,
             clock,
             hasher,
             cache: Arc::new(KeyCache::new(KEY_CACHE_CAPACITY)),
+            limiter: KeyLimiter::new(KEY_CACHE_CAPACITY),
+            failed_attempts: FailedAttemptLimiter::new(policy.failed_auth_limit),
             policy,
         }
     }

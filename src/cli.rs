@@ -10,26 +10,30 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::Core;
 use crate::auth::secret::{KeyHasher, ServerSecret};
-use crate::config::{redact_url, Overrides, ProcessEnv, Settings};
+use crate::config::{Overrides, ProcessEnv, Settings, redact_url};
 use crate::domain::clock::SystemClock;
 use crate::domain::key::{Actor, KeyStatus};
 use crate::domain::random_base62;
 use crate::domain::token::Environment;
 use crate::domain::user::Password;
-use crate::shops::NewShop;
 use crate::error::ServiceError;
 use crate::http::api::keys::KeyView;
 use crate::keys::{NewKeyInput, Principal};
+use crate::shops::NewShop;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{KeyFilter, PageRequest, Store};
 
 #[derive(Parser, Debug)]
-#[command(name = "latchkey", version, about = "API keys for repair-shop platforms, and the REST API they open.")]
+#[command(
+    name = "latchkey",
+    version,
+    about = "API keys for repair-shop platforms, and the REST API they open."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -66,6 +70,20 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage a shop's test-environment data.
+    #[command(subcommand, name = "test-data")]
+    TestData(TestDataCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TestDataCommand {
+    /// Replace the shop's test data with the sample set (live data is never touched).
+    Reset {
+        #[arg(long, value_name = "SHOP_ID")]
+        shop: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug, Default)]
@@ -195,7 +213,10 @@ impl GlobalArgs {
 /// Parses arguments, runs the command, and turns failure into one stderr line.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("latchkey: cannot start the async runtime: {e}");
@@ -232,12 +253,47 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(_) => serve(settings).await,
         Command::Migrate => {
-            open_store(&settings).await?;
-            eprintln!("database {} is up to date", redact_url(&settings.database_url));
+            // SPEC: data commands create the data dir, database and secret.
+            open_core(&settings).await?;
+            eprintln!(
+                "database {} is up to date",
+                redact_url(&settings.database_url)
+            );
             Ok(())
         }
         Command::Shop(cmd) => shop(settings, cmd).await,
         Command::Keys(cmd) => keys(settings, cmd).await,
+        Command::TestData(TestDataCommand::Reset { shop, json }) => {
+            let (core, _) = open_core(&settings).await?;
+            if core
+                .store
+                .get_shop(&shop)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .is_none()
+            {
+                bail!("--shop: no shop with id `{shop}`");
+            }
+            let sample = crate::domain::sample::sample_data();
+            core.store
+                .reset_test_data(&shop, &sample, core.clock.now())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (c, o, d) = (
+                sample.clients.len(),
+                sample.orders.len(),
+                sample.devices.len(),
+            );
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"test_data": {"clients": c, "orders": o, "devices": d}})
+                );
+            } else {
+                println!("test data of {shop} reset: {c} clients, {o} orders, {d} devices");
+            }
+            Ok(())
+        }
     }
 }
 
@@ -248,30 +304,45 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
             redact_url(&settings.database_url)
         );
     }
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            settings.data_dir.display()
+        )
+    })?;
     if let Some(parent) = settings.sqlite_path().and_then(|p| p.parent()) {
         if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create the database directory {}", parent.display()))?;
+            std::fs::create_dir_all(parent).with_context(|| {
+                format!("cannot create the database directory {}", parent.display())
+            })?;
         }
     }
     let store = SqliteStore::open(&settings.database_url)
         .await
-        .with_context(|| format!("cannot open the database {}", redact_url(&settings.database_url)))?;
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                redact_url(&settings.database_url)
+            )
+        })?;
     Ok(Arc::new(store))
 }
 
 /// The server secret, from `LATCHKEY_SECRET`, `--secret-file`, or
 /// `<data-dir>/secret.key` (created on first use). Returns whether it was created.
 fn load_secret(settings: &Settings) -> anyhow::Result<(ServerSecret, Option<PathBuf>)> {
-    if let Some(value) = std::env::var("LATCHKEY_SECRET").ok().filter(|v| !v.is_empty()) {
+    if let Some(value) = std::env::var("LATCHKEY_SECRET")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
         return ServerSecret::new(value.into_bytes())
             .map(|s| (s, None))
             .map_err(|e| anyhow::anyhow!("LATCHKEY_SECRET: {e}"));
     }
     if let Some(path) = &settings.secret_file {
-        return ServerSecret::read_file(path).map(|s| (s, None)).map_err(anyhow::Error::msg);
+        return ServerSecret::read_file(path)
+            .map(|s| (s, None))
+            .map_err(anyhow::Error::msg);
     }
     let path = settings.data_dir.join("secret.key");
     let (secret, created) = ServerSecret::load_or_create(&path).map_err(anyhow::Error::msg)?;
@@ -282,14 +353,21 @@ fn load_secret(settings: &Settings) -> anyhow::Result<(ServerSecret, Option<Path
 pub async fn open_core(settings: &Settings) -> anyhow::Result<(Core, Option<PathBuf>)> {
     let store = open_store(settings).await?;
     let (secret, created) = load_secret(settings)?;
-    let core = Core::new(store, Arc::new(SystemClock), KeyHasher::new(&secret), settings.policy.clone());
+    let core = Core::new(
+        store,
+        Arc::new(SystemClock),
+        KeyHasher::new(&secret),
+        settings.policy.clone(),
+    );
     Ok((core, created))
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     crate::telemetry::init(true);
     if settings.redis_url.is_some() {
-        bail!("--redis-url: shared rate limits on Redis are not supported by this build yet; run one instance without it");
+        bail!(
+            "--redis-url: shared rate limits on Redis are not supported by this build yet; run one instance without it"
+        );
     }
     let (core, created_secret) = open_core(&settings).await?;
     if let Some(path) = created_secret {
@@ -316,7 +394,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(url = %public_url, listen = %addr, database = %redact_url(&settings.database_url), "latchkey listening on {public_url}");
     if !has_shops {
         let link = crate::http::web::setup::issue_link(&core).await?;
-        tracing::info!("no shop yet: open the one-time setup link {link} (or run `latchkey shop create`)");
+        tracing::info!(
+            "no shop yet: open the one-time setup link {link} (or run `latchkey shop create`)"
+        );
     }
     crate::app::serve(listener, Arc::new(core), shutdown_signal()).await?;
     tracing::info!("stopped");
@@ -347,20 +427,34 @@ async fn shutdown_signal() {
 }
 
 async fn shop(settings: Settings, cmd: ShopCommand) -> anyhow::Result<()> {
-    let ShopCommand::Create { name, owner_email, password_stdin, json } = cmd;
+    let ShopCommand::Create {
+        name,
+        owner_email,
+        password_stdin,
+        json,
+    } = cmd;
     let (password, generated) = if password_stdin {
         let mut input = String::new();
-        std::io::stdin().read_to_string(&mut input).context("cannot read the password from standard input")?;
-        (Password::parse(input.trim_end_matches(['\n', '\r']).to_owned()), None)
+        std::io::stdin()
+            .read_to_string(&mut input)
+            .context("cannot read the password from standard input")?;
+        (
+            Password::parse(input.trim_end_matches(['\n', '\r']).to_owned()),
+            None,
+        )
     } else {
         let p = random_base62(20);
         (Password::parse(p.clone()), Some(p))
     };
     let now = crate::domain::clock::Clock::now(&SystemClock);
-    let NewShop { shop, owner, audit } = crate::shops::prepare(&name, &owner_email, password, Actor::Cli, now)
-        .map_err(|errors| service_err(ServiceError::Validation(errors)))?;
+    let NewShop { shop, owner, audit } =
+        crate::shops::prepare(&name, &owner_email, password, Actor::Cli, now)
+            .map_err(|errors| service_err(ServiceError::Validation(errors)))?;
     let (core, _) = open_core(&settings).await?;
-    core.store.create_shop(&shop, &owner, &audit).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    core.store
+        .create_shop(&shop, &owner, &audit)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     if json {
         let mut out = serde_json::json!({
             "shop_id": shop.id, "shop_name": shop.name, "owner_id": owner.id, "owner_email": owner.email,
@@ -409,10 +503,18 @@ fn cli_field(field: &str) -> String {
     format!("--{}{}", flag.replace('_', "-"), &field[base.len()..])
 }
 
-fn print_key(core: &Core, key: &crate::domain::key::KeyRecord, secret: Option<&crate::domain::token::PlainKey>, json: bool) -> anyhow::Result<()> {
+fn print_key(
+    core: &Core,
+    key: &crate::domain::key::KeyRecord,
+    secret: Option<&crate::domain::token::PlainKey>,
+    json: bool,
+) -> anyhow::Result<()> {
     let view = KeyView::new(core, key, secret);
     if json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "key": view }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "key": view }))?
+        );
         return Ok(());
     }
     println!("id:           {}", view.id);
@@ -422,9 +524,19 @@ fn print_key(core: &Core, key: &crate::domain::key::KeyRecord, secret: Option<&c
     println!("key:          {}", view.display);
     println!("permissions:  {}", key.permissions.to_names().join(" "));
     let ips = key.allowed_ips.to_strings();
-    println!("allowed_ips:  {}", if ips.is_empty() { "any".into() } else { ips.join(" ") });
+    println!(
+        "allowed_ips:  {}",
+        if ips.is_empty() {
+            "any".into()
+        } else {
+            ips.join(" ")
+        }
+    );
     println!("rate_limit:   {}/min", view.rate_limit_per_minute);
-    println!("expires_at:   {}", view.expires_at.map_or("never".into(), |t| t.to_string()));
+    println!(
+        "expires_at:   {}",
+        view.expires_at.map_or("never".into(), |t| t.to_string())
+    );
     println!("created_at:   {}", view.created_at);
     for w in &view.warnings {
         println!("warning:      {}", w.message);
@@ -442,14 +554,28 @@ async fn keys(settings: Settings, cmd: KeysCommand) -> anyhow::Result<()> {
     let shop_exists = |id: String| {
         let store = core.store.clone();
         async move {
-            match store.get_shop(&id).await.map_err(|e| anyhow::anyhow!("{e}"))? {
+            match store
+                .get_shop(&id)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
                 Some(_) => Ok(()),
                 None => Err(anyhow::anyhow!("--shop: no shop with id `{id}`")),
             }
         }
     };
     match cmd {
-        KeysCommand::Create { shop, name, template, permission, environment, allowed_ip, expires_at, rate_limit, json } => {
+        KeysCommand::Create {
+            shop,
+            name,
+            template,
+            permission,
+            environment,
+            allowed_ip,
+            expires_at,
+            rate_limit,
+            json,
+        } => {
             shop_exists(shop.clone()).await?;
             let input = NewKeyInput {
                 name,
@@ -461,12 +587,24 @@ async fn keys(settings: Settings, cmd: KeysCommand) -> anyhow::Result<()> {
                 rate_limit_per_minute: rate_limit,
             };
             let new = input
-                .validate(core.clock.now(), Environment::Live, core.policy.default_rate_limit)
+                .validate(
+                    core.clock.now(),
+                    Environment::Live,
+                    core.policy.default_rate_limit,
+                )
                 .map_err(|errors| service_err(ServiceError::Validation(errors)))?;
-            let created = core.create_key(&Principal::cli(&shop), new).await.map_err(service_err)?;
+            let created = core
+                .create_key(&Principal::cli(&shop), new)
+                .await
+                .map_err(service_err)?;
             print_key(&core, &created.key, Some(&created.secret), json)
         }
-        KeysCommand::List { shop, environment, status, json } => {
+        KeysCommand::List {
+            shop,
+            environment,
+            status,
+            json,
+        } => {
             shop_exists(shop.clone()).await?;
             let environment = environment
                 .map(|e| e.parse::<Environment>())
@@ -476,11 +614,23 @@ async fn keys(settings: Settings, cmd: KeysCommand) -> anyhow::Result<()> {
                 .map(|s| s.parse::<KeyStatus>())
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("--status: {e}"))?;
-            let filter = KeyFilter { environment, status, now: core.clock.now(), legacy_sunset: core.policy.legacy_sunset };
+            let filter = KeyFilter {
+                environment,
+                status,
+                now: core.clock.now(),
+                legacy_sunset: core.policy.legacy_sunset,
+            };
             let mut all = Vec::new();
-            let mut page = PageRequest { page: 1, per_page: 100 };
+            let mut page = PageRequest {
+                page: 1,
+                per_page: 100,
+            };
             loop {
-                let batch = core.store.list_keys(&shop, &filter, page).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                let batch = core
+                    .store
+                    .list_keys(&shop, &filter, page)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
                 let done = batch.items.len() < page.per_page as usize;
                 all.extend(batch.items);
                 if done {
@@ -489,12 +639,19 @@ async fn keys(settings: Settings, cmd: KeysCommand) -> anyhow::Result<()> {
                 page.page += 1;
             }
             if json {
-                let views: Vec<KeyView> = all.iter().map(|k| KeyView::new(&core, k, None)).collect();
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "keys": views }))?);
+                let views: Vec<KeyView> =
+                    all.iter().map(|k| KeyView::new(&core, k, None)).collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "keys": views }))?
+                );
             } else if all.is_empty() {
                 println!("no keys");
             } else {
-                println!("{:<29} {:<8} {:<8} {:<22} NAME", "ID", "ENV", "STATUS", "KEY");
+                println!(
+                    "{:<29} {:<8} {:<8} {:<22} NAME",
+                    "ID", "ENV", "STATUS", "KEY"
+                );
                 for k in &all {
                     println!(
                         "{:<29} {:<8} {:<8} {:<22} {}",
@@ -514,12 +671,17 @@ async fn keys(settings: Settings, cmd: KeysCommand) -> anyhow::Result<()> {
         }
         KeysCommand::Revoke { key_id, json } => {
             let key = find_key(&core, &key_id).await?;
-            let revoked = core.revoke_key(&Principal::cli(&key.shop_id), &key_id, false).await.map_err(service_err)?;
+            let revoked = core
+                .revoke_key(&Principal::cli(&key.shop_id), &key_id, false)
+                .await
+                .map_err(service_err)?;
             print_key(&core, &revoked, None, json)
         }
         KeysCommand::Delete { key_id, json } => {
             let key = find_key(&core, &key_id).await?;
-            core.delete_key(&Principal::cli(&key.shop_id), &key_id).await.map_err(service_err)?;
+            core.delete_key(&Principal::cli(&key.shop_id), &key_id)
+                .await
+                .map_err(service_err)?;
             if json {
                 println!("{}", serde_json::json!({"deleted": key_id}));
             } else {

@@ -111,7 +111,10 @@ impl Env for std::collections::HashMap<String, String> {
         self.get(name).cloned()
     }
     fn latchkey_vars(&self) -> Vec<String> {
-        self.keys().filter(|k| k.starts_with("LATCHKEY_")).cloned().collect()
+        self.keys()
+            .filter(|k| k.starts_with("LATCHKEY_"))
+            .cloned()
+            .collect()
     }
 }
 
@@ -143,25 +146,39 @@ impl Settings {
         }
 
         let pick = |flag: Option<&String>, name: &str| -> Option<String> {
-            flag.cloned().or_else(|| env.var(&format!("LATCHKEY_{name}")).filter(|v| !v.is_empty()))
+            flag.cloned().or_else(|| {
+                env.var(&format!("LATCHKEY_{name}"))
+                    .filter(|v| !v.is_empty())
+            })
         };
 
         let explicit_config = flags
             .config
             .clone()
             .or_else(|| env.var("LATCHKEY_CONFIG").map(PathBuf::from));
-        let cli_data_dir = flags
-            .data_dir
-            .clone()
-            .or_else(|| env.var("LATCHKEY_DATA_DIR").filter(|v| !v.is_empty()).map(PathBuf::from));
-        let config_path = explicit_config
-            .clone()
-            .unwrap_or_else(|| cli_data_dir.clone().unwrap_or_else(|| DEFAULT_DATA_DIR.into()).join("latchkey.toml"));
+        let cli_data_dir = flags.data_dir.clone().or_else(|| {
+            env.var("LATCHKEY_DATA_DIR")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        });
+        let config_path = explicit_config.clone().unwrap_or_else(|| {
+            cli_data_dir
+                .clone()
+                .unwrap_or_else(|| DEFAULT_DATA_DIR.into())
+                .join("latchkey.toml")
+        });
         let file = match std::fs::read_to_string(&config_path) {
             Ok(text) => toml::from_str::<FileConfig>(&text)
                 .map_err(|e| format!("config file {}: {}", config_path.display(), e.message()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit_config.is_none() => FileConfig::default(),
-            Err(e) => return Err(format!("cannot read config file {}: {e}", config_path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit_config.is_none() => {
+                FileConfig::default()
+            }
+            Err(e) => {
+                return Err(format!(
+                    "cannot read config file {}: {e}",
+                    config_path.display()
+                ));
+            }
         };
 
         let data_dir = cli_data_dir
@@ -170,34 +187,62 @@ impl Settings {
         let database_url = pick(flags.database_url.as_ref(), "DATABASE_URL")
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("latchkey.db").display()));
-        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
-            return Err(invalid("database-url", format!("`{}` is neither sqlite://PATH nor postgres://…", redact_url(&database_url))));
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database-url",
+                format!(
+                    "`{}` is neither sqlite://PATH nor postgres://…",
+                    redact_url(&database_url)
+                ),
+            ));
         }
         let secret_file = flags
             .secret_file
             .clone()
-            .or_else(|| env.var("LATCHKEY_SECRET_FILE").filter(|v| !v.is_empty()).map(PathBuf::from))
+            .or_else(|| {
+                env.var("LATCHKEY_SECRET_FILE")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
             .or(file.secret_file);
         let listen_raw = pick(flags.listen.as_ref(), "LISTEN")
             .or(file.listen)
             .unwrap_or_else(|| DEFAULT_LISTEN.into());
-        let listen: SocketAddr = listen_raw
-            .parse()
-            .map_err(|_| invalid("listen", format!("`{listen_raw}` is not an address:port such as 127.0.0.1:8080")))?;
+        let listen: SocketAddr = listen_raw.parse().map_err(|_| {
+            invalid(
+                "listen",
+                format!("`{listen_raw}` is not an address:port such as 127.0.0.1:8080"),
+            )
+        })?;
         let redis_url = pick(flags.redis_url.as_ref(), "REDIS_URL").or(file.redis_url);
         if let Some(url) = &redis_url {
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                return Err(invalid("redis-url", format!("`{}` is not a redis:// URL", redact_url(url))));
+                return Err(invalid(
+                    "redis-url",
+                    format!("`{}` is not a redis:// URL", redact_url(url)),
+                ));
             }
         }
         let public_url = pick(flags.public_url.as_ref(), "PUBLIC_URL").or(file.public_url);
         if let Some(url) = &public_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains(char::is_whitespace) {
-                return Err(invalid("public-url", format!("`{url}` is not an http(s):// URL")));
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || url.contains(char::is_whitespace)
+            {
+                return Err(invalid(
+                    "public-url",
+                    format!("`{url}` is not an http(s):// URL"),
+                ));
             }
         }
         let proxies: Vec<String> = match pick(flags.trusted_proxies.as_ref(), "TRUSTED_PROXIES") {
-            Some(list) => list.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+            Some(list) => list
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
             None => file.trusted_proxies.unwrap_or_default(),
         };
         let trusted = proxies
@@ -205,15 +250,26 @@ impl Settings {
             .map(|p| {
                 p.parse::<IpNet>()
                     .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from))
-                    .map_err(|_| invalid("trusted-proxies", format!("`{p}` is not an address or CIDR range")))
+                    .map_err(|_| {
+                        invalid(
+                            "trusted-proxies",
+                            format!("`{p}` is not an address or CIDR range"),
+                        )
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let sunset_raw = pick(flags.legacy_sunset.as_ref(), "LEGACY_SUNSET")
             .or(file.legacy_sunset)
             .unwrap_or_else(|| DEFAULT_LEGACY_SUNSET.into());
-        let legacy_sunset = Timestamp::parse_rfc3339(&sunset_raw).map_err(|m| invalid("legacy-sunset", m))?;
+        let legacy_sunset =
+            Timestamp::parse_rfc3339(&sunset_raw).map_err(|m| invalid("legacy-sunset", m))?;
 
-        let number = |flag: &str, name: &str, given: Option<&String>, from_file: Option<i64>, default: i64| -> Result<i64, String> {
+        let number = |flag: &str,
+                      name: &str,
+                      given: Option<&String>,
+                      from_file: Option<i64>,
+                      default: i64|
+         -> Result<i64, String> {
             match pick(given, name) {
                 Some(raw) => raw
                     .trim()
@@ -230,16 +286,38 @@ impl Settings {
             100,
         )?)
         .map_err(|m| invalid("default-rate-limit", m))?;
-        let failed_raw = number("failed-auth-limit", "FAILED_AUTH_LIMIT", flags.failed_auth_limit.as_ref(), file.failed_auth_limit, 30)?;
+        let failed_raw = number(
+            "failed-auth-limit",
+            "FAILED_AUTH_LIMIT",
+            flags.failed_auth_limit.as_ref(),
+            file.failed_auth_limit,
+            30,
+        )?;
         let failed_auth_limit = u32::try_from(failed_raw)
             .ok()
             .filter(|n| (1..=100_000).contains(n))
-            .ok_or_else(|| invalid("failed-auth-limit", format!("must be between 1 and 100000 per minute (got {failed_raw})")))?;
-        let max_raw = number("max-keys-per-shop", "MAX_KEYS_PER_SHOP", flags.max_keys_per_shop.as_ref(), file.max_keys_per_shop, 1000)?;
+            .ok_or_else(|| {
+                invalid(
+                    "failed-auth-limit",
+                    format!("must be between 1 and 100000 per minute (got {failed_raw})"),
+                )
+            })?;
+        let max_raw = number(
+            "max-keys-per-shop",
+            "MAX_KEYS_PER_SHOP",
+            flags.max_keys_per_shop.as_ref(),
+            file.max_keys_per_shop,
+            1000,
+        )?;
         let max_keys_per_shop = u32::try_from(max_raw)
             .ok()
             .filter(|n| (1..=1_000_000).contains(n))
-            .ok_or_else(|| invalid("max-keys-per-shop", format!("must be between 1 and 1000000 (got {max_raw})")))?;
+            .ok_or_else(|| {
+                invalid(
+                    "max-keys-per-shop",
+                    format!("must be between 1 and 1000000 (got {max_raw})"),
+                )
+            })?;
 
         Ok(Settings {
             data_dir,
@@ -251,6 +329,7 @@ impl Settings {
             failed_auth_limit,
             policy: Policy {
                 default_rate_limit,
+                failed_auth_limit,
                 max_keys_per_shop,
                 legacy_sunset,
                 trusted_proxies: TrustedProxies::new(trusted),
@@ -292,14 +371,20 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn in_dir(dir: &Path, toml: Option<&str>) -> Overrides {
         if let Some(t) = toml {
             std::fs::write(dir.join("latchkey.toml"), t).unwrap();
         }
-        Overrides { data_dir: Some(dir.to_owned()), ..Default::default() }
+        Overrides {
+            data_dir: Some(dir.to_owned()),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -310,44 +395,83 @@ mod tests {
         assert_eq!(s.policy.default_rate_limit, 100);
         assert_eq!(s.failed_auth_limit, 30);
         assert_eq!(s.policy.max_keys_per_shop, 1000);
-        assert_eq!(s.policy.legacy_sunset.to_string(), "2026-12-01T00:00:00.000000Z");
+        assert_eq!(
+            s.policy.legacy_sunset.to_string(),
+            "2026-12-01T00:00:00.000000Z"
+        );
         assert!(s.database_url.ends_with("latchkey.db"));
     }
 
     #[test]
     fn file_then_env_then_flags_win_in_that_order() {
         let dir = tempfile::tempdir().unwrap();
-        let mut flags = in_dir(dir.path(), Some("default_rate_limit = 50\nlisten = \"127.0.0.1:9000\"\nmax_keys_per_shop = 10\n"));
-        let e = env(&[("LATCHKEY_DEFAULT_RATE_LIMIT", "60"), ("LATCHKEY_LISTEN", "127.0.0.1:9001")]);
+        let mut flags = in_dir(
+            dir.path(),
+            Some("default_rate_limit = 50\nlisten = \"127.0.0.1:9000\"\nmax_keys_per_shop = 10\n"),
+        );
+        let e = env(&[
+            ("LATCHKEY_DEFAULT_RATE_LIMIT", "60"),
+            ("LATCHKEY_LISTEN", "127.0.0.1:9001"),
+        ]);
         let s = Settings::resolve(&flags, &e).unwrap();
         assert_eq!(s.policy.default_rate_limit, 60);
         assert_eq!(s.listen.port(), 9001);
         assert_eq!(s.policy.max_keys_per_shop, 10);
         flags.default_rate_limit = Some("70".into());
-        assert_eq!(Settings::resolve(&flags, &e).unwrap().policy.default_rate_limit, 70);
+        assert_eq!(
+            Settings::resolve(&flags, &e)
+                .unwrap()
+                .policy
+                .default_rate_limit,
+            70
+        );
     }
 
     #[test]
     fn unknown_and_invalid_settings_are_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Settings::resolve(&in_dir(dir.path(), Some("listne = \"x\"\n")), &env(&[])).unwrap_err();
+        let err = Settings::resolve(&in_dir(dir.path(), Some("listne = \"x\"\n")), &env(&[]))
+            .unwrap_err();
         assert!(err.contains("listne"), "{err}");
         std::fs::remove_file(dir.path().join("latchkey.toml")).unwrap();
-        let err = Settings::resolve(&in_dir(dir.path(), None), &env(&[("LATCHKEY_LISTN", "x")])).unwrap_err();
+        let err = Settings::resolve(&in_dir(dir.path(), None), &env(&[("LATCHKEY_LISTN", "x")]))
+            .unwrap_err();
         assert!(err.contains("LATCHKEY_LISTN"), "{err}");
-        let err = Settings::resolve(&in_dir(dir.path(), None), &env(&[("LATCHKEY_DEFAULT_RATE_LIMIT", "0")])).unwrap_err();
+        let err = Settings::resolve(
+            &in_dir(dir.path(), None),
+            &env(&[("LATCHKEY_DEFAULT_RATE_LIMIT", "0")]),
+        )
+        .unwrap_err();
         assert!(err.contains("default-rate-limit"), "{err}");
-        let err = Settings::resolve(&in_dir(dir.path(), None), &env(&[("LATCHKEY_LISTEN", "nope")])).unwrap_err();
+        let err = Settings::resolve(
+            &in_dir(dir.path(), None),
+            &env(&[("LATCHKEY_LISTEN", "nope")]),
+        )
+        .unwrap_err();
         assert!(err.contains("--listen"), "{err}");
-        let err = Settings::resolve(&in_dir(dir.path(), None), &env(&[("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/8, bad")])).unwrap_err();
+        let err = Settings::resolve(
+            &in_dir(dir.path(), None),
+            &env(&[("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/8, bad")]),
+        )
+        .unwrap_err();
         assert!(err.contains("bad"), "{err}");
-        let flags = Overrides { config: Some(dir.path().join("missing.toml")), ..Default::default() };
-        assert!(Settings::resolve(&flags, &env(&[])).unwrap_err().contains("missing.toml"));
+        let flags = Overrides {
+            config: Some(dir.path().join("missing.toml")),
+            ..Default::default()
+        };
+        assert!(
+            Settings::resolve(&flags, &env(&[]))
+                .unwrap_err()
+                .contains("missing.toml")
+        );
     }
 
     #[test]
     fn database_passwords_are_redacted() {
-        assert_eq!(redact_url("postgres://app:hunter2@db:5432/lk"), "postgres://app:***@db:5432/lk");
+        assert_eq!(
+            redact_url("postgres://app:hunter2@db:5432/lk"),
+            "postgres://app:***@db:5432/lk"
+        );
         assert_eq!(redact_url("sqlite://./x.db"), "sqlite://./x.db");
     }
 }

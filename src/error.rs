@@ -10,7 +10,7 @@
 //!
 //! `anyhow` is used only at start-up and in the CLI.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -19,7 +19,7 @@ use crate::domain::permission::Permission;
 use crate::store::StoreError;
 
 /// One invalid field, for `validation_failed` answers and form messages.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -39,7 +39,10 @@ pub enum ServiceError {
     #[error("not found")]
     NotFound,
     #[error("{detail}")]
-    Forbidden { permission: Permission, detail: String },
+    Forbidden {
+        permission: Permission,
+        detail: String,
+    },
     #[error("{0}")]
     Conflict(String),
     #[error("invalid input: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
@@ -64,7 +67,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub title: &'static str,
     pub detail: String,
-    pub extra: serde_json::Map<String, serde_json::Value>,
+    /// Boxed to keep `Result<_, ApiError>` small on the happy path.
+    pub extra: Box<serde_json::Map<String, serde_json::Value>>,
     pub www_authenticate: Option<String>,
     pub retry_after: Option<u64>,
 }
@@ -72,13 +76,18 @@ pub struct ApiError {
 const REALM: &str = r#"Bearer realm="latchkey""#;
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         ApiError {
             status,
             code,
             title,
             detail: detail.into(),
-            extra: serde_json::Map::new(),
+            extra: Box::default(),
             www_authenticate: None,
             retry_after: None,
         }
@@ -92,9 +101,21 @@ impl ApiError {
     fn unauthorized(code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
         let detail = detail.into();
         let mut e = ApiError::new(StatusCode::UNAUTHORIZED, code, title, detail.clone());
+        // RFC 6750 allows only printable ASCII (no `"` or `\`) here; a header
+        // value that is not ASCII would be dropped, taking the challenge with it.
+        let description: String = detail
+            .replace('→', "->")
+            .replace('…', "...")
+            .chars()
+            .map(|c| match c {
+                '"' | '\\' => '\'',
+                ' ' => ' ',
+                c if c.is_ascii_graphic() => c,
+                _ => '?',
+            })
+            .collect();
         e.www_authenticate = Some(format!(
-            r#"{REALM}, error="invalid_token", error_description="{}""#,
-            detail.replace(['"', '\\'], "'")
+            r#"{REALM}, error="invalid_token", error_description="{description}""#
         ));
         e
     }
@@ -109,7 +130,12 @@ impl ApiError {
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "Bad request", detail)
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "Bad request",
+            detail,
+        )
     }
 
     pub fn validation(errors: Vec<FieldError>) -> Self {
@@ -145,7 +171,11 @@ impl ApiError {
     }
 
     pub fn unavailable(cause: &str) -> Self {
-        tracing::error!(request_id = current_request_id(), cause, "dependency unavailable");
+        tracing::error!(
+            request_id = current_request_id(),
+            cause,
+            "dependency unavailable"
+        );
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
@@ -298,7 +328,10 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let Some(v) = self.www_authenticate.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        if let Some(v) = self
+            .www_authenticate
+            .and_then(|v| HeaderValue::from_str(&v).ok())
+        {
             headers.insert(header::WWW_AUTHENTICATE, v);
         }
         if let Some(s) = self.retry_after {

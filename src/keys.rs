@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::app::Core;
 use crate::domain::clock::Timestamp;
-use crate::domain::key::{validate_rate_limit, Actor, KeyKind, KeyName, KeyRecord, KeyStatus};
+use crate::domain::key::{Actor, KeyKind, KeyName, KeyRecord, KeyStatus, validate_rate_limit};
 use crate::domain::net::AllowedIps;
 use crate::domain::new_id;
 use crate::domain::permission::{self, Permission, PermissionSet};
@@ -107,7 +107,13 @@ impl Principal {
         key.shop_id == self.shop_id && self.environment.is_none_or(|e| e == key.environment)
     }
 
-    fn audit(&self, at: Timestamp, action: &str, key: &KeyRecord, details: serde_json::Value) -> AuditEvent {
+    fn audit(
+        &self,
+        at: Timestamp,
+        action: &str,
+        key: &KeyRecord,
+        details: serde_json::Value,
+    ) -> AuditEvent {
         AuditEvent {
             id: new_id("evt"),
             shop_id: self.shop_id.clone(),
@@ -123,15 +129,29 @@ impl Principal {
 }
 
 /// A request to create a key, as it arrives (JSON, CLI flags or a form).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKeyInput {
+    /// Where the key is used, 1–100 characters (default: the template's name).
+    #[schema(example = "Zapier – new orders")]
     pub name: Option<String>,
+    /// A template id from `/api/v1/key-templates`; fills `permissions`.
+    #[schema(example = "zapier")]
     pub template: Option<String>,
+    /// Overrides the template's permissions; at most what the caller holds.
+    #[schema(value_type = Option<Vec<crate::http::api::keys::PermissionName>>)]
     pub permissions: Option<Vec<String>>,
+    /// `live` or `test` (default: the caller's; a key creates only its own kind).
+    #[schema(value_type = Option<crate::domain::token::Environment>)]
     pub environment: Option<String>,
+    /// IPv4/IPv6 addresses and CIDR ranges; empty or absent allows any.
+    #[schema(example = json!(["203.0.113.7", "198.51.100.0/24"]))]
     pub allowed_ips: Option<Vec<String>>,
+    /// When the key stops working (RFC 3339, in the future).
+    #[schema(format = DateTime, example = "2027-06-30T17:00:00Z")]
     pub expires_at: Option<String>,
+    /// 1–10000 (default: the server's, 100).
+    #[schema(minimum = 1, maximum = 10000, example = 100)]
     pub rate_limit_per_minute: Option<i64>,
 }
 
@@ -151,7 +171,11 @@ fn ips_errors(field: &str, errs: Vec<(usize, String)>) -> Vec<FieldError> {
     errs.into_iter()
         .map(|(line, message)| {
             FieldError::new(
-                if line == 0 { field.to_owned() } else { format!("{field}[{}]", line - 1) },
+                if line == 0 {
+                    field.to_owned()
+                } else {
+                    format!("{field}[{}]", line - 1)
+                },
                 message,
             )
         })
@@ -161,7 +185,10 @@ fn ips_errors(field: &str, errs: Vec<(usize, String)>) -> Vec<FieldError> {
 fn future_instant(field: &str, raw: &str, now: Timestamp) -> Result<Timestamp, FieldError> {
     let t = Timestamp::parse_rfc3339(raw).map_err(|m| FieldError::new(field, m))?;
     if t <= now {
-        return Err(FieldError::new(field, format!("must be in the future (it is now {now})")));
+        return Err(FieldError::new(
+            field,
+            format!("must be in the future (it is now {now})"),
+        ));
     }
     Ok(t)
 }
@@ -183,14 +210,19 @@ impl NewKeyInput {
                     let ids: Vec<&str> = permission::TEMPLATES.iter().map(|t| t.id).collect();
                     errors.push(FieldError::new(
                         "template",
-                        format!("unknown template `{id}`: expected one of {}", ids.join(", ")),
+                        format!(
+                            "unknown template `{id}`: expected one of {}",
+                            ids.join(", ")
+                        ),
                     ));
                     None
                 }
             },
         };
         let name = match (self.name.as_deref(), template) {
-            (Some(n), _) => KeyName::parse(n).map_err(|m| errors.push(FieldError::new("name", m))).ok(),
+            (Some(n), _) => KeyName::parse(n)
+                .map_err(|m| errors.push(FieldError::new("name", m)))
+                .ok(),
             (None, Some(t)) => KeyName::parse(t.name).ok(),
             (None, None) => {
                 errors.push(FieldError::new(
@@ -203,7 +235,10 @@ impl NewKeyInput {
         let permissions = match (&self.permissions, template) {
             (Some(list), _) => match PermissionSet::parse_list(list) {
                 Ok(set) if set.is_empty() => {
-                    errors.push(FieldError::new("permissions", "give at least one permission"));
+                    errors.push(FieldError::new(
+                        "permissions",
+                        "give at least one permission",
+                    ));
                     None
                 }
                 Ok(set) => Some(set),
@@ -224,7 +259,10 @@ impl NewKeyInput {
         };
         let environment = match self.environment.as_deref() {
             None => Some(default_environment),
-            Some(e) => e.parse().map_err(|m| errors.push(FieldError::new("environment", m))).ok(),
+            Some(e) => e
+                .parse()
+                .map_err(|m| errors.push(FieldError::new("environment", m)))
+                .ok(),
         };
         let allowed_ips = match &self.allowed_ips {
             None => Some(AllowedIps::default()),
@@ -245,20 +283,30 @@ impl NewKeyInput {
                 .map_err(|m| errors.push(FieldError::new("rate_limit_per_minute", m)))
                 .ok(),
         };
-        match (name, permissions, environment, allowed_ips, expires_at, rate_limit) {
-            (Some(name), Some(permissions), Some(environment), Some(allowed_ips), Some(expires_at), Some(rate_limit_per_minute))
-                if errors.is_empty() =>
-            {
-                Ok(NewKey {
-                    name,
-                    template: template.map(|t| t.id),
-                    permissions,
-                    environment,
-                    allowed_ips,
-                    expires_at,
-                    rate_limit_per_minute,
-                })
-            }
+        match (
+            name,
+            permissions,
+            environment,
+            allowed_ips,
+            expires_at,
+            rate_limit,
+        ) {
+            (
+                Some(name),
+                Some(permissions),
+                Some(environment),
+                Some(allowed_ips),
+                Some(expires_at),
+                Some(rate_limit_per_minute),
+            ) if errors.is_empty() => Ok(NewKey {
+                name,
+                template: template.map(|t| t.id),
+                permissions,
+                environment,
+                allowed_ips,
+                expires_at,
+                rate_limit_per_minute,
+            }),
             _ => Err(errors),
         }
     }
@@ -266,15 +314,21 @@ impl NewKeyInput {
 
 /// A change to a key as it arrives. Absent fields stay as they are; for
 /// `expires_at`, `Some(None)` (JSON `null`) removes the expiry.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyUpdateInput {
     pub name: Option<String>,
+    /// `null` or `[]` allows any address.
     #[serde(default, deserialize_with = "crate::http::json::present")]
+    #[schema(value_type = Option<Vec<String>>)]
     pub allowed_ips: Option<Option<Vec<String>>>,
+    /// `null` removes the expiry.
     #[serde(default, deserialize_with = "crate::http::json::present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Option<String>>,
+    #[schema(minimum = 1, maximum = 10000)]
     pub rate_limit_per_minute: Option<i64>,
+    #[schema(value_type = Option<Vec<crate::http::api::keys::PermissionName>>)]
     pub permissions: Option<Vec<String>>,
 }
 
@@ -283,7 +337,9 @@ impl KeyUpdateInput {
         let mut errors = Vec::new();
         let mut update = KeyUpdate::default();
         if let Some(n) = self.name {
-            update.name = KeyName::parse(&n).map_err(|m| errors.push(FieldError::new("name", m))).ok();
+            update.name = KeyName::parse(&n)
+                .map_err(|m| errors.push(FieldError::new("name", m)))
+                .ok();
         }
         if let Some(ips) = self.allowed_ips {
             update.allowed_ips = AllowedIps::parse(&ips.unwrap_or_default())
@@ -293,7 +349,10 @@ impl KeyUpdateInput {
         if let Some(exp) = self.expires_at {
             update.expires_at = match exp {
                 None => Some(None),
-                Some(raw) => future_instant("expires_at", &raw, now).map(Some).map_err(|e| errors.push(e)).ok(),
+                Some(raw) => future_instant("expires_at", &raw, now)
+                    .map(Some)
+                    .map_err(|e| errors.push(e))
+                    .ok(),
             };
         }
         if let Some(n) = self.rate_limit_per_minute {
@@ -304,7 +363,10 @@ impl KeyUpdateInput {
         if let Some(list) = self.permissions {
             update.permissions = match PermissionSet::parse_list(&list) {
                 Ok(set) if set.is_empty() => {
-                    errors.push(FieldError::new("permissions", "give at least one permission"));
+                    errors.push(FieldError::new(
+                        "permissions",
+                        "give at least one permission",
+                    ));
                     None
                 }
                 Ok(set) => Some(set),
@@ -363,7 +425,11 @@ impl Core {
     }
 
     /// Creates a key after the escalation and environment rules.
-    pub async fn create_key(&self, principal: &Principal, new: NewKey) -> Result<Created, ServiceError> {
+    pub async fn create_key(
+        &self,
+        principal: &Principal,
+        new: NewKey,
+    ) -> Result<Created, ServiceError> {
         principal.may_use_environment(new.environment)?;
         principal.may_grant(new.permissions)?;
         let now = self.clock.now();
@@ -383,7 +449,11 @@ impl Core {
     }
 
     /// A key visible to `principal`, or `NotFound`.
-    pub async fn visible_key(&self, principal: &Principal, id: &str) -> Result<KeyRecord, ServiceError> {
+    pub async fn visible_key(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> Result<KeyRecord, ServiceError> {
         match self.store.get_key(&principal.shop_id, id).await? {
             Some(key) if principal.can_see(&key) => Ok(key),
             _ => Err(ServiceError::NotFound),
@@ -403,7 +473,8 @@ impl Core {
         }
         if key.revoked_at.is_some() {
             return Err(ServiceError::Conflict(
-                "This key is revoked; revoked keys cannot be changed. Create a new key instead.".into(),
+                "This key is revoked; revoked keys cannot be changed. Create a new key instead."
+                    .into(),
             ));
         }
         if update.is_empty() {
@@ -412,37 +483,67 @@ impl Core {
         let now = self.clock.now();
         let mut changes = serde_json::Map::new();
         if let Some(n) = &update.name {
-            changes.insert("name".into(), serde_json::json!({"from": key.name, "to": n}));
+            changes.insert(
+                "name".into(),
+                serde_json::json!({"from": key.name, "to": n}),
+            );
         }
         if let Some(ips) = &update.allowed_ips {
-            changes.insert("allowed_ips".into(), serde_json::json!({"from": key.allowed_ips, "to": ips}));
+            changes.insert(
+                "allowed_ips".into(),
+                serde_json::json!({"from": key.allowed_ips, "to": ips}),
+            );
         }
         if let Some(exp) = &update.expires_at {
-            changes.insert("expires_at".into(), serde_json::json!({"from": key.expires_at, "to": exp}));
+            changes.insert(
+                "expires_at".into(),
+                serde_json::json!({"from": key.expires_at, "to": exp}),
+            );
         }
         if let Some(r) = update.rate_limit_per_minute {
-            changes.insert("rate_limit_per_minute".into(), serde_json::json!({"from": key.rate_limit_per_minute, "to": r}));
+            changes.insert(
+                "rate_limit_per_minute".into(),
+                serde_json::json!({"from": key.rate_limit_per_minute, "to": r}),
+            );
         }
         if let Some(p) = update.permissions {
-            changes.insert("permissions".into(), serde_json::json!({"from": key.permissions, "to": p}));
+            changes.insert(
+                "permissions".into(),
+                serde_json::json!({"from": key.permissions, "to": p}),
+            );
         }
         let audit = principal.audit(now, "key.updated", &key, serde_json::Value::Object(changes));
-        let updated = self.store.update_key(&principal.shop_id, id, &update, now, &audit).await?;
+        let updated = self
+            .store
+            .update_key(&principal.shop_id, id, &update, now, &audit)
+            .await?;
         self.cache.evict(&key.hash);
         Ok(updated)
     }
 
     /// Revokes a key; revoking a revoked key changes nothing and succeeds.
     /// `itself` is the `/me/revoke` path, where any key may revoke itself.
-    pub async fn revoke_key(&self, principal: &Principal, id: &str, itself: bool) -> Result<KeyRecord, ServiceError> {
+    pub async fn revoke_key(
+        &self,
+        principal: &Principal,
+        id: &str,
+        itself: bool,
+    ) -> Result<KeyRecord, ServiceError> {
         let key = self.visible_key(principal, id).await?;
         if !itself {
             principal.may_act_on(&key)?;
         }
         let now = self.clock.now();
-        let action = if itself { "key.revoked_itself" } else { "key.revoked" };
+        let action = if itself {
+            "key.revoked_itself"
+        } else {
+            "key.revoked"
+        };
         let audit = principal.audit(now, action, &key, serde_json::json!({}));
-        let revoked = self.store.revoke_key(&principal.shop_id, id, now, &audit).await?;
+        let revoked = self
+            .store
+            .revoke_key(&principal.shop_id, id, now, &audit)
+            .await?;
         self.cache.evict(&key.hash);
         Ok(revoked)
     }
@@ -456,7 +557,9 @@ impl Core {
             &key,
             serde_json::json!({"name": key.name, "display": key.display}),
         );
-        self.store.delete_key(&principal.shop_id, id, &audit).await?;
+        self.store
+            .delete_key(&principal.shop_id, id, &audit)
+            .await?;
         self.cache.evict(&key.hash);
         Ok(())
     }
@@ -473,7 +576,8 @@ impl Core {
         principal.may_act_on(&source)?;
         let now = self.clock.now();
         let name = match name {
-            Some(n) => KeyName::parse(&n).map_err(|m| ServiceError::Validation(vec![FieldError::new("name", m)]))?,
+            Some(n) => KeyName::parse(&n)
+                .map_err(|m| ServiceError::Validation(vec![FieldError::new("name", m)]))?,
             None => {
                 let copy: String = format!("{} (copy)", source.name.as_str());
                 KeyName::parse(&copy.chars().take(100).collect::<String>())
@@ -482,7 +586,11 @@ impl Core {
         };
         let new = NewKey {
             name,
-            template: source.template.as_deref().and_then(permission::template).map(|t| t.id),
+            template: source
+                .template
+                .as_deref()
+                .and_then(permission::template)
+                .map(|t| t.id),
             permissions: source.permissions,
             environment: source.environment,
             allowed_ips: source.allowed_ips.clone(),
@@ -512,7 +620,10 @@ impl Core {
     /// cannot turn every request into a database write.
     pub async fn note_key_in_url(&self, key: &Arc<KeyRecord>, ip: std::net::IpAddr) {
         let now = self.clock.now();
-        if key.sent_in_url_at.is_some_and(|t| t.plus_seconds(3600) > now) {
+        if key
+            .sent_in_url_at
+            .is_some_and(|t| t.plus_seconds(3600) > now)
+        {
             return;
         }
         let principal = Principal::key(key, ip);

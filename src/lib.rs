@@ -15,4 +15,4 @@ pub mod shops;
 pub mod store;
 pub mod telemetry;
 
-pub use app::{build_router, serve, AppState, Core, Policy};
+pub use app::{AppState, Core, Policy, build_router, serve};

@@ -37,12 +37,17 @@ pub fn prepare(
 ) -> Result<NewShop, Vec<FieldError>> {
     let mut errors = Vec::new();
     let name = parse_shop_name(name).map_err(|m| errors.push(FieldError::new("name", m)));
-    let email = Email::parse(owner_email).map_err(|m| errors.push(FieldError::new("owner_email", m)));
+    let email =
+        Email::parse(owner_email).map_err(|m| errors.push(FieldError::new("owner_email", m)));
     let password = password.map_err(|m| errors.push(FieldError::new("password", m)));
     let (Ok(name), Ok(email), Ok(password)) = (name, email, password) else {
         return Err(errors);
     };
-    let shop = Shop { id: new_id("shop"), name, created_at: now };
+    let shop = Shop {
+        id: new_id("shop"),
+        name,
+        created_at: now,
+    };
     let owner = User {
         id: new_id("usr"),
         shop_id: shop.id.clone(),

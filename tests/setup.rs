@@ -25,11 +25,16 @@ async fn the_setup_link_creates_the_shop_and_owner_once() {
     let app = TestApp::builder().empty().build().await;
     let token = token(&app).await;
 
-    let page = app.call("GET", &format!("/setup?token={token}"), None, None).await;
+    let page = app
+        .call("GET", &format!("/setup?token={token}"), None, None)
+        .await;
     assert_eq!(page.status, 200);
     assert!(page.text.contains("name=\"shop_name\""));
     let csp = page.header("content-security-policy").unwrap();
-    assert!(csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
 
     let ok = app
         .send(form(&[
@@ -48,7 +53,10 @@ async fn the_setup_link_creates_the_shop_and_owner_once() {
         .await
         .unwrap()
         .expect("owner created");
-    assert!(Password::verify("correct horse battery", &owner.password_hash));
+    assert!(Password::verify(
+        "correct horse battery",
+        &owner.password_hash
+    ));
     assert!(owner.password_hash.starts_with("$argon2id$"));
 
     // The token works once.
@@ -62,7 +70,12 @@ async fn the_setup_link_creates_the_shop_and_owner_once() {
         ]))
         .await;
     assert_eq!(again.status, 403);
-    assert_eq!(app.call("GET", &format!("/setup?token={token}"), None, None).await.status, 403);
+    assert_eq!(
+        app.call("GET", &format!("/setup?token={token}"), None, None)
+            .await
+            .status,
+        403
+    );
 }
 
 #[tokio::test]
@@ -70,10 +83,25 @@ async fn a_wrong_or_replaced_token_is_refused() {
     let app = TestApp::builder().empty().build().await;
     let first = token(&app).await;
     let second = token(&app).await;
-    assert_eq!(app.call("GET", "/setup?token=nope", None, None).await.status, 403);
+    assert_eq!(
+        app.call("GET", "/setup?token=nope", None, None)
+            .await
+            .status,
+        403
+    );
     assert_eq!(app.call("GET", "/setup", None, None).await.status, 403);
-    assert_eq!(app.call("GET", &format!("/setup?token={first}"), None, None).await.status, 403);
-    assert_eq!(app.call("GET", &format!("/setup?token={second}"), None, None).await.status, 200);
+    assert_eq!(
+        app.call("GET", &format!("/setup?token={first}"), None, None)
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        app.call("GET", &format!("/setup?token={second}"), None, None)
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -90,7 +118,10 @@ async fn setup_errors_are_shown_next_to_their_fields_with_the_input_kept() {
         ]))
         .await;
     assert_eq!(r.status, 422);
-    assert!(r.text.contains("value=\"&lt;b&gt;Fix&lt;/b&gt;\""), "input kept and escaped");
+    assert!(
+        r.text.contains("value=\"&lt;b&gt;Fix&lt;/b&gt;\""),
+        "input kept and escaped"
+    );
     assert!(r.text.contains("id=\"owner_email-error\""));
     assert!(r.text.contains("id=\"password-error\""));
     assert!(!app.store.has_shops().await.unwrap(), "nothing created");
@@ -112,5 +143,10 @@ async fn setup_errors_are_shown_next_to_their_fields_with_the_input_kept() {
 async fn no_setup_link_works_once_a_shop_exists() {
     let app = TestApp::new().await; // has a shop
     let token = token(&app).await;
-    assert_eq!(app.call("GET", &format!("/setup?token={token}"), None, None).await.status, 403);
+    assert_eq!(
+        app.call("GET", &format!("/setup?token={token}"), None, None)
+            .await
+            .status,
+        403
+    );
 }

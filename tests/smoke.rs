@@ -11,5 +11,8 @@ async fn a_valid_key_reads_itself_and_a_missing_key_is_401() {
     let r = app.call("GET", "/api/v1/me", None, None).await;
     assert_eq!(r.status, 401);
     assert_eq!(r.code(), "missing_key");
-    assert_eq!(r.header("www-authenticate"), Some(r#"Bearer realm="latchkey""#));
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(r#"Bearer realm="latchkey""#)
+    );
 }

@@ -2,5 +2,6 @@
 //! key cache with its invalidation feed, and the verify path.
 
 pub mod cache;
+pub mod ratelimit;
 pub mod secret;
 pub mod verify;

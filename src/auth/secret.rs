@@ -101,7 +101,11 @@ mod tests {
         let a = KeyHasher::new(&ServerSecret::new(vec![1; 32]).unwrap());
         let b = KeyHasher::new(&ServerSecret::new(vec![2; 32]).unwrap());
         assert_eq!(a.hash("k"), a.hash("k"));
-        assert_ne!(a.hash("k"), b.hash("k"), "a different secret gives a different hash");
+        assert_ne!(
+            a.hash("k"),
+            b.hash("k"),
+            "a different secret gives a different hash"
+        );
         assert_ne!(a.hash("k"), a.hash("l"));
     }
 

@@ -57,16 +57,23 @@ impl AuthError {
 impl Core {
     /// Finds the key a presented value names: cache first, then one indexed
     /// lookup by hash, remembered either way.
-    pub async fn lookup(&self, presented: Presented<'_>) -> Result<Option<Arc<KeyRecord>>, AuthError> {
+    pub async fn lookup(
+        &self,
+        presented: Presented<'_>,
+    ) -> Result<Option<Arc<KeyRecord>>, AuthError> {
         let hash = self.hasher.hash(presented.secret());
         match self.cache.get(&hash) {
             Cached::Known(key) => Ok(Some(key)),
             Cached::Unknown => Ok(None),
             Cached::Miss(epoch) => {
-                let found = self.store.find_key_by_hash(&hash).await.map_err(|e| match e {
-                    StoreError::Unavailable(m) => AuthError::Unavailable(m),
-                    other => AuthError::Unavailable(other.to_string()),
-                })?;
+                let found = self
+                    .store
+                    .find_key_by_hash(&hash)
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::Unavailable(m) => AuthError::Unavailable(m),
+                        other => AuthError::Unavailable(other.to_string()),
+                    })?;
                 let found = found.map(Arc::new);
                 self.cache.fill(hash, found.clone(), epoch);
                 Ok(found)

@@ -14,7 +14,7 @@ pub const RATE_LIMIT_RANGE: std::ops::RangeInclusive<u32> = 1..=10_000;
 /// A key that expires within this many seconds carries an `expiring_soon` warning.
 pub const EXPIRING_SOON_SECONDS: i64 = 7 * 24 * 3600;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyKind {
     Standard,
@@ -38,7 +38,7 @@ impl KeyKind {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyStatus {
     Active,
@@ -117,7 +117,10 @@ impl KeyName {
         let trimmed = input.trim();
         let len = trimmed.chars().count();
         if len == 0 {
-            return Err("give the key a name that says where it is used, e.g. \"Website contact form\"".into());
+            return Err(
+                "give the key a name that says where it is used, e.g. \"Website contact form\""
+                    .into(),
+            );
         }
         if len > 100 {
             return Err(format!("at most 100 characters (this one has {len})"));
@@ -136,10 +139,42 @@ impl KeyName {
     /// used, which makes the right key hard to revoke in an incident.
     pub fn is_vague(&self) -> bool {
         const VAGUE: &[&str] = &[
-            "", "key", "keys", "test", "tests", "testing", "api", "api key", "apikey", "my key",
-            "new key", "temp", "tmp", "asdf", "qwerty", "foo", "bar", "untitled", "default",
-            "token", "secret", "demo", "sample", "example", "x", "xx", "xxx", "abc", "aaa",
-            "name", "key name", "new", "my api key", "test key", "dev", "prod",
+            "",
+            "key",
+            "keys",
+            "test",
+            "tests",
+            "testing",
+            "api",
+            "api key",
+            "apikey",
+            "my key",
+            "new key",
+            "temp",
+            "tmp",
+            "asdf",
+            "qwerty",
+            "foo",
+            "bar",
+            "untitled",
+            "default",
+            "token",
+            "secret",
+            "demo",
+            "sample",
+            "example",
+            "x",
+            "xx",
+            "xxx",
+            "abc",
+            "aaa",
+            "name",
+            "key name",
+            "new",
+            "my api key",
+            "test key",
+            "dev",
+            "prod",
         ];
         let normalised: String = self
             .0
@@ -227,7 +262,9 @@ impl KeyRecord {
                 if exp.as_micros() - now.as_micros() <= EXPIRING_SOON_SECONDS * 1_000_000 {
                     out.push(Warning {
                         code: "expiring_soon",
-                        message: format!("This key expires at {exp}. Create its replacement before then."),
+                        message: format!(
+                            "This key expires at {exp}. Create its replacement before then."
+                        ),
                     });
                 }
             }
@@ -236,8 +273,10 @@ impl KeyRecord {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// Something the shop should act on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Warning {
+    /// `vague_name`, `sent_in_url` or `expiring_soon`.
     pub code: &'static str,
     pub message: String,
 }
@@ -252,16 +291,26 @@ mod tests {
         assert!(KeyName::parse("   ").is_err());
         assert!(KeyName::parse(&"a".repeat(100)).is_ok());
         assert!(KeyName::parse(&"a".repeat(101)).is_err());
-        assert!(KeyName::parse(&"é".repeat(100)).is_ok(), "counted in characters");
+        assert!(
+            KeyName::parse(&"é".repeat(100)).is_ok(),
+            "counted in characters"
+        );
         assert!(KeyName::parse("a\nb").is_err());
     }
 
     #[test]
     fn vague_names_are_spotted() {
-        for vague in ["Key 1", "Test", "test-2", "API KEY", "asdf", "my key 3", "x"] {
+        for vague in [
+            "Key 1", "Test", "test-2", "API KEY", "asdf", "my key 3", "x",
+        ] {
             assert!(KeyName::parse(vague).unwrap().is_vague(), "{vague}");
         }
-        for clear in ["Zapier", "Website contact form", "IT Glue sync", "Test bench RMM"] {
+        for clear in [
+            "Zapier",
+            "Website contact form",
+            "IT Glue sync",
+            "Test bench RMM",
+        ] {
             assert!(!KeyName::parse(clear).unwrap().is_vague(), "{clear}");
         }
     }

@@ -1,9 +1,15 @@
 //! Pure types and rules, no I/O: unit-tested, property-tested and benchmarked.
 
+pub mod client;
 pub mod clock;
+pub mod codes;
+pub mod device;
+pub mod fields;
 pub mod key;
 pub mod net;
+pub mod order;
 pub mod permission;
+pub mod sample;
 pub mod token;
 pub mod user;
 

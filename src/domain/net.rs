@@ -167,14 +167,21 @@ mod tests {
 
     #[test]
     fn addresses_and_ranges_of_both_families_are_accepted() {
-        let ips = AllowedIps::parse(&["203.0.113.7", "198.51.100.0/24", "2001:db8::/32", "::1"]).unwrap();
-        assert_eq!(ips.to_strings(), ["203.0.113.7", "198.51.100.0/24", "2001:db8::/32", "::1"]);
+        let ips =
+            AllowedIps::parse(&["203.0.113.7", "198.51.100.0/24", "2001:db8::/32", "::1"]).unwrap();
+        assert_eq!(
+            ips.to_strings(),
+            ["203.0.113.7", "198.51.100.0/24", "2001:db8::/32", "::1"]
+        );
         assert!(ips.allows(ip("203.0.113.7")));
         assert!(!ips.allows(ip("203.0.113.8")));
         assert!(ips.allows(ip("198.51.100.255")));
         assert!(ips.allows(ip("2001:db8:1::5")));
         assert!(!ips.allows(ip("2001:db9::1")));
-        assert!(ips.allows(ip("::ffff:198.51.100.9")), "v4-mapped v6 matches v4 rules");
+        assert!(
+            ips.allows(ip("::ffff:198.51.100.9")),
+            "v4-mapped v6 matches v4 rules"
+        );
     }
 
     #[test]
@@ -184,7 +191,8 @@ mod tests {
 
     #[test]
     fn bad_entries_are_reported_with_their_line() {
-        let errs = AllowedIps::parse(&["10.0.0.1", "10.0.0.300", "10.0.0.5/24", "nope"]).unwrap_err();
+        let errs =
+            AllowedIps::parse(&["10.0.0.1", "10.0.0.300", "10.0.0.5/24", "nope"]).unwrap_err();
         assert_eq!(errs.iter().map(|e| e.0).collect::<Vec<_>>(), [2, 3, 4]);
         assert!(errs[1].1.contains("10.0.0.0/24"), "{}", errs[1].1);
     }
@@ -192,12 +200,18 @@ mod tests {
     #[test]
     fn client_ip_is_the_peer_unless_the_peer_is_trusted() {
         let none = TrustedProxies::default();
-        assert_eq!(none.client_ip(ip("192.0.2.1"), ["6.6.6.6"].into_iter()), ip("192.0.2.1"));
+        assert_eq!(
+            none.client_ip(ip("192.0.2.1"), ["6.6.6.6"].into_iter()),
+            ip("192.0.2.1")
+        );
 
         let lb = TrustedProxies::new(vec!["10.0.0.0/8".parse().unwrap()]);
         // Spoofed left-most entry is skipped; right-most untrusted wins.
         assert_eq!(
-            lb.client_ip(ip("10.0.0.2"), ["6.6.6.6, 203.0.113.9, 10.1.1.1"].into_iter()),
+            lb.client_ip(
+                ip("10.0.0.2"),
+                ["6.6.6.6, 203.0.113.9, 10.1.1.1"].into_iter()
+            ),
             ip("203.0.113.9")
         );
         // Several headers are one list.
@@ -206,15 +220,27 @@ mod tests {
             ip("203.0.113.9")
         );
         // No header: the proxy itself.
-        assert_eq!(lb.client_ip(ip("10.0.0.2"), std::iter::empty()), ip("10.0.0.2"));
+        assert_eq!(
+            lb.client_ip(ip("10.0.0.2"), std::iter::empty()),
+            ip("10.0.0.2")
+        );
         // Garbage stops the walk.
-        assert_eq!(lb.client_ip(ip("10.0.0.2"), ["1.2.3.4, junk"].into_iter()), ip("10.0.0.2"));
+        assert_eq!(
+            lb.client_ip(ip("10.0.0.2"), ["1.2.3.4, junk"].into_iter()),
+            ip("10.0.0.2")
+        );
     }
 
     #[test]
     fn client_ip_handles_ipv6() {
         let lb = TrustedProxies::new(vec!["fd00::/8".parse().unwrap()]);
-        assert_eq!(lb.client_ip(ip("fd00::1"), ["2001:db8::7"].into_iter()), ip("2001:db8::7"));
-        assert_eq!(lb.client_ip(ip("2001:db8::9"), ["2001:db8::7"].into_iter()), ip("2001:db8::9"));
+        assert_eq!(
+            lb.client_ip(ip("fd00::1"), ["2001:db8::7"].into_iter()),
+            ip("2001:db8::7")
+        );
+        assert_eq!(
+            lb.client_ip(ip("2001:db8::9"), ["2001:db8::7"].into_iter()),
+            ip("2001:db8::9")
+        );
     }
 }

@@ -169,7 +169,9 @@ impl FromIterator<Permission> for PermissionSet {
 
 impl fmt::Debug for PermissionSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.iter().map(Permission::as_str)).finish()
+        f.debug_set()
+            .entries(self.iter().map(Permission::as_str))
+            .finish()
     }
 }
 
@@ -204,7 +206,13 @@ pub const TEMPLATES: &[Template] = &[
         id: "zapier",
         name: "Zapier",
         description: "Triggers on new clients and orders, and creates or updates them from other apps.",
-        permissions: perms!(ClientsRead, ClientsWrite, OrdersRead, OrdersWrite, DevicesRead),
+        permissions: perms!(
+            ClientsRead,
+            ClientsWrite,
+            OrdersRead,
+            OrdersWrite,
+            DevicesRead
+        ),
     },
     Template {
         id: "it-glue",
@@ -216,7 +224,13 @@ pub const TEMPLATES: &[Template] = &[
         id: "ninja-rmm",
         name: "Ninja RMM",
         description: "Links monitored devices to clients and opens repair orders from alerts.",
-        permissions: perms!(ClientsRead, DevicesRead, DevicesWrite, OrdersRead, OrdersWrite),
+        permissions: perms!(
+            ClientsRead,
+            DevicesRead,
+            DevicesWrite,
+            OrdersRead,
+            OrdersWrite
+        ),
     },
     Template {
         id: "pax8",
@@ -256,7 +270,10 @@ mod tests {
     #[test]
     fn unknown_and_duplicate_names_are_refused_with_the_reason() {
         let err = PermissionSet::parse_list(&["orders:reed"]).unwrap_err();
-        assert!(err.contains("orders:reed") && err.contains("orders:read"), "{err}");
+        assert!(
+            err.contains("orders:reed") && err.contains("orders:read"),
+            "{err}"
+        );
         let err = PermissionSet::parse_list(&["keys:read", "keys:read"]).unwrap_err();
         assert!(err.contains("twice"), "{err}");
     }
@@ -276,11 +293,35 @@ mod tests {
     fn templates_match_spec_and_grant_no_delete_or_key_management() {
         let expected: &[(&str, &[&str])] = &[
             ("website-contact-form", &["clients:write", "orders:write"]),
-            ("zapier", &["clients:read", "clients:write", "orders:read", "orders:write", "devices:read"]),
-            ("it-glue", &["clients:read", "devices:read", "devices:write"]),
-            ("ninja-rmm", &["clients:read", "devices:read", "devices:write", "orders:read", "orders:write"]),
+            (
+                "zapier",
+                &[
+                    "clients:read",
+                    "clients:write",
+                    "orders:read",
+                    "orders:write",
+                    "devices:read",
+                ],
+            ),
+            (
+                "it-glue",
+                &["clients:read", "devices:read", "devices:write"],
+            ),
+            (
+                "ninja-rmm",
+                &[
+                    "clients:read",
+                    "devices:read",
+                    "devices:write",
+                    "orders:read",
+                    "orders:write",
+                ],
+            ),
             ("pax8", &["clients:read", "clients:write"]),
-            ("read-only", &["orders:read", "clients:read", "devices:read"]),
+            (
+                "read-only",
+                &["orders:read", "clients:read", "devices:read"],
+            ),
         ];
         assert_eq!(TEMPLATES.len(), expected.len());
         for (id, perms) in expected {

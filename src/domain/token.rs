@@ -24,7 +24,7 @@ pub const LEGACY_MAX_LEN: usize = 128;
 pub const LEGACY_WEAK_BELOW: usize = 22;
 
 /// Which data set a key opens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
     Live,
@@ -307,11 +307,20 @@ mod tests {
         let good = generate(Environment::Live);
         let s = good.expose();
         assert_eq!(classify(""), Err(Malformed::Empty));
-        assert_eq!(classify(&s.replace("lk_live_", "lk_prod_")), Err(Malformed::Prefix));
+        assert_eq!(
+            classify(&s.replace("lk_live_", "lk_prod_")),
+            Err(Malformed::Prefix)
+        );
         assert_eq!(classify(&s[..45]), Err(Malformed::Length));
-        assert_eq!(classify(&format!("{}!{}", &s[..10], &s[11..])), Err(Malformed::Alphabet));
+        assert_eq!(
+            classify(&format!("{}!{}", &s[..10], &s[11..])),
+            Err(Malformed::Alphabet)
+        );
         assert_eq!(classify("short"), Err(Malformed::NotAKey));
-        assert_eq!(classify("has space in the middle of it"), Err(Malformed::NotAKey));
+        assert_eq!(
+            classify("has space in the middle of it"),
+            Err(Malformed::NotAKey)
+        );
         assert_eq!(classify(&"x".repeat(129)), Err(Malformed::NotAKey));
     }
 
@@ -330,7 +339,8 @@ mod tests {
         fn every_generated_key_round_trips(live in any::<bool>()) {
             let env = if live { Environment::Live } else { Environment::Test };
             let key = generate(env);
-            prop_assert!(matches!(classify(key.expose()), Ok(Presented::Standard { environment, .. }) if environment == env));
+            let parsed = matches!(classify(key.expose()), Ok(Presented::Standard { environment, .. }) if environment == env);
+            prop_assert!(parsed, "generated key did not parse back");
         }
 
         #[test]

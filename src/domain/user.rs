@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde::Serialize;
 
 use super::permission::{Permission, PermissionSet};
@@ -163,7 +163,10 @@ mod tests {
 
     #[test]
     fn emails_are_normalised() {
-        assert_eq!(Email::parse(" Owner@Shop.Example ").unwrap().as_str(), "owner@shop.example");
+        assert_eq!(
+            Email::parse(" Owner@Shop.Example ").unwrap().as_str(),
+            "owner@shop.example"
+        );
         for bad in ["", "no-at", "a@b", "a@.b.c", "a b@c.d", "@c.d"] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }

@@ -9,13 +9,15 @@ use std::marker::PhantomData;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::Extension;
+use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
+use crate::auth::ratelimit::Decision;
 use crate::auth::verify::{AuthError, KeySource};
 use crate::domain::key::KeyRecord;
 use crate::domain::permission::Permission;
@@ -46,10 +48,15 @@ pub struct LoggedKeyId(pub String);
 /// Finds the presented key. `Authorization: Bearer <key>` (any case), a bare
 /// `Authorization: <key>`, or `X-API-Key: <key>`; `?api_key=` only when no
 /// header carries one (the verify path then refuses standard keys there).
-pub fn extract_key(headers: &HeaderMap, query: Option<&str>) -> Result<(String, KeySource), AuthError> {
+pub fn extract_key(
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<(String, KeySource), AuthError> {
     let single = |name: header::HeaderName| -> Result<Option<String>, AuthError> {
         let mut values = headers.get_all(name).iter();
-        let Some(first) = values.next() else { return Ok(None) };
+        let Some(first) = values.next() else {
+            return Ok(None);
+        };
         if values.next().is_some() {
             return Err(AuthError::Ambiguous);
         }
@@ -84,14 +91,20 @@ pub fn extract_key(headers: &HeaderMap, query: Option<&str>) -> Result<(String, 
                     .find(|(k, _)| k == "api_key")
                     .map(|(_, v)| v)
             });
-            in_query.map(|v| (v, KeySource::Query)).ok_or(AuthError::Missing)
+            in_query
+                .map(|v| (v, KeySource::Query))
+                .ok_or(AuthError::Missing)
         }
     }
 }
 
 /// Verifies the request's key; on success the handler finds a [`Caller`] in
 /// the request extensions.
-pub async fn require_key(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn require_key(
+    Extension(state): Extension<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let ip = req
         .extensions()
         .get::<ClientIp>()
@@ -103,10 +116,52 @@ pub async fn require_key(State(state): State<AppState>, mut req: Request, next: 
     match verdict {
         Ok(key) => {
             let id = LoggedKeyId(key.id.clone());
-            req.extensions_mut().insert(Caller { key, ip });
-            let mut response = next.run(req).await;
+            // Rate limit before permission: every answer past the IP check
+            // carries the headers, and a key hammering a route it may not use
+            // is throttled too.
+            let decision =
+                state
+                    .limiter
+                    .check(&key.id, key.rate_limit_per_minute, state.clock.now());
+            let mut response = if decision.allowed {
+                req.extensions_mut().insert(Caller { key, ip });
+                next.run(req).await
+            } else {
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "Rate limit exceeded",
+                    format!(
+                        "This key may make {} requests per minute. Retry after {} s; spread requests out, or ask the shop to raise the key's limit.",
+                        decision.limit, decision.retry_after_secs
+                    ),
+                )
+                .with("retry_after", decision.retry_after_secs);
+                e.retry_after = Some(decision.retry_after_secs);
+                e.into_response()
+            };
+            rate_limit_headers(response.headers_mut(), &decision);
             response.extensions_mut().insert(id);
             response
+        }
+        Err(err) if err.is_failed_attempt() => {
+            let decision = state.failed_attempts.record_failure(ip, state.clock.now());
+            if decision.allowed {
+                return ApiError::from(err).into_response();
+            }
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_failed_attempts",
+                "Too many failed attempts",
+                format!(
+                    "Too many requests from {ip} with a missing, malformed or unknown API key. Fix the key, then retry after {} s.",
+                    decision.retry_after_secs
+                ),
+            )
+            .with("retry_after", decision.retry_after_secs)
+            .with("client_ip", ip.to_string());
+            e.retry_after = Some(decision.retry_after_secs);
+            e.into_response()
         }
         Err(err) => {
             let key_id = match &err {
@@ -114,9 +169,10 @@ pub async fn require_key(State(state): State<AppState>, mut req: Request, next: 
                     state.note_key_in_url(k, ip).await;
                     Some(k.id.clone())
                 }
-                AuthError::Revoked(k) | AuthError::Expired(k) | AuthError::Retired(k) | AuthError::IpNotAllowed(k, _) => {
-                    Some(k.id.clone())
-                }
+                AuthError::Revoked(k)
+                | AuthError::Expired(k)
+                | AuthError::Retired(k)
+                | AuthError::IpNotAllowed(k, _) => Some(k.id.clone()),
                 _ => None,
             };
             let mut response = ApiError::from(err).into_response();
@@ -126,6 +182,23 @@ pub async fn require_key(State(state): State<AppState>, mut req: Request, next: 
             response
         }
     }
+}
+
+/// The IETF draft headers and the customary `X-RateLimit-*` ones.
+fn rate_limit_headers(h: &mut HeaderMap, d: &Decision) {
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    };
+    set("ratelimit-policy", format!("\"key\";q={};w=60", d.limit));
+    set(
+        "ratelimit",
+        format!("\"key\";r={};t={}", d.remaining, d.reset_secs),
+    );
+    set("x-ratelimit-limit", d.limit.to_string());
+    set("x-ratelimit-remaining", d.remaining.to_string());
+    set("x-ratelimit-reset", d.reset_secs.to_string());
 }
 
 /// What a route needs; see [`need`].
@@ -169,16 +242,16 @@ impl<S: Send + Sync, N: Need> FromRequestParts<S> for Authorized<N> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let caller = parts
-            .extensions
-            .get::<Caller>()
-            .cloned()
-            .ok_or_else(|| ApiError::internal(&"route declared a permission but has no key middleware"))?;
+        let caller = parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            ApiError::internal(&"route declared a permission but has no key middleware")
+        })?;
         if let Some(p) = N::PERMISSION {
             if !caller.key.permissions.contains(p) {
                 return Err(ApiError::insufficient_permission(
                     p,
-                    format!("This key lacks the `{p}` permission this request needs. Edit the key's permissions or use a key that has it."),
+                    format!(
+                        "This key lacks the `{p}` permission this request needs. Edit the key's permissions or use a key that has it."
+                    ),
                 ));
             }
         }
@@ -209,7 +282,10 @@ mod tests {
             headers(&[("x-api-key", "abc")]),
             headers(&[("authorization", "Bearer abc"), ("x-api-key", "abc")]),
         ] {
-            assert_eq!(extract_key(&h, None).unwrap(), ("abc".to_owned(), KeySource::Header));
+            assert_eq!(
+                extract_key(&h, None).unwrap(),
+                ("abc".to_owned(), KeySource::Header)
+            );
         }
         assert_eq!(
             extract_key(&HeaderMap::new(), Some("x=1&api_key=abc")).unwrap(),
@@ -219,16 +295,34 @@ mod tests {
 
     #[test]
     fn refused_ways() {
-        assert!(matches!(extract_key(&HeaderMap::new(), None), Err(AuthError::Missing)));
-        assert!(matches!(extract_key(&headers(&[("authorization", "Basic abc")]), None), Err(AuthError::BadScheme)));
-        assert!(matches!(extract_key(&headers(&[("authorization", "Bearer a b")]), None), Err(AuthError::BadScheme)));
-        assert!(matches!(extract_key(&headers(&[("x-api-key", "a b")]), None), Err(AuthError::BadScheme)));
         assert!(matches!(
-            extract_key(&headers(&[("authorization", "a"), ("x-api-key", "b")]), None),
+            extract_key(&HeaderMap::new(), None),
+            Err(AuthError::Missing)
+        ));
+        assert!(matches!(
+            extract_key(&headers(&[("authorization", "Basic abc")]), None),
+            Err(AuthError::BadScheme)
+        ));
+        assert!(matches!(
+            extract_key(&headers(&[("authorization", "Bearer a b")]), None),
+            Err(AuthError::BadScheme)
+        ));
+        assert!(matches!(
+            extract_key(&headers(&[("x-api-key", "a b")]), None),
+            Err(AuthError::BadScheme)
+        ));
+        assert!(matches!(
+            extract_key(
+                &headers(&[("authorization", "a"), ("x-api-key", "b")]),
+                None
+            ),
             Err(AuthError::Ambiguous)
         ));
         assert!(matches!(
-            extract_key(&headers(&[("authorization", "a"), ("authorization", "b")]), None),
+            extract_key(
+                &headers(&[("authorization", "a"), ("authorization", "b")]),
+                None
+            ),
             Err(AuthError::Ambiguous)
         ));
     }

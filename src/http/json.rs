@@ -5,7 +5,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
@@ -25,7 +25,12 @@ fn is_json(parts_ct: Option<&header::HeaderValue>) -> bool {
     let Some(ct) = parts_ct.and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
@@ -67,7 +72,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             return Err(match inner.classify() {
                 serde_json::error::Category::Data => {
                     let field = if path == "." { "body".to_owned() } else { path };
-                    ApiError::validation(vec![FieldError::new(field, strip_position(&inner.to_string()))])
+                    ApiError::validation(vec![FieldError::new(
+                        field,
+                        strip_position(&inner.to_string()),
+                    )])
                 }
                 _ => ApiError::bad_request(format!("The body is not valid JSON: {inner}")),
             });
@@ -142,7 +150,10 @@ fn serde_urlencoded_pairs(q: &str) -> Result<Vec<(String, String)>, ApiError> {
 
 impl RawQuery {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// `page` and `per_page` as SPEC defines them: 1-based, per_page 1–100,
@@ -152,7 +163,9 @@ impl RawQuery {
             match self.get(name) {
                 None | Some("") => Ok(default),
                 Some(v) => v.parse::<u32>().map_err(|_| {
-                    ApiError::bad_request(format!("`{name}` must be a positive whole number (got `{v}`)."))
+                    ApiError::bad_request(format!(
+                        "`{name}` must be a positive whole number (got `{v}`)."
+                    ))
                 }),
             }
         };
@@ -163,7 +176,10 @@ impl RawQuery {
             errors.push(FieldError::new("page", "pages start at 1"));
         }
         if !(1..=100).contains(&per_page) {
-            errors.push(FieldError::new("per_page", format!("must be between 1 and 100 (got {per_page})")));
+            errors.push(FieldError::new(
+                "per_page",
+                format!("must be between 1 and 100 (got {per_page})"),
+            ));
         }
         if errors.is_empty() {
             Ok(crate::store::PageRequest { page, per_page })
@@ -173,7 +189,10 @@ impl RawQuery {
     }
 
     /// An optional enumerated parameter; an unknown value is 400 naming the choices.
-    pub fn parse_opt<T: std::str::FromStr<Err = String>>(&self, name: &str) -> Result<Option<T>, ApiError> {
+    pub fn parse_opt<T: std::str::FromStr<Err = String>>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, ApiError> {
         match self.get(name) {
             None | Some("") => Ok(None),
             Some(v) => v
@@ -195,6 +214,35 @@ pub fn meta(page: crate::store::PageRequest, total: u64) -> serde_json::Value {
     })
 }
 
+/// Query parameters deserialised into `T`; a malformed query string is 400.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
+            .map(Query)
+            .map_err(|e| ApiError::bad_request(format!("The query string is not valid: {e}")))
+    }
+}
+
+/// A JSON body together with its bytes (for idempotency fingerprints).
+pub struct JsonWithBytes<T>(pub T, pub Bytes);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonWithBytes<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let (json, bytes) = read_body(req, state).await?;
+        if !json {
+            return Err(unsupported_media_type());
+        }
+        let value = parse_json(&bytes)?;
+        Ok(JsonWithBytes(value, bytes))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,13 +257,24 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_400_and_shape_errors_422_naming_the_field() {
-        assert_eq!(parse_json::<T>(b"{").unwrap_err().status, StatusCode::BAD_REQUEST);
-        assert_eq!(parse_json::<T>(b"{} x").unwrap_err().status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            parse_json::<T>(b"{").unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            parse_json::<T>(br#"{"name": "a"} x"#).unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
         let e = parse_json::<T>(br#"{"name": "a", "n": "x"}"#).unwrap_err();
         assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(e.extra["errors"][0]["field"], "n");
         let e = parse_json::<T>(br#"{"name": "a", "bogus": 1}"#).unwrap_err();
-        assert!(e.extra["errors"][0]["message"].as_str().unwrap().contains("bogus"));
+        assert!(
+            e.extra["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("bogus")
+        );
     }
 
     #[test]

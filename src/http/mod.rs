@@ -4,16 +4,18 @@
 pub mod api;
 pub mod auth;
 pub mod json;
+pub mod openapi;
 pub mod web;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::{from_fn, from_fn_with_state, Next};
-use axum::response::{IntoResponse, Response};
 use axum::Router;
+use axum::extract::connect_info::MockConnectInfo;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
 use crate::domain::random_base62;
@@ -22,14 +24,9 @@ use auth::{ClientIp, LoggedKeyId};
 
 /// Builds the whole application's router.
 pub fn build_router(state: AppState) -> Router {
-    let keyed = Router::new()
-        .merge(api::me::router())
-        .merge(api::keys::router())
-        .merge(api::audit::router())
-        .route_layer(from_fn_with_state(state.clone(), auth::require_key));
+    let (api, _document) = openapi::api_router().split_for_parts();
     Router::new()
-        .nest("/api/v1", keyed)
-        .merge(api::health::router())
+        .merge(api)
         .merge(web::router())
         .route_layer(from_fn(tag_route))
         .fallback(no_such_route)
@@ -49,7 +46,10 @@ async fn no_such_route() -> ApiError {
 struct RouteTemplate(String);
 
 async fn tag_route(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
     let mut response = next.run(req).await;
     if let Some(r) = route {
         response.extensions_mut().insert(RouteTemplate(r));
@@ -65,7 +65,8 @@ fn request_id(req: &Request) -> String {
         .and_then(|v| v.to_str().ok())
         .filter(|v| {
             (1..=64).contains(&v.len())
-                && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         })
         .map(str::to_owned)
         .unwrap_or_else(|| format!("req_{}", random_base62(20)))
@@ -80,7 +81,14 @@ async fn request_context(State(state): State<AppState>, mut req: Request, next: 
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+        .map(|c| c.0)
+        // What the ConnectInfo extractor also falls back to (in-process tests).
+        .or_else(|| {
+            req.extensions()
+                .get::<MockConnectInfo<SocketAddr>>()
+                .map(|c| c.0)
+        })
+        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
     let client_ip = state.policy.trusted_proxies.client_ip(
         peer,
         req.headers()
@@ -89,6 +97,7 @@ async fn request_context(State(state): State<AppState>, mut req: Request, next: 
             .filter_map(|v| v.to_str().ok()),
     );
     req.extensions_mut().insert(ClientIp(client_ip));
+    req.extensions_mut().insert(state.clone());
     let method = req.method().clone();
 
     let mut response = REQUEST_ID
@@ -113,7 +122,10 @@ async fn request_context(State(state): State<AppState>, mut req: Request, next: 
     if let Ok(v) = HeaderValue::from_str(&id) {
         headers.insert("x-request-id", v);
     }
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     headers
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
@@ -122,7 +134,10 @@ async fn request_context(State(state): State<AppState>, mut req: Request, next: 
         .extensions()
         .get::<RouteTemplate>()
         .map_or("(no route)", |r| r.0.as_str());
-    let key_id = response.extensions().get::<LoggedKeyId>().map(|k| k.0.as_str());
+    let key_id = response
+        .extensions()
+        .get::<LoggedKeyId>()
+        .map(|k| k.0.as_str());
     tracing::info!(
         request_id = %id,
         method = %method,

@@ -6,7 +6,9 @@
 //! (the invalidation feed every instance tails) and its audit event: what the API
 //! confirmed is durable, and nothing is half-written.
 
+pub mod resources;
 pub mod sqlite;
+mod sqlite_resources;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -112,18 +114,23 @@ pub struct KeyChange {
 }
 
 /// Who did what to which key, when and from where.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     pub id: String,
     #[serde(skip)]
     pub shop_id: String,
     pub at: Timestamp,
+    /// The user id, key id or `cli` that acted.
+    #[schema(value_type = String, example = "key_YtLkX1OQhXrisuV1L0CV1zX5")]
     pub actor: Actor,
+    /// e.g. `key.created`, `key.updated`, `key.revoked`, `key.deleted`, `key.cloned`.
+    #[schema(example = "key.revoked")]
     pub action: String,
     pub key_id: Option<String>,
     /// The environment of the key acted on, so a test key sees only test events.
     pub environment: Option<Environment>,
     pub ip: Option<String>,
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
 }
 
@@ -135,7 +142,7 @@ pub struct AuditFilter {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: resources::ResourceStore + Send + Sync + 'static {
     /// Answers when the database does (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
 
@@ -199,7 +206,8 @@ pub trait Store: Send + Sync + 'static {
         audit: &AuditEvent,
     ) -> StoreResult<KeyRecord>;
     async fn delete_key(&self, shop_id: &str, id: &str, audit: &AuditEvent) -> StoreResult<()>;
-    /// Marks that the key was seen in a URL (a warning on the key) and audits it.
+    /// Marks that the key was seen in a URL (a warning on the key) and audits
+    /// it; `NotFound` (and nothing written) for an unknown key.
     async fn mark_key_sent_in_url(&self, id: &str, audit: &AuditEvent) -> StoreResult<()>;
 
     /// Feed rows after `seq`, oldest first.

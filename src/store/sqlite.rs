@@ -21,7 +21,7 @@ use crate::domain::key::KeyKind;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
 }
 
 impl SqliteStore {
@@ -54,12 +54,15 @@ impl SqliteStore {
         Self::open(&format!("sqlite://{}", path.display())).await
     }
 
-    async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)
+    pub(super) async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)
     }
 }
 
-fn map_err(e: sqlx::Error) -> StoreError {
+pub(super) fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::RowNotFound => StoreError::NotFound,
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
@@ -182,7 +185,11 @@ async fn insert_audit(tx: &mut Transaction<'_, Sqlite>, e: &AuditEvent) -> Store
 }
 
 /// Appends the feed row for key `id` (reading its hash), in the caller's transaction.
-async fn record_change(tx: &mut Transaction<'_, Sqlite>, id: &str, at: Timestamp) -> StoreResult<()> {
+async fn record_change(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: &str,
+    at: Timestamp,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO key_changes (key_id, key_hash, changed_at) SELECT id, key_hash, ?2 FROM api_keys WHERE id = ?1",
     )
@@ -514,7 +521,12 @@ impl Store for SqliteStore {
         .bind(shop_id)
         .bind(id)
         .bind(update.name.as_ref().map(KeyName::as_str))
-        .bind(update.allowed_ips.as_ref().map(|ips| ips.to_strings().join(" ")))
+        .bind(
+            update
+                .allowed_ips
+                .as_ref()
+                .map(|ips| ips.to_strings().join(" ")),
+        )
         .bind(update.expires_at.is_some())
         .bind(update.expires_at.flatten().map(Timestamp::as_micros))
         .bind(update.rate_limit_per_minute.map(i64::from))
@@ -578,12 +590,15 @@ impl Store for SqliteStore {
 
     async fn mark_key_sent_in_url(&self, id: &str, audit: &AuditEvent) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE api_keys SET sent_in_url_at = ?2 WHERE id = ?1")
+        let marked = sqlx::query("UPDATE api_keys SET sent_in_url_at = ?2 WHERE id = ?1")
             .bind(id)
             .bind(audit.at.as_micros())
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+        if marked.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
         record_change(&mut tx, id, audit.at).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)
@@ -671,7 +686,10 @@ impl Store for SqliteStore {
         .await
         .map_err(map_err)?;
         Ok(Paged {
-            items: rows.iter().map(audit_from_row).collect::<StoreResult<_>>()?,
+            items: rows
+                .iter()
+                .map(audit_from_row)
+                .collect::<StoreResult<_>>()?,
             total: total as u64,
         })
     }

@@ -1,7 +1,10 @@
 //! Test harness: a fresh SQLite database per test, a manual clock, the router
 //! driven in-process (`TestApp::call`) or served on a real socket on port 0
 //! (`TestApp::spawn`).
-#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +21,7 @@ use latchkey::domain::user::{Email, Password, Role};
 use latchkey::keys::{NewKeyInput, Principal};
 use latchkey::store::sqlite::SqliteStore;
 use latchkey::store::{AuditEvent, Shop, Store, User};
-use latchkey::{build_router, Core, Policy};
+use latchkey::{Core, Policy, build_router};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -74,11 +77,18 @@ impl Builder {
     pub async fn build(self) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open_path(&dir.path().join("latchkey.db")).await.unwrap(),
+            SqliteStore::open_path(&dir.path().join("latchkey.db"))
+                .await
+                .unwrap(),
         );
         let clock = Arc::new(ManualClock::new(Timestamp::parse_rfc3339(T0).unwrap()));
         let secret = ServerSecret::new(b"test-secret-test-secret-test-secret!".to_vec()).unwrap();
-        let core = Arc::new(Core::new(store.clone(), clock.clone(), KeyHasher::new(&secret), self.policy));
+        let core = Arc::new(Core::new(
+            store.clone(),
+            clock.clone(),
+            KeyHasher::new(&secret),
+            self.policy,
+        ));
         let mut app = TestApp {
             core,
             clock,
@@ -96,7 +106,10 @@ impl Builder {
 
 impl TestApp {
     pub fn builder() -> Builder {
-        Builder { policy: Policy::default(), empty: false }
+        Builder {
+            policy: Policy::default(),
+            empty: false,
+        }
     }
 
     pub async fn new() -> TestApp {
@@ -106,13 +119,19 @@ impl TestApp {
     /// Creates a shop with an owner; returns the shop id.
     pub async fn new_shop(&self, name: &str, owner_email: &str) -> String {
         let now = self.clock.now_ts();
-        let shop = Shop { id: new_id("shop"), name: name.into(), created_at: now };
+        let shop = Shop {
+            id: new_id("shop"),
+            name: name.into(),
+            created_at: now,
+        };
         let owner = User {
             id: new_id("usr"),
             shop_id: shop.id.clone(),
             email: Email::parse(owner_email).unwrap(),
             role: Role::Owner,
-            password_hash: Password::parse("correct horse battery".into()).unwrap().hash(),
+            password_hash: Password::parse("correct horse battery".into())
+                .unwrap()
+                .hash(),
             created_at: now,
         };
         let audit = AuditEvent {
@@ -136,27 +155,56 @@ impl TestApp {
     }
 
     /// A key made by the CLI principal in any shop and environment.
-    pub async fn key_in(&self, shop_id: &str, environment: &str, permissions: &[&str]) -> (String, String) {
-        self.key_with(shop_id, NewKeyInput {
-            name: Some(format!("Test harness {}", permissions.join(" "))),
-            permissions: Some(permissions.iter().map(|p| p.to_string()).collect()),
-            environment: Some(environment.into()),
-            ..Default::default()
-        })
+    pub async fn key_in(
+        &self,
+        shop_id: &str,
+        environment: &str,
+        permissions: &[&str],
+    ) -> (String, String) {
+        self.key_with(
+            shop_id,
+            NewKeyInput {
+                name: Some(
+                    format!("Test harness {}", permissions.join(" "))
+                        .chars()
+                        .take(100)
+                        .collect(),
+                ),
+                permissions: Some(permissions.iter().map(|p| p.to_string()).collect()),
+                environment: Some(environment.into()),
+                ..Default::default()
+            },
+        )
         .await
     }
 
     pub async fn key_with(&self, shop_id: &str, input: NewKeyInput) -> (String, String) {
         let new = input
-            .validate(self.clock.now_ts(), latchkey::domain::token::Environment::Live, 100)
+            .validate(
+                self.clock.now_ts(),
+                latchkey::domain::token::Environment::Live,
+                100,
+            )
             .unwrap();
-        let created = self.core.create_key(&Principal::cli(shop_id), new).await.unwrap();
+        let created = self
+            .core
+            .create_key(&Principal::cli(shop_id), new)
+            .await
+            .unwrap();
         (created.key.id.clone(), created.secret.expose().to_owned())
     }
 
     /// Sends a request through the router in-process.
-    pub async fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> TestResponse {
-        let mut req = Request::builder().method(Method::from_bytes(method.as_bytes()).unwrap()).uri(path);
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResponse {
+        let mut req = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(path);
         if let Some(k) = key {
             req = req.header("authorization", format!("Bearer {k}"));
         }
@@ -179,7 +227,12 @@ impl TestApp {
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        TestResponse { status, headers, body, text }
+        TestResponse {
+            status,
+            headers,
+            body,
+            text,
+        }
     }
 
     pub async fn get(&self, path: &str, key: &str) -> TestResponse {
@@ -212,7 +265,11 @@ impl TestApp {
             .await
             .unwrap();
         });
-        RunningServer { url: format!("http://{addr}"), stop: Some(tx), handle: Some(handle) }
+        RunningServer {
+            url: format!("http://{addr}"),
+            stop: Some(tx),
+            handle: Some(handle),
+        }
     }
 }
 

@@ -1,19 +1,46 @@
 //! `/api/v1/audit-events`: who did what to which key, when, from where.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::http::auth::{need, Authorized};
-use crate::http::json::{meta, RawQuery};
+use crate::http::auth::{Authorized, need};
+use crate::http::json::{RawQuery, meta};
 use crate::store::AuditFilter;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/audit-events", get(list))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct AuditEventList {
+    pub audit_events: Vec<crate::store::AuditEvent>,
+    pub meta: super::common::Meta,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    #[param(value_type = Option<u32>, minimum = 1)]
+    pub page: Option<String>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    pub per_page: Option<String>,
+    /// Only events about this key.
+    pub key_id: Option<String>,
+    /// Only this action, e.g. `key.revoked`.
+    pub action: Option<String>,
+}
+
+/// List audit events, newest first.
+#[utoipa::path(get, path = "/audit-events", tag = "Audit", operation_id = "listAuditEvents",
+    params(AuditParams),
+    security(("bearer" = ["keys:read"])),
+    responses((status = 200, description = "A page of audit events", body = AuditEventList)))]
 async fn list(
     State(core): State<AppState>,
     Authorized(caller, ..): Authorized<need::KeysRead>,
@@ -23,10 +50,19 @@ async fn list(
     let filter = AuditFilter {
         // A key sees the events of its own environment's keys only.
         environment: Some(caller.key.environment),
-        key_id: query.get("key_id").filter(|s| !s.is_empty()).map(str::to_owned),
-        action: query.get("action").filter(|s| !s.is_empty()).map(str::to_owned),
+        key_id: query
+            .get("key_id")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+        action: query
+            .get("action")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
     };
-    let paged = core.store.list_audit_events(&caller.key.shop_id, &filter, page).await?;
+    let paged = core
+        .store
+        .list_audit_events(&caller.key.shop_id, &filter, page)
+        .await?;
     Ok(Json(serde_json::json!({
         "audit_events": paged.items,
         "meta": meta(page, paged.total),

@@ -1,11 +1,13 @@
 //! `/api/v1/keys…` and `/api/v1/key-templates`.
 
+use axum::Json;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::Id;
 use crate::app::{AppState, Core};
@@ -15,29 +17,37 @@ use crate::domain::net::AllowedIps;
 use crate::domain::permission::{PermissionSet, TEMPLATES};
 use crate::domain::token::{Environment, PlainKey};
 use crate::error::ApiError;
-use crate::http::auth::{need, Authorized};
-use crate::http::json::{meta, JsonBody, OptionalJson, RawQuery};
+use crate::http::auth::{Authorized, need};
+use crate::http::json::{JsonBody, OptionalJson, RawQuery, meta};
 use crate::keys::{Created, KeyUpdateInput, NewKeyInput};
 use crate::store::KeyFilter;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/keys", get(list).post(create))
-        .route("/keys/{id}", get(show).patch(update).delete(delete))
-        .route("/keys/{id}/revoke", post(revoke))
-        .route("/keys/{id}/clone", post(clone))
-        .route("/key-templates", get(templates))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, delete))
+        .routes(routes!(revoke))
+        .routes(routes!(clone))
+        .routes(routes!(templates))
 }
 
-/// The key object of SPEC. `secret` appears only in create and clone answers.
-#[derive(Serialize)]
+/// An API key. `secret` appears only in create and clone answers.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Key)]
 pub struct KeyView<'a> {
+    #[schema(example = "key_YtLkX1OQhXrisuV1L0CV1zX5")]
     pub id: &'a str,
+    #[schema(example = "Zapier")]
     pub name: &'a str,
     pub environment: Environment,
     pub kind: KeyKind,
+    /// The truncated form, safe to show.
+    #[schema(example = "lk_live_LPXM…UwJw")]
     pub display: &'a str,
+    #[schema(value_type = Vec<PermissionName>)]
     pub permissions: PermissionSet,
+    /// Addresses and CIDR ranges; empty allows any.
+    #[schema(value_type = Vec<String>, example = json!(["203.0.113.7", "2001:db8::/32"]))]
     pub allowed_ips: &'a AllowedIps,
     pub rate_limit_per_minute: u32,
     pub expires_at: Option<Timestamp>,
@@ -45,14 +55,91 @@ pub struct KeyView<'a> {
     pub template: Option<&'a str>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The user id, key id, or `cli` that created the key.
+    #[schema(value_type = String, example = "cli")]
     pub created_by: &'a Actor,
     pub last_used_at: Option<Timestamp>,
     pub last_used_ip: Option<String>,
     pub requests_24h: u64,
     pub revoked_at: Option<Timestamp>,
     pub warnings: Vec<Warning>,
+    /// The full key: only in create and clone answers, never again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<&'a str>,
+}
+
+/// One `{"key": …}` answer.
+#[derive(Serialize, ToSchema)]
+pub struct KeyEnvelope<'a> {
+    pub key: KeyView<'a>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyList<'a> {
+    pub keys: Vec<KeyView<'a>>,
+    pub meta: super::common::Meta,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TemplateList {
+    #[schema(value_type = Vec<TemplateSchema>)]
+    pub templates: &'static [crate::domain::permission::Template],
+}
+
+/// A prebuilt key.
+#[derive(ToSchema)]
+#[schema(as = Template)]
+#[allow(dead_code, reason = "describes Template's JSON for the document")]
+pub struct TemplateSchema {
+    #[schema(example = "zapier")]
+    id: String,
+    #[schema(example = "Zapier")]
+    name: String,
+    description: String,
+    permissions: Vec<PermissionName>,
+}
+
+/// A permission.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "describes the permission names for the document")]
+pub enum PermissionName {
+    #[schema(rename = "orders:read")]
+    OrdersRead,
+    #[schema(rename = "orders:write")]
+    OrdersWrite,
+    #[schema(rename = "orders:delete")]
+    OrdersDelete,
+    #[schema(rename = "clients:read")]
+    ClientsRead,
+    #[schema(rename = "clients:write")]
+    ClientsWrite,
+    #[schema(rename = "clients:delete")]
+    ClientsDelete,
+    #[schema(rename = "devices:read")]
+    DevicesRead,
+    #[schema(rename = "devices:write")]
+    DevicesWrite,
+    #[schema(rename = "devices:delete")]
+    DevicesDelete,
+    #[schema(rename = "keys:read")]
+    KeysRead,
+    #[schema(rename = "keys:write")]
+    KeysWrite,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KeyListParams {
+    #[param(value_type = Option<u32>, minimum = 1)]
+    pub page: Option<String>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    pub per_page: Option<String>,
+    /// Only keys of this environment (a key sees only its own).
+    #[param(value_type = Option<Environment>)]
+    pub environment: Option<String>,
+    /// Only keys with this status.
+    #[param(value_type = Option<KeyStatus>)]
+    pub status: Option<String>,
 }
 
 impl<'a> KeyView<'a> {
@@ -99,6 +186,11 @@ fn created(core: &Core, c: &Created) -> impl IntoResponse + use<> {
     )
 }
 
+/// List keys.
+#[utoipa::path(get, path = "/keys", tag = "Keys", operation_id = "listKeys",
+    params(KeyListParams),
+    security(("bearer" = ["keys:read"])),
+    responses((status = 200, description = "A page of keys (newest first)", body = KeyList)))]
 async fn list(
     State(core): State<AppState>,
     Authorized(caller, ..): Authorized<need::KeysRead>,
@@ -117,26 +209,56 @@ async fn list(
     // A key sees only its own environment's keys: asking for the other is an
     // empty list, not an error, so a generic client need not special-case it.
     let paged = if requested.is_some_and(|e| e != own) {
-        crate::store::Paged { items: Vec::new(), total: 0 }
+        crate::store::Paged {
+            items: Vec::new(),
+            total: 0,
+        }
     } else {
-        core.store.list_keys(&caller.key.shop_id, &filter, page).await?
+        core.store
+            .list_keys(&caller.key.shop_id, &filter, page)
+            .await?
     };
-    let keys: Vec<KeyView> = paged.items.iter().map(|k| KeyView::new(&core, k, None)).collect();
-    Ok(Json(serde_json::json!({ "keys": keys, "meta": meta(page, paged.total) })))
+    let keys: Vec<KeyView> = paged
+        .items
+        .iter()
+        .map(|k| KeyView::new(&core, k, None))
+        .collect();
+    Ok(Json(
+        serde_json::json!({ "keys": keys, "meta": meta(page, paged.total) }),
+    ))
 }
 
+/// Create a key.
+///
+/// From a `template` or a list of `permissions` (never more than the calling
+/// key holds). The answer carries `secret`, the full key: the only time it is shown.
+#[utoipa::path(post, path = "/keys", tag = "Keys", operation_id = "createKey",
+    request_body(content = NewKeyInput, example = json!({"name": "Zapier – new orders", "template": "zapier", "allowed_ips": ["203.0.113.0/24"]})),
+    security(("bearer" = ["keys:write"])),
+    responses((status = 201, description = "Created; `secret` is shown this once", body = KeyEnvelope,
+        headers(("Location" = String, description = "The new key's URL"))),
+        (status = 409, description = "`conflict`: the shop holds the most keys it may", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 async fn create(
     State(core): State<AppState>,
     Authorized(caller, ..): Authorized<need::KeysWrite>,
     JsonBody(input): JsonBody<NewKeyInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     let new = input
-        .validate(core.clock.now(), caller.key.environment, core.policy.default_rate_limit)
+        .validate(
+            core.clock.now(),
+            caller.key.environment,
+            core.policy.default_rate_limit,
+        )
         .map_err(ApiError::validation)?;
     let c = core.create_key(&caller.principal(), new).await?;
     Ok(created(&core, &c))
 }
 
+/// Get a key.
+#[utoipa::path(get, path = "/keys/{id}", tag = "Keys", operation_id = "getKey",
+    params(("id" = String, Path, description = "Key id")),
+    security(("bearer" = ["keys:read"])),
+    responses((status = 200, description = "The key", body = KeyEnvelope)))]
 async fn show(
     State(core): State<AppState>,
     Authorized(caller, ..): Authorized<need::KeysRead>,
@@ -146,17 +268,31 @@ async fn show(
     Ok(one(&core, &key))
 }
 
+/// Update a key's name, allowed IPs, expiry, rate limit or permissions.
+#[utoipa::path(patch, path = "/keys/{id}", tag = "Keys", operation_id = "updateKey",
+    params(("id" = String, Path, description = "Key id")),
+    request_body(content = KeyUpdateInput, content_type = "application/merge-patch+json", example = json!({"name": "Zapier – orders", "expires_at": null})),
+    security(("bearer" = ["keys:write"])),
+    responses((status = 200, description = "The updated key", body = KeyEnvelope),
+        (status = 409, description = "`conflict`: the key is revoked", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 async fn update(
     State(core): State<AppState>,
     Authorized(caller, ..): Authorized<need::KeysWrite>,
     Id(id): Id,
     JsonBody(input): JsonBody<KeyUpdateInput>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let update = input.validate(core.clock.now()).map_err(ApiError::validation)?;
+    let update = input
+        .validate(core.clock.now())
+        .map_err(ApiError::validation)?;
     let key = core.update_key(&caller.principal(), &id, update).await?;
     Ok(one(&core, &key))
 }
 
+/// Delete a key for good.
+#[utoipa::path(delete, path = "/keys/{id}", tag = "Keys", operation_id = "deleteKey",
+    params(("id" = String, Path, description = "Key id")),
+    security(("bearer" = ["keys:write"])),
+    responses((status = 204, description = "Deleted")))]
 async fn delete(
     State(core): State<AppState>,
     Authorized(caller, ..): Authorized<need::KeysWrite>,
@@ -166,6 +302,11 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Revoke a key: it stops working at once. Revoking twice changes nothing.
+#[utoipa::path(post, path = "/keys/{id}/revoke", tag = "Keys", operation_id = "revokeKey",
+    params(("id" = String, Path, description = "Key id")),
+    security(("bearer" = ["keys:write"])),
+    responses((status = 200, description = "The revoked key", body = KeyEnvelope)))]
 async fn revoke(
     State(core): State<AppState>,
     Authorized(caller, ..): Authorized<need::KeysWrite>,
@@ -175,12 +316,20 @@ async fn revoke(
     Ok(one(&core, &key))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CloneInput {
+    /// The copy's name (default: "<name> (copy)").
     name: Option<String>,
 }
 
+/// Clone a key: a new key with the same settings and a new name.
+#[utoipa::path(post, path = "/keys/{id}/clone", tag = "Keys", operation_id = "cloneKey",
+    params(("id" = String, Path, description = "Key id")),
+    request_body(content = Option<CloneInput>, example = json!({"name": "Zapier – second account"})),
+    security(("bearer" = ["keys:write"])),
+    responses((status = 201, description = "Created; `secret` is shown this once", body = KeyEnvelope,
+        headers(("Location" = String, description = "The new key's URL")))))]
 async fn clone(
     State(core): State<AppState>,
     Authorized(caller, ..): Authorized<need::KeysWrite>,
@@ -192,6 +341,12 @@ async fn clone(
     Ok(created(&core, &c))
 }
 
-async fn templates(_: Authorized<need::KeysRead>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "templates": TEMPLATES }))
+/// List the prebuilt key templates.
+#[utoipa::path(get, path = "/key-templates", tag = "Keys", operation_id = "listKeyTemplates",
+    security(("bearer" = ["keys:read"])),
+    responses((status = 200, description = "The templates", body = TemplateList)))]
+async fn templates(_: Authorized<need::KeysRead>) -> Json<TemplateList> {
+    Json(TemplateList {
+        templates: TEMPLATES,
+    })
 }

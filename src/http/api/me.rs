@@ -1,20 +1,39 @@
 //! `/api/v1/me`: the calling key, and `/api/v1/me/revoke`.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::keys::KeyView;
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::http::auth::{need, Authorized};
+use crate::http::auth::{Authorized, need};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/me", get(me))
-        .route("/me/revoke", post(revoke_itself))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(me))
+        .routes(routes!(revoke_itself))
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct ShopRef {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MeResponse<'a> {
+    pub key: super::keys::KeyView<'a>,
+    pub shop: Option<ShopRef>,
+}
+
+/// The calling key: id, name, environment, permissions, rate limit.
+#[utoipa::path(get, path = "/me", tag = "Key", operation_id = "getMe",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The calling key and its shop", body = MeResponse)))]
 async fn me(
     State(core): State<AppState>,
     Authorized(caller, ..): Authorized<need::AnyKey>,
@@ -26,12 +45,21 @@ async fn me(
     })))
 }
 
+/// Revoke the calling key.
+///
 /// Any key may revoke itself, whatever its permissions: the first thing to do
 /// with a key that leaked.
+#[utoipa::path(post, path = "/me/revoke", tag = "Key", operation_id = "revokeMe",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The key, now revoked", body = super::keys::KeyEnvelope)))]
 async fn revoke_itself(
     State(core): State<AppState>,
     Authorized(caller, ..): Authorized<need::AnyKey>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let key = core.revoke_key(&caller.principal(), &caller.key.id, true).await?;
-    Ok(Json(serde_json::json!({ "key": KeyView::new(&core, &key, None) })))
+    let key = core
+        .revoke_key(&caller.principal(), &caller.key.id, true)
+        .await?;
+    Ok(Json(
+        serde_json::json!({ "key": KeyView::new(&core, &key, None) }),
+    ))
 }

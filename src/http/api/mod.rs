@@ -3,9 +3,14 @@
 //! (`Authorized<need::…>`).
 
 pub mod audit;
+pub mod clients;
+pub mod common;
+pub mod devices;
 pub mod health;
 pub mod keys;
 pub mod me;
+pub mod orders;
+pub mod test_data;
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;

@@ -2,12 +2,13 @@
 //! layout and the security headers (a strict Content-Security-Policy: no
 //! inline script or style, nothing from other origins).
 
+pub mod docs;
 pub mod setup;
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 
 use crate::app::AppState;
 
@@ -15,6 +16,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/assets/app.css", get(stylesheet))
         .merge(setup::router())
+        .merge(docs::router())
 }
 
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; \
@@ -38,29 +40,48 @@ pub fn esc(s: &str) -> String {
 
 /// A full page: `body` is trusted HTML built with [`esc`] around every value.
 pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    page_with(status, title, body, false)
+}
+
+/// [`page`], optionally with a wide main column (documentation, tables).
+pub fn page_with(status: StatusCode, title: &str, body: &str, wide: bool) -> Response {
     let html = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{} · latchkey</title><link rel=\"stylesheet\" href=\"/assets/app.css\"></head>\
          <body><header class=\"top\"><span class=\"logo\">latchkey</span></header>\
-         <main>{body}</main></body></html>",
-        esc(title)
+         <main{class}>{body}</main></body></html>",
+        esc(title),
+        class = if wide { " class=\"wide\"" } else { "" },
     );
     let mut response = (status, html).into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     response
 }
 
 async fn stylesheet() -> Response {
     let mut r = include_str!("../../../assets/app.css").into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
     r
 }
 
@@ -68,6 +89,9 @@ async fn stylesheet() -> Response {
 mod tests {
     #[test]
     fn escapes_markup() {
-        assert_eq!(super::esc(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            super::esc(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
     }
 }

@@ -66,7 +66,12 @@ fn field_error(errors: &[FieldError], field: &str) -> String {
     errors
         .iter()
         .filter(|e| e.field == field)
-        .map(|e| format!("<p class=\"error\" id=\"{field}-error\">{}</p>", esc(&e.message)))
+        .map(|e| {
+            format!(
+                "<p class=\"error\" id=\"{field}-error\">{}</p>",
+                esc(&e.message)
+            )
+        })
         .collect()
 }
 
@@ -81,7 +86,8 @@ fn form(f: &SetupForm, errors: &[FieldError]) -> Response {
     let summary = if errors.is_empty() {
         String::new()
     } else {
-        "<div class=\"alert bad\" role=\"alert\">Please correct the fields marked below.</div>".to_owned()
+        "<div class=\"alert bad\" role=\"alert\">Please correct the fields marked below.</div>"
+            .to_owned()
     };
     let body = format!(
         "<div class=\"card\"><h1>Set up latchkey</h1>\
@@ -111,7 +117,11 @@ fn form(f: &SetupForm, errors: &[FieldError]) -> Response {
         inv_pc = invalid("password_confirm"),
         err_pc = field_error(errors, "password_confirm"),
     );
-    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
     page(status, "Set up", &body)
 }
 
@@ -134,16 +144,28 @@ fn unavailable(e: &StoreError) -> Response {
     )
 }
 
-async fn show(State(core): State<AppState>, query: Result<Query<TokenQuery>, QueryRejection>) -> Response {
+async fn show(
+    State(core): State<AppState>,
+    query: Result<Query<TokenQuery>, QueryRejection>,
+) -> Response {
     let token = query.ok().and_then(|Query(q)| q.token).unwrap_or_default();
     match token_ok(&core, &token).await {
-        Ok(true) => form(&SetupForm { token, ..Default::default() }, &[]),
+        Ok(true) => form(
+            &SetupForm {
+                token,
+                ..Default::default()
+            },
+            &[],
+        ),
         Ok(false) => invalid_link(),
         Err(r) => r,
     }
 }
 
-async fn submit(State(core): State<AppState>, form_data: Result<Form<SetupForm>, FormRejection>) -> Response {
+async fn submit(
+    State(core): State<AppState>,
+    form_data: Result<Form<SetupForm>, FormRejection>,
+) -> Response {
     let Ok(Form(f)) = form_data else {
         return page(
             StatusCode::BAD_REQUEST,
@@ -160,8 +182,18 @@ async fn submit(State(core): State<AppState>, form_data: Result<Form<SetupForm>,
     if password.is_ok() && f.password != f.password_confirm {
         password = Err("the two passwords differ".into());
     }
-    let prepared = shops::prepare(&f.shop_name, &f.email, password, Actor::Cli, core.clock.now());
-    let NewShop { shop, mut owner, mut audit } = match prepared {
+    let prepared = shops::prepare(
+        &f.shop_name,
+        &f.email,
+        password,
+        Actor::Cli,
+        core.clock.now(),
+    );
+    let NewShop {
+        shop,
+        mut owner,
+        mut audit,
+    } = match prepared {
         Ok(p) => p,
         Err(errors) => return form(&f, &errors),
     };

@@ -1,0 +1,227 @@
+//! `/api/v1/orders`: repair orders (jobs).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::Id;
+use super::common::{ListParams, Meta, idempotent, meta, scope};
+use crate::app::AppState;
+use crate::domain::client::ClientFields;
+use crate::domain::new_id;
+use crate::domain::order::{Order, OrderInput, OrderStatus};
+use crate::error::{ApiError, FieldError};
+use crate::http::auth::{Authorized, need};
+use crate::http::json::{JsonBody, JsonWithBytes, Query};
+use crate::store::StoreError;
+use crate::store::resources::{Cursor, OrderFilter};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, delete))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrderList {
+    pub orders: Vec<Order>,
+    pub meta: Meta,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrderEnvelope {
+    pub order: Order,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrderFilters {
+    /// Only orders with this status.
+    #[param(value_type = Option<OrderStatus>)]
+    pub status: Option<String>,
+    /// Only this client's orders.
+    pub client_id: Option<String>,
+}
+
+fn position(o: &Order) -> Cursor {
+    Cursor {
+        updated_at: o.updated_at,
+        id: o.id.clone(),
+    }
+}
+
+/// List orders.
+#[utoipa::path(get, path = "/orders", tag = "Orders", operation_id = "listOrders",
+    params(ListParams, OrderFilters),
+    security(("bearer" = ["orders:read"])),
+    responses((status = 200, description = "A page of orders", body = OrderList)))]
+async fn list(
+    State(core): State<AppState>,
+    Authorized(caller, ..): Authorized<need::OrdersRead>,
+    Query(params): Query<ListParams>,
+    Query(filters): Query<OrderFilters>,
+) -> Result<Json<OrderList>, ApiError> {
+    let query = params.parse()?;
+    let status = match filters.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(
+            s.parse::<OrderStatus>()
+                .map_err(|m| ApiError::bad_request(format!("`status`: {m}")))?,
+        ),
+    };
+    let filter = OrderFilter {
+        status,
+        client_id: filters.client_id.filter(|c| !c.is_empty()),
+    };
+    let paged = core
+        .store
+        .list_orders(&scope(&caller), &filter, &query)
+        .await?;
+    let meta = meta(&query, paged.total, &paged.items, position);
+    Ok(Json(OrderList {
+        orders: paged.items,
+        meta,
+    }))
+}
+
+/// Create an order.
+///
+/// Give `client_id`, or a new `client` to create with the order in one step
+/// (what a website contact form does). Honours `Idempotency-Key`.
+#[utoipa::path(post, path = "/orders", tag = "Orders", operation_id = "createOrder",
+    request_body(content = OrderInput, example = json!({
+        "client": {"first_name": "Sam", "last_name": "Patel", "email": "sam@example.com", "phone": "+44 20 7946 0958"},
+        "problem_description": "Cracked screen after a drop", "due_date": "2026-12-04", "estimate_cents": 8999})),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body give the first answer (kept 24 h)")),
+    security(("bearer" = ["orders:write"])),
+    responses((status = 201, description = "Created", body = OrderEnvelope,
+        headers(("Location" = String, description = "The new order's URL")))))]
+async fn create(
+    State(core): State<AppState>,
+    Authorized(caller, ..): Authorized<need::OrdersWrite>,
+    headers: HeaderMap,
+    JsonWithBytes(input, bytes): JsonWithBytes<OrderInput>,
+) -> Result<Response, ApiError> {
+    let scope = scope(&caller);
+    idempotent(&core, &scope, &headers, "POST /orders", &bytes, || async {
+        let inline = input.client.clone();
+        let draft = input.apply(None);
+        let client = inline.map(|c| c.apply(ClientFields::default(), "client."));
+        let (draft, client) = match (draft, client) {
+            (Ok(d), None) => (d, None),
+            (Ok(d), Some(Ok(c))) => (d, Some(c)),
+            (d, c) => {
+                let mut errors: Vec<FieldError> = d.err().unwrap_or_default();
+                if let Some(Err(ce)) = c {
+                    errors.extend(ce);
+                }
+                return Err(ApiError::validation(errors));
+            }
+        };
+        let client_id = match (&client, draft.client_id.clone()) {
+            (Some(_), _) => new_id("cli"),
+            (None, Some(id)) => id,
+            (None, None) => unreachable!("apply() requires client_id or client on create"),
+        };
+        let fields = draft.with_client(client_id.clone());
+        let new_client = client.as_ref().map(|c| (client_id.as_str(), c));
+        let order = core
+            .store
+            .create_order(
+                &scope,
+                &new_id("ord"),
+                &fields,
+                new_client,
+                core.clock.now(),
+            )
+            .await
+            .map_err(unknown_client)?;
+        let location = format!("/api/v1/orders/{}", order.id);
+        Ok((location, serde_json::json!({ "order": order })))
+    })
+    .await
+}
+
+/// A client id that names nothing in scope is the caller's mistake in a field.
+fn unknown_client(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::validation(vec![FieldError::new(
+            "client_id",
+            "no such client (for this key's shop and environment)",
+        )]),
+        other => other.into(),
+    }
+}
+
+/// Get an order.
+#[utoipa::path(get, path = "/orders/{id}", tag = "Orders", operation_id = "getOrder",
+    params(("id" = String, Path, description = "Order id")),
+    security(("bearer" = ["orders:read"])),
+    responses((status = 200, description = "The order", body = OrderEnvelope)))]
+async fn show(
+    State(core): State<AppState>,
+    Authorized(caller, ..): Authorized<need::OrdersRead>,
+    Id(id): Id,
+) -> Result<Json<OrderEnvelope>, ApiError> {
+    let order = core
+        .store
+        .get_order(&scope(&caller), &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Json(OrderEnvelope { order }))
+}
+
+/// Update an order (JSON merge patch: absent fields stay, `null` clears).
+#[utoipa::path(patch, path = "/orders/{id}", tag = "Orders", operation_id = "updateOrder",
+    params(("id" = String, Path, description = "Order id")),
+    request_body(content = OrderInput, content_type = "application/merge-patch+json", example = json!({"status": "ready", "price_cents": 8999})),
+    security(("bearer" = ["orders:write"])),
+    responses((status = 200, description = "The updated order", body = OrderEnvelope)))]
+async fn update(
+    State(core): State<AppState>,
+    Authorized(caller, ..): Authorized<need::OrdersWrite>,
+    Id(id): Id,
+    JsonBody(input): JsonBody<OrderInput>,
+) -> Result<Json<OrderEnvelope>, ApiError> {
+    let scope = scope(&caller);
+    let current = core
+        .store
+        .get_order(&scope, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let draft = input
+        .apply(Some(current.fields))
+        .map_err(ApiError::validation)?;
+    let client_id = draft.client_id.clone().unwrap_or_default();
+    let fields = draft.with_client(client_id);
+    let order = match core
+        .store
+        .update_order(&scope, &id, &fields, core.clock.now())
+        .await
+    {
+        Err(StoreError::NotFound) if core.store.get_order(&scope, &id).await?.is_some() => {
+            return Err(unknown_client(StoreError::NotFound));
+        }
+        other => other?,
+    };
+    Ok(Json(OrderEnvelope { order }))
+}
+
+/// Delete an order and its devices.
+#[utoipa::path(delete, path = "/orders/{id}", tag = "Orders", operation_id = "deleteOrder",
+    params(("id" = String, Path, description = "Order id")),
+    security(("bearer" = ["orders:delete"])),
+    responses((status = 204, description = "Deleted, with its devices")))]
+async fn delete(
+    State(core): State<AppState>,
+    Authorized(caller, ..): Authorized<need::OrdersDelete>,
+    Id(id): Id,
+) -> Result<StatusCode, ApiError> {
+    core.store.delete_order(&scope(&caller), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

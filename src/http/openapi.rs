@@ -1,0 +1,243 @@
+//! The OpenAPI 3.1 document. Routes and their documentation are registered
+//! together (utoipa-axum `routes!`), so they cannot drift; the error answers
+//! every operation can give are added here, by rule, in one place.
+
+use std::sync::LazyLock;
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
+use utoipa::{OpenApi as _, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::error::FieldError;
+
+/// An error answer (RFC 9457 problem details) as every endpoint sends it.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code, reason = "describes ApiError's JSON for the document")]
+pub struct Problem {
+    /// A link to this error's documentation.
+    #[schema(example = "/settings/api-keys/docs#error-invalid_key")]
+    #[serde(rename = "type")]
+    pub type_: String,
+    #[schema(example = "Invalid API key")]
+    pub title: String,
+    #[schema(example = 401)]
+    pub status: u16,
+    /// What happened and what to do about it.
+    pub detail: String,
+    /// The request id (also in the `X-Request-Id` header).
+    #[schema(example = "req_AQPTe9MRzmXn2WpwpdMC")]
+    pub instance: Option<String>,
+    /// Stable machine-readable code.
+    #[schema(example = "invalid_key")]
+    pub code: String,
+    /// With `insufficient_permission`.
+    pub required_permission: Option<String>,
+    /// With `ip_not_allowed`.
+    pub client_ip: Option<String>,
+    /// With `rate_limited` and `too_many_failed_attempts`: seconds to wait.
+    pub retry_after: Option<u64>,
+    /// With `validation_failed`: one entry per invalid field.
+    pub errors: Option<Vec<FieldError>>,
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "latchkey API",
+        description = "The REST API of a repair shop's orders, clients and devices, and the management of its API keys.\n\n\
+            Authenticate with `Authorization: Bearer <key>` (or `X-API-Key: <key>`). Keys are server-side secrets: \
+            never put one in a web page's JavaScript. Every error is `application/problem+json` with a stable `code`.",
+        license(name = "MIT")
+    ),
+    components(schemas(Problem, FieldError)),
+    tags(
+        (name = "Key", description = "The calling key"),
+        (name = "Keys", description = "Managing API keys (keys:read / keys:write)"),
+        (name = "Clients", description = "The shop's clients"),
+        (name = "Orders", description = "Repair orders"),
+        (name = "Devices", description = "Devices brought in with orders"),
+        (name = "Test data", description = "The test environment's sample data"),
+        (name = "Audit", description = "Who did what to which key"),
+        (name = "Service", description = "Health and this document")
+    )
+)]
+struct ApiDoc;
+
+/// All of `/api/v1` plus the public service endpoints, with their docs.
+/// The routes that need a key are wrapped in the verify middleware.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    use super::api;
+    let keyed = OpenApiRouter::new()
+        .merge(api::me::router())
+        .merge(api::keys::router())
+        .merge(api::audit::router())
+        .merge(api::clients::router())
+        .merge(api::orders::router())
+        .merge(api::devices::router())
+        .merge(api::test_data::router())
+        .route_layer(axum::middleware::from_fn(super::auth::require_key));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", keyed)
+        .merge(api::health::router())
+        .routes(routes!(openapi_json))
+}
+
+static DOCUMENT: LazyLock<OpenApi> = LazyLock::new(build_document);
+
+/// The finished document.
+pub fn document() -> &'static OpenApi {
+    &DOCUMENT
+}
+
+fn build_document() -> OpenApi {
+    let mut doc = api_router().into_openapi();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("lk_live_… / lk_test_…")
+                .description(Some(
+                    "An API key from Settings → API Keys, as `Authorization: Bearer <key>`. \
+                     `X-API-Key: <key>` and a bare `Authorization: <key>` are accepted too.",
+                ))
+                .build(),
+        ),
+    );
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let has_path_param = path.contains('{');
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            add_errors(op, has_path_param);
+        }
+    }
+    doc
+}
+
+fn problem(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+}
+
+/// Adds the error answers an operation can give, by what it takes.
+fn add_errors(op: &mut Operation, has_path_param: bool) {
+    let keyed = op.security.as_ref().is_some_and(|s| !s.is_empty());
+    let has_body = op.request_body.is_some();
+    let has_query = op
+        .parameters
+        .as_ref()
+        .is_some_and(|ps| {
+            ps.iter().any(|p| {
+                matches!(p, utoipa::openapi::RefOr::T(p) if matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query))
+            })
+        });
+    let idempotent = op.parameters.as_ref().is_some_and(|ps| {
+        ps.iter()
+            .any(|p| matches!(p, utoipa::openapi::RefOr::T(p) if p.name == "Idempotency-Key"))
+    });
+    let mut add = |status: &str, text: &str| {
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| problem(text).into());
+    };
+    if has_body || has_query {
+        add(
+            "400",
+            "`bad_request`: the JSON or a query parameter could not be parsed",
+        );
+    }
+    if keyed {
+        add(
+            "401",
+            "`missing_key`, `malformed_key`, `key_in_url`, `invalid_key`, `revoked_key`, `expired_key` or `legacy_key_retired` (with `WWW-Authenticate`)",
+        );
+        add(
+            "403",
+            "`insufficient_permission` (names the permission) or `ip_not_allowed` (names the client IP)",
+        );
+    }
+    if has_path_param {
+        add(
+            "404",
+            "`not_found`: no such id for this key (unknown, deleted, another shop's or the other environment's)",
+        );
+    }
+    if has_body {
+        add("413", "`payload_too_large`: the body is over 1 MiB");
+        add("415", "`unsupported_media_type`: the body is not JSON");
+    }
+    if idempotent {
+        add(
+            "409",
+            "`conflict`: this Idempotency-Key was used for a different request, or that request is still running",
+        );
+    }
+    if has_body || has_query {
+        add(
+            "422",
+            "`validation_failed`: `errors` lists each invalid field",
+        );
+    }
+    if keyed {
+        op.responses.responses.entry("429".to_owned()).or_insert_with(|| {
+            ResponseBuilder::new()
+                .description("`rate_limited` (this key's limit) or `too_many_failed_attempts` (this IP's bad keys); wait `Retry-After` seconds")
+                .header("Retry-After", utoipa::openapi::HeaderBuilder::new().schema(Some(utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::Integer))).description(Some("Seconds to wait")).build())
+                .content("application/problem+json", ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build())
+                .build()
+                .into()
+        });
+    }
+    let mut add = |status: &str, text: &str| {
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| problem(text).into());
+    };
+    add(
+        "500",
+        "`internal_error`: a bug; the request id finds it in the logs",
+    );
+    add(
+        "503",
+        "`unavailable`: the database is not answering; retry shortly",
+    );
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "Service", operation_id = "getOpenApi",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+async fn openapi_json() -> Response {
+    static JSON: LazyLock<String> =
+        LazyLock::new(|| serde_json::to_string_pretty(document()).expect("document serialises"));
+    let mut r = JSON.as_str().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
