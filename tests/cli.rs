@@ -1,0 +1,1281 @@
+//! The `latchkey` binary as a user runs it: every command's `--help`, the data
+//! commands (`migrate`, `shop create`, `keys …`), one-line errors for bad
+//! input and bad configuration, a running `serve` that sees a CLI revoke or
+//! delete within SPEC's one second, graceful shutdown on SIGTERM, and a server
+//! log free of secrets.
+//!
+//! Each test has its own data directory and clears every `LATCHKEY_*` (and
+//! `RUST_LOG`) variable, so the user's environment does not leak in.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use latchkey::domain::token::{Environment, generate};
+use latchkey::store::Store;
+use latchkey::store::sqlite::SqliteStore;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
+
+/// SPEC: a CLI revoke reaches every running server within 1 second.
+const PROPAGATION_DEADLINE: Duration = Duration::from_secs(1);
+
+/// A `latchkey` command with a clean environment, run in `cwd` (so a stray
+/// default `./latchkey-data` could never land in the repository).
+fn bare(cwd: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("LATCHKEY_") {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd.env_remove("RUST_LOG");
+    cmd.current_dir(cwd);
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// `latchkey ARGS --data-dir DIR`.
+fn latchkey(dir: &Path, args: &[&str]) -> Command {
+    let cwd = dir.ancestors().find(|d| d.is_dir()).unwrap_or(dir);
+    let mut cmd = bare(cwd);
+    cmd.args(args).arg("--data-dir").arg(dir);
+    cmd
+}
+
+struct Run {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+    what: String,
+}
+
+impl Run {
+    fn of(cmd: &mut Command) -> Run {
+        let what = format!("{:?}", cmd);
+        let child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("latchkey starts");
+        Run::finish(child, what)
+    }
+
+    fn with_stdin(cmd: &mut Command, input: &str) -> Run {
+        let what = format!("{:?}", cmd);
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("latchkey starts");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        Run::finish(child, what)
+    }
+
+    /// Waits for the process to exit (returning as soon as it does), but
+    /// kills it and fails after 60 s rather than hang the suite (say, a
+    /// `serve` that should have refused its settings but started).
+    fn finish(child: Child, what: String) -> Run {
+        let pid = child.id();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(out) => out.expect("latchkey runs"),
+            Err(_) => {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+                panic!("{what} did not finish within 60 s");
+            }
+        };
+        Run {
+            status,
+            stdout: String::from_utf8(stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8(stderr).expect("stderr is UTF-8"),
+            what,
+        }
+    }
+
+    /// Exit 0; returns stdout.
+    fn ok(self) -> String {
+        assert!(
+            self.status.success(),
+            "{} failed ({}):\nstdout: {}\nstderr: {}",
+            self.what,
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self.stdout
+    }
+
+    /// Exit 0 and JSON on stdout.
+    fn json(self) -> Value {
+        let what = self.what.clone();
+        let out = self.ok();
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("{what}: stdout is not JSON ({e}): {out}"))
+    }
+
+    /// Non-zero exit, nothing on stdout, and exactly one stderr line starting
+    /// with `latchkey:`, which is returned.
+    fn fails(self) -> String {
+        assert!(
+            !self.status.success(),
+            "{} should fail but succeeded:\nstdout: {}\nstderr: {}",
+            self.what,
+            self.stdout,
+            self.stderr
+        );
+        assert!(
+            self.stdout.trim().is_empty(),
+            "{}: a failure printed to stdout: {}",
+            self.what,
+            self.stdout
+        );
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "{}: stderr should be exactly one line, got:\n{}",
+            self.what,
+            self.stderr
+        );
+        assert!(
+            lines[0].starts_with("latchkey: "),
+            "{}: stderr should start with `latchkey: `: {}",
+            self.what,
+            lines[0]
+        );
+        lines[0].to_owned()
+    }
+}
+
+fn run(dir: &Path, args: &[&str]) -> Run {
+    Run::of(&mut latchkey(dir, args))
+}
+
+/// `shop create --json` in `dir`; returns the shop id.
+fn new_shop(dir: &Path) -> String {
+    let out = run(
+        dir,
+        &[
+            "shop",
+            "create",
+            "--name",
+            "Fix-It Phones",
+            "--owner-email",
+            "owner@fixit.example",
+            "--json",
+        ],
+    )
+    .json();
+    out["shop_id"].as_str().expect("shop_id").to_owned()
+}
+
+/// `keys create --shop SHOP ARGS --json`; returns the key object.
+fn new_key(dir: &Path, shop: &str, args: &[&str]) -> Value {
+    let mut all = vec!["keys", "create", "--shop", shop];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let out = run(dir, &all).json();
+    out["key"].clone()
+}
+
+/// The ids of `keys list --shop SHOP --json`, sorted.
+fn key_ids(dir: &Path, shop: &str) -> Vec<String> {
+    let out = run(dir, &["keys", "list", "--shop", shop, "--json"]).json();
+    let mut ids: Vec<String> = out["keys"]
+        .as_array()
+        .expect("keys array")
+        .iter()
+        .map(|k| k["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn s<'a>(v: &'a Value, field: &str) -> &'a str {
+    v[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("`{field}` is not a string in {v}"))
+}
+
+// ---------------------------------------------------------------------------
+// A running server.
+
+struct Server {
+    child: Child,
+    url: String,
+    stderr: Arc<Mutex<String>>,
+    stdout: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+/// Everything the server wrote, after it stopped.
+struct Stopped {
+    status: ExitStatus,
+    stderr: String,
+    stdout: String,
+}
+
+impl Server {
+    /// `latchkey serve --listen 127.0.0.1:0 --data-dir DIR`, logging at info;
+    /// waits for the `listening on http://…` line.
+    fn start(dir: &Path) -> Server {
+        let mut child = latchkey(dir, &["serve", "--listen", "127.0.0.1:0"])
+            .env("LATCHKEY_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("latchkey serve starts");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel::<String>();
+
+        let mut pipe = BufReader::new(child.stderr.take().unwrap());
+        let log = stderr.clone();
+        let err_reader = std::thread::spawn(move || {
+            let mut line = String::new();
+            let mut sent = false;
+            loop {
+                line.clear();
+                match pipe.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                log.lock().unwrap().push_str(&line);
+                if !sent {
+                    if let Some(at) = line.find("listening on http://") {
+                        let rest = &line[at + "listening on ".len()..];
+                        let url = rest.split_whitespace().next().unwrap_or("").to_owned();
+                        sent = tx.send(url).is_ok();
+                    }
+                }
+            }
+        });
+        let mut out_pipe = child.stdout.take().unwrap();
+        let out = stdout.clone();
+        let out_reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = out_pipe.read_to_string(&mut text);
+            out.lock().unwrap().push_str(&text);
+        });
+
+        let url = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "serve never logged `listening on http://…` ({e}); its stderr:\n{}",
+                    stderr.lock().unwrap()
+                );
+            }
+        };
+        assert!(
+            url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
+            "listening URL {url:?}"
+        );
+        Server {
+            child,
+            url: url.trim_end_matches('/').to_owned(),
+            stderr,
+            stdout,
+            readers: vec![err_reader, out_reader],
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// SIGTERM, then waits (at most 15 s) for the process to exit.
+    fn stop(mut self) -> Stopped {
+        let pid = self.child.id().to_string();
+        let kill = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(kill.success(), "kill -TERM {pid} failed");
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > Duration::from_secs(15) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "serve did not stop within 15 s of SIGTERM; its stderr:\n{}",
+                    self.stderr.lock().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        for r in self.readers.drain(..) {
+            r.join().unwrap();
+        }
+        Stopped {
+            status,
+            stderr: self.stderr.lock().unwrap().clone(),
+            stdout: self.stdout.lock().unwrap().clone(),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Only when a test failed before `stop`: do not leave a server behind.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Status and body of a keyed GET.
+async fn get(client: &reqwest::Client, url: &str, secret: &str) -> (u16, Value) {
+    let r = client
+        .get(url)
+        .bearer_auth(secret)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Polls `GET /api/v1/me` every 20 ms until it answers 401 `code`; returns
+/// the time since `since`. Gives up (panics) after 5 s, so a slow answer is
+/// still measured and reported rather than cut off at the deadline.
+async fn poll_until_refused(
+    client: &reqwest::Client,
+    server: &Server,
+    secret: &str,
+    code: &str,
+    since: Instant,
+) -> Duration {
+    let url = server.url("/api/v1/me");
+    loop {
+        let (status, body) = get(client, &url, secret).await;
+        let elapsed = since.elapsed();
+        match status {
+            401 => {
+                assert_eq!(body["code"], code, "{body}");
+                return elapsed;
+            }
+            200 => {}
+            other => panic!("GET /api/v1/me answered {other} while waiting for {code}: {body}"),
+        }
+        assert!(
+            elapsed < Duration::from_secs(5),
+            "the server still accepts the key {} ms after the CLI finished",
+            elapsed.as_millis()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. --help
+
+#[tokio::test]
+async fn every_command_answers_help_and_serve_help_documents_every_spec_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let commands: &[&[&str]] = &[
+        &[],
+        &["serve"],
+        &["migrate"],
+        &["shop"],
+        &["shop", "create"],
+        &["keys"],
+        &["keys", "create"],
+        &["keys", "list"],
+        &["keys", "show"],
+        &["keys", "revoke"],
+        &["keys", "delete"],
+    ];
+    for args in commands {
+        let mut cmd = bare(dir.path());
+        cmd.args(*args).arg("--help");
+        let out = Run::of(&mut cmd).ok();
+        assert!(
+            out.contains("Usage:"),
+            "latchkey {} --help: {out}",
+            args.join(" ")
+        );
+    }
+    // `--help` touches no data: nothing was created in the working directory.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+    let mut cmd = bare(dir.path());
+    cmd.args(["serve", "--help"]);
+    let help = Run::of(&mut cmd).ok();
+    for option in [
+        "--listen",
+        "--data-dir",
+        "--database-url",
+        "--redis-url",
+        "--secret-file",
+        "--public-url",
+        "--trusted-proxies",
+        "--legacy-sunset",
+        "--default-rate-limit",
+        "--failed-auth-limit",
+        "--max-keys-per-shop",
+        "--config",
+    ] {
+        assert!(
+            help.contains(option),
+            "serve --help lacks {option}:\n{help}"
+        );
+    }
+    // Each is also `LATCHKEY_<NAME>`, and the defaults SPEC fixes are shown.
+    for env in [
+        "LATCHKEY_LISTEN",
+        "LATCHKEY_DATA_DIR",
+        "LATCHKEY_DATABASE_URL",
+        "LATCHKEY_REDIS_URL",
+        "LATCHKEY_SECRET_FILE",
+        "LATCHKEY_PUBLIC_URL",
+        "LATCHKEY_TRUSTED_PROXIES",
+        "LATCHKEY_LEGACY_SUNSET",
+        "LATCHKEY_DEFAULT_RATE_LIMIT",
+        "LATCHKEY_FAILED_AUTH_LIMIT",
+        "LATCHKEY_MAX_KEYS_PER_SHOP",
+    ] {
+        assert!(
+            help.contains(env),
+            "serve --help does not mention {env}:\n{help}"
+        );
+    }
+    for default in ["127.0.0.1:8080", "./latchkey-data", "2026-12-01T00:00:00Z"] {
+        assert!(
+            help.contains(default),
+            "serve --help does not show the default {default}:\n{help}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 2. migrate, shop create
+
+#[tokio::test]
+async fn migrate_creates_the_data_dir_the_database_and_an_owner_only_secret() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("not").join("yet");
+    let out = run(&dir, &["migrate"]).ok();
+    assert!(out.is_empty(), "migrate printed to stdout: {out}");
+    assert!(dir.is_dir());
+    assert!(dir.join("latchkey.db").is_file());
+    let secret = dir.join("secret.key");
+    let mode = std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "secret.key mode {mode:o}");
+    let first = std::fs::read(&secret).unwrap();
+    assert!(!first.is_empty());
+
+    // Running it again is harmless and keeps the secret.
+    run(&dir, &["migrate"]).ok();
+    assert_eq!(std::fs::read(&secret).unwrap(), first);
+}
+
+#[tokio::test]
+async fn shop_create_prints_ids_and_a_generated_password_or_reads_one_from_stdin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+
+    // A data command on a missing dir creates it, like migrate.
+    let out = run(
+        &dir,
+        &[
+            "shop",
+            "create",
+            "--name",
+            "Fix-It Phones",
+            "--owner-email",
+            "owner@fixit.example",
+            "--json",
+        ],
+    )
+    .json();
+    assert!(dir.join("latchkey.db").is_file() && dir.join("secret.key").is_file());
+    assert!(!s(&out, "shop_id").is_empty());
+    assert!(!s(&out, "owner_id").is_empty());
+    assert_ne!(out["shop_id"], out["owner_id"]);
+    let password = s(&out, "password");
+    assert!(
+        password.chars().count() >= 12,
+        "generated password {password:?}"
+    );
+
+    // Two shops, two different generated passwords.
+    let other = run(
+        &dir,
+        &[
+            "shop",
+            "create",
+            "--name",
+            "Second Shop",
+            "--owner-email",
+            "two@fixit.example",
+            "--json",
+        ],
+    )
+    .json();
+    assert_ne!(other["shop_id"], out["shop_id"]);
+    assert_ne!(other["password"], out["password"]);
+
+    // Human form.
+    let text = run(
+        &dir,
+        &[
+            "shop",
+            "create",
+            "--name",
+            "Third Shop",
+            "--owner-email",
+            "three@fixit.example",
+        ],
+    )
+    .ok();
+    for label in ["shop_id", "owner_id", "password"] {
+        assert!(text.contains(label), "{text}");
+    }
+
+    // --password-stdin: the password is read, not generated nor printed.
+    let chosen = "correct horse battery staple";
+    let out = Run::with_stdin(
+        &mut latchkey(
+            &dir,
+            &[
+                "shop",
+                "create",
+                "--name",
+                "Stdin Shop",
+                "--owner-email",
+                "stdin@fixit.example",
+                "--password-stdin",
+                "--json",
+            ],
+        ),
+        &format!("{chosen}\n"),
+    )
+    .json();
+    assert!(!s(&out, "shop_id").is_empty() && !s(&out, "owner_id").is_empty());
+    assert!(out.get("password").is_none(), "{out}");
+    assert!(!out.to_string().contains(chosen));
+}
+
+#[tokio::test]
+async fn a_too_short_password_on_stdin_is_refused_and_creates_no_shop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    run(&dir, &["migrate"]).ok();
+    let line = Run::with_stdin(
+        &mut latchkey(
+            &dir,
+            &[
+                "shop",
+                "create",
+                "--name",
+                "Fix-It Phones",
+                "--owner-email",
+                "owner@fixit.example",
+                "--password-stdin",
+                "--json",
+            ],
+        ),
+        "short\n",
+    )
+    .fails();
+    assert!(line.contains("--password-stdin"), "{line}");
+    assert!(
+        !line.contains("short\n") && !line.contains(": short"),
+        "{line}"
+    );
+
+    // Nothing prompts: with stdin closed and empty, it fails the same way.
+    let line = run(
+        &dir,
+        &[
+            "shop",
+            "create",
+            "--name",
+            "Fix-It Phones",
+            "--owner-email",
+            "owner@fixit.example",
+            "--password-stdin",
+        ],
+    )
+    .fails();
+    assert!(line.contains("--password-stdin"), "{line}");
+
+    let store = SqliteStore::open_path(&dir.join("latchkey.db"))
+        .await
+        .unwrap();
+    assert!(!store.has_shops().await.unwrap(), "a shop was created");
+}
+
+// ---------------------------------------------------------------------------
+// 3. keys
+
+#[tokio::test]
+async fn keys_create_list_show_revoke_and_delete_work_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let shop = new_shop(&dir);
+
+    // From a template.
+    let zap = new_key(&dir, &shop, &["--template", "zapier"]);
+    let zap_id = s(&zap, "id").to_owned();
+    let zap_secret = s(&zap, "secret").to_owned();
+    assert!(
+        zap_secret.starts_with("lk_live_") && zap_secret.len() == 46,
+        "{zap_secret}"
+    );
+    assert_eq!(zap["environment"], "live");
+    assert_eq!(zap["status"], "active");
+    assert_eq!(zap["template"], "zapier");
+    assert_eq!(zap["name"], "Zapier");
+    assert_eq!(zap["created_by"], "cli");
+    let mut perms: Vec<&str> = zap["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    perms.sort();
+    assert_eq!(
+        perms,
+        [
+            "clients:read",
+            "clients:write",
+            "devices:read",
+            "orders:read",
+            "orders:write"
+        ]
+    );
+    let display = s(&zap, "display");
+    assert_eq!(
+        display,
+        format!("lk_live_{}…{}", &zap_secret[8..12], &zap_secret[42..])
+    );
+
+    // Permissions repeated, a test key, and the other options.
+    let form = new_key(
+        &dir,
+        &shop,
+        &[
+            "--name",
+            "Website contact form handler",
+            "--permission",
+            "orders:write",
+            "--permission",
+            "clients:write",
+            "--environment",
+            "test",
+            "--allowed-ip",
+            "203.0.113.0/24",
+            "--allowed-ip",
+            "2001:db8::1",
+            "--expires-at",
+            "2099-01-31T17:00:00Z",
+            "--rate-limit",
+            "250",
+        ],
+    );
+    let form_id = s(&form, "id").to_owned();
+    let form_secret = s(&form, "secret").to_owned();
+    assert!(
+        form_secret.starts_with("lk_test_") && form_secret.len() == 46,
+        "{form_secret}"
+    );
+    assert_eq!(form["environment"], "test");
+    assert_eq!(form["name"], "Website contact form handler");
+    let mut perms: Vec<&str> = form["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    perms.sort();
+    assert_eq!(perms, ["clients:write", "orders:write"]);
+    assert_eq!(form["rate_limit_per_minute"], 250);
+    assert!(
+        s(&form, "expires_at").starts_with("2099-01-31T17:00:00"),
+        "{form}"
+    );
+    let ips = form["allowed_ips"].to_string();
+    assert!(
+        ips.contains("203.0.113.0/24") && ips.contains("2001:db8::1"),
+        "{ips}"
+    );
+    assert_ne!(zap_id, form_id);
+
+    // Human form prints the secret too, once.
+    let text = run(
+        &dir,
+        &["keys", "create", "--shop", &shop, "--template", "read-only"],
+    )
+    .ok();
+    assert!(
+        text.contains("secret:") && text.contains("lk_live_"),
+        "{text}"
+    );
+
+    // The list never carries a secret.
+    let list_raw = run(&dir, &["keys", "list", "--shop", &shop, "--json"]).ok();
+    assert!(!list_raw.contains(&zap_secret) && !list_raw.contains(&form_secret));
+    let list: Value = serde_json::from_str(&list_raw).unwrap();
+    let keys = list["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 3, "{list}");
+    for k in keys {
+        assert!(k.get("secret").is_none(), "a listed key has a secret: {k}");
+    }
+    let listed = keys
+        .iter()
+        .find(|k| k["id"] == zap_id.as_str())
+        .expect("zapier key listed");
+    assert_eq!(listed["display"], display);
+    assert_eq!(listed["status"], "active");
+    let text = run(&dir, &["keys", "list", "--shop", &shop]).ok();
+    assert!(
+        text.contains(&zap_id) && text.contains(&form_id) && !text.contains(&zap_secret),
+        "{text}"
+    );
+
+    // Show.
+    let shown_raw = run(&dir, &["keys", "show", &zap_id, "--json"]).ok();
+    assert!(!shown_raw.contains(&zap_secret));
+    let shown: Value = serde_json::from_str(&shown_raw).unwrap();
+    assert_eq!(shown["key"]["id"], zap_id.as_str());
+    assert_eq!(shown["key"]["name"], "Zapier");
+    assert!(shown["key"].get("secret").is_none());
+    let text = run(&dir, &["keys", "show", &form_id]).ok();
+    assert!(
+        text.contains(&form_id) && !text.contains(&form_secret),
+        "{text}"
+    );
+
+    // Revoke: stays listed, as revoked.
+    let revoked = run(&dir, &["keys", "revoke", &zap_id, "--json"]).json();
+    assert_eq!(revoked["key"]["status"], "revoked", "{revoked}");
+    assert!(revoked["key"]["revoked_at"].is_string(), "{revoked}");
+    assert!(revoked["key"].get("secret").is_none());
+    let shown = run(&dir, &["keys", "show", &zap_id, "--json"]).json();
+    assert_eq!(shown["key"]["status"], "revoked");
+    let list = run(&dir, &["keys", "list", "--shop", &shop, "--json"]).json();
+    let listed = list["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == zap_id.as_str())
+        .expect("a revoked key stays listed")
+        .clone();
+    assert_eq!(listed["status"], "revoked");
+
+    // Delete: gone for good.
+    run(&dir, &["keys", "delete", &zap_id, "--json"]).ok();
+    let line = run(&dir, &["keys", "show", &zap_id, "--json"]).fails();
+    assert!(line.contains(&zap_id), "{line}");
+    let ids = key_ids(&dir, &shop);
+    assert_eq!(ids.len(), 2);
+    assert!(!ids.contains(&zap_id) && ids.contains(&form_id));
+    // Deleting again fails too.
+    let line = run(&dir, &["keys", "delete", &zap_id]).fails();
+    assert!(line.contains(&zap_id), "{line}");
+}
+
+// ---------------------------------------------------------------------------
+// 4. bad input
+
+#[tokio::test]
+async fn bad_input_and_bad_settings_fail_with_one_line_naming_the_culprit_and_change_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let shop = new_shop(&dir);
+    new_key(&dir, &shop, &["--template", "pax8"]);
+    let before = key_ids(&dir, &shop);
+    let create = |extra: &[&str]| -> Command {
+        let mut args = vec![
+            "keys",
+            "create",
+            "--shop",
+            shop.as_str(),
+            "--name",
+            "Bad input check",
+        ];
+        args.extend_from_slice(extra);
+        latchkey(&dir, &args)
+    };
+
+    // (what, command, what the line must name)
+    let cases: Vec<(&str, Command, Vec<&str>)> = vec![
+        (
+            "unknown permission",
+            create(&["--permission", "orders:read", "--permission", "orders:fly"]),
+            vec!["orders:fly"],
+        ),
+        (
+            "unknown template",
+            create(&["--template", "zappier"]),
+            vec!["zappier"],
+        ),
+        (
+            "bad --allowed-ip",
+            create(&["--template", "pax8", "--allowed-ip", "10.0.0.300/8"]),
+            vec!["--allowed-ip", "10.0.0.300/8"],
+        ),
+        (
+            "past --expires-at",
+            create(&["--template", "pax8", "--expires-at", "2001-01-01T00:00:00Z"]),
+            vec!["--expires-at"],
+        ),
+        (
+            "unparseable --expires-at",
+            create(&["--template", "pax8", "--expires-at", "next tuesday"]),
+            vec!["--expires-at"],
+        ),
+        (
+            "--rate-limit 0",
+            create(&["--template", "pax8", "--rate-limit", "0"]),
+            vec!["--rate-limit"],
+        ),
+        (
+            "--rate-limit over 10000",
+            create(&["--template", "pax8", "--rate-limit", "10001"]),
+            vec!["--rate-limit"],
+        ),
+        (
+            "unknown environment",
+            create(&["--template", "pax8", "--environment", "staging"]),
+            vec!["--environment", "staging"],
+        ),
+        (
+            "unknown shop",
+            latchkey(
+                &dir,
+                &[
+                    "keys",
+                    "create",
+                    "--shop",
+                    "shop_nosuchshop",
+                    "--template",
+                    "pax8",
+                ],
+            ),
+            vec!["shop_nosuchshop"],
+        ),
+        (
+            "unknown shop (list)",
+            latchkey(&dir, &["keys", "list", "--shop", "shop_nosuchshop"]),
+            vec!["shop_nosuchshop"],
+        ),
+        (
+            "unknown key id (show)",
+            latchkey(&dir, &["keys", "show", "key_nosuchkey"]),
+            vec!["key_nosuchkey"],
+        ),
+        (
+            "unknown key id (revoke)",
+            latchkey(&dir, &["keys", "revoke", "key_nosuchkey", "--json"]),
+            vec!["key_nosuchkey"],
+        ),
+        (
+            "unknown key id (delete)",
+            latchkey(&dir, &["keys", "delete", "key_nosuchkey"]),
+            vec!["key_nosuchkey"],
+        ),
+        (
+            "unknown variable LATCHKEY_LISTN",
+            {
+                let mut c = create(&["--template", "pax8"]);
+                c.env("LATCHKEY_LISTN", "127.0.0.1:9000");
+                c
+            },
+            vec!["LATCHKEY_LISTN"],
+        ),
+        (
+            "bad LATCHKEY_DEFAULT_RATE_LIMIT (not a number)",
+            {
+                let mut c = create(&["--template", "pax8"]);
+                c.env("LATCHKEY_DEFAULT_RATE_LIMIT", "lots");
+                c
+            },
+            vec!["LATCHKEY_DEFAULT_RATE_LIMIT", "lots"],
+        ),
+        (
+            "bad LATCHKEY_DEFAULT_RATE_LIMIT (0)",
+            {
+                let mut c = create(&["--template", "pax8"]);
+                c.env("LATCHKEY_DEFAULT_RATE_LIMIT", "0");
+                c
+            },
+            vec!["LATCHKEY_DEFAULT_RATE_LIMIT"],
+        ),
+    ];
+    for (what, mut cmd, culprits) in cases {
+        let line = Run::of(&mut cmd).fails();
+        for c in culprits {
+            assert!(
+                line.contains(c),
+                "{what}: the error does not name {c:?}: {line}"
+            );
+        }
+        assert_eq!(key_ids(&dir, &shop), before, "{what}: the keys changed");
+    }
+
+    // The config file: an unknown key is refused by name; so is a bad value.
+    let config = dir.join("latchkey.toml");
+    for (text, culprit) in [
+        ("listne = \"127.0.0.1:9000\"\n", "listne"),
+        ("default_rate_limit = 0\n", "default-rate-limit"),
+        ("listen = \"nowhere\"\n", "--listen"),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let line = Run::of(&mut create(&["--template", "pax8"])).fails();
+        assert!(
+            line.contains(culprit),
+            "config {text:?}: the error does not name {culprit:?}: {line}"
+        );
+        // `serve` refuses it the same way, before listening. (A `--listen`
+        // flag would override the file's `listen`, so that case goes without.)
+        let serve: &[&str] = if culprit == "--listen" {
+            &["serve"]
+        } else {
+            &["serve", "--listen", "127.0.0.1:0"]
+        };
+        let line = run(&dir, serve).fails();
+        assert!(line.contains(culprit), "serve with config {text:?}: {line}");
+        std::fs::remove_file(&config).unwrap();
+        assert_eq!(
+            key_ids(&dir, &shop),
+            before,
+            "config {text:?}: the keys changed"
+        );
+    }
+    // An explicit --config that does not exist is an error, not a default.
+    let line = Run::of(&mut create(&[
+        "--template",
+        "pax8",
+        "--config",
+        "/nonexistent/latchkey.toml",
+    ]))
+    .fails();
+    assert!(line.contains("/nonexistent/latchkey.toml"), "{line}");
+
+    // Bad serve flags are refused before listening, by name.
+    for (flag, value) in [
+        ("--listen", "nowhere"),
+        ("--default-rate-limit", "0"),
+        ("--failed-auth-limit", "0"),
+        ("--max-keys-per-shop", "many"),
+        ("--legacy-sunset", "soon"),
+        ("--trusted-proxies", "10.0.0.0/8,bogus"),
+        ("--public-url", "ftp://example.com"),
+    ] {
+        let line = run(&dir, &["serve", flag, value]).fails();
+        assert!(line.contains(flag), "serve {flag} {value}: {line}");
+    }
+    assert_eq!(key_ids(&dir, &shop), before);
+}
+
+// ---------------------------------------------------------------------------
+// 5. a running server sees CLI changes within a second
+
+#[tokio::test]
+async fn a_cli_revoke_or_delete_reaches_a_running_server_within_a_second() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let server = Server::start(&dir);
+    let shop = new_shop(&dir);
+    let client = reqwest::Client::new();
+
+    // A high per-key limit so polling is never throttled.
+    let key = new_key(
+        &dir,
+        &shop,
+        &["--template", "read-only", "--rate-limit", "10000"],
+    );
+    let (id, secret) = (s(&key, "id").to_owned(), s(&key, "secret").to_owned());
+    let doomed = new_key(
+        &dir,
+        &shop,
+        &[
+            "--name",
+            "Nightly export job",
+            "--permission",
+            "orders:read",
+            "--rate-limit",
+            "10000",
+        ],
+    );
+    let (doomed_id, doomed_secret) = (s(&doomed, "id").to_owned(), s(&doomed, "secret").to_owned());
+
+    // Both work, and are now cached by the server.
+    for _ in 0..2 {
+        let (status, body) = get(&client, &server.url("/api/v1/me"), &secret).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["key"]["id"], id.as_str());
+        let (status, body) = get(&client, &server.url("/api/v1/me"), &doomed_secret).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["key"]["id"], doomed_id.as_str());
+    }
+
+    // Revoke from a separate process.
+    run(&dir, &["keys", "revoke", &id]).ok();
+    let exited = Instant::now();
+    let delay = poll_until_refused(&client, &server, &secret, "revoked_key", exited).await;
+    eprintln!("revoke reached the server after {} ms", delay.as_millis());
+    assert!(
+        delay < PROPAGATION_DEADLINE,
+        "a CLI revoke took {} ms to reach the server (SPEC: within 1 s)",
+        delay.as_millis()
+    );
+    // And it stays refused.
+    let (status, body) = get(&client, &server.url("/api/v1/me"), &secret).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("revoked_key")),
+        "{body}"
+    );
+    // The other key is untouched.
+    let (status, _) = get(&client, &server.url("/api/v1/me"), &doomed_secret).await;
+    assert_eq!(status, 200);
+
+    // Delete from a separate process.
+    run(&dir, &["keys", "delete", &doomed_id]).ok();
+    let exited = Instant::now();
+    let delay = poll_until_refused(&client, &server, &doomed_secret, "invalid_key", exited).await;
+    eprintln!("delete reached the server after {} ms", delay.as_millis());
+    assert!(
+        delay < PROPAGATION_DEADLINE,
+        "a CLI delete took {} ms to reach the server (SPEC: within 1 s)",
+        delay.as_millis()
+    );
+
+    // An edit that matters (permissions, IPs, expiry) has no CLI command to
+    // make it, so it is covered by the API tests, not here.
+
+    drop(client);
+    let stopped = server.stop();
+    assert!(
+        stopped.status.success(),
+        "serve did not exit 0 on SIGTERM ({}); its stderr:\n{}",
+        stopped.status,
+        stopped.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 6. no secret in the logs
+
+#[tokio::test]
+async fn the_server_log_holds_no_secret_password_or_query_string_but_names_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let server = Server::start(&dir);
+    let client = reqwest::Client::new();
+
+    let shop = run(
+        &dir,
+        &[
+            "shop",
+            "create",
+            "--name",
+            "Fix-It Phones",
+            "--owner-email",
+            "owner@fixit.example",
+            "--json",
+        ],
+    )
+    .json();
+    let password = s(&shop, "password").to_owned();
+    let shop_id = s(&shop, "shop_id").to_owned();
+
+    let key = new_key(
+        &dir,
+        &shop_id,
+        &[
+            "--name",
+            "Key manager for the log check",
+            "--permission",
+            "keys:read",
+            "--permission",
+            "keys:write",
+            "--permission",
+            "orders:read",
+            "--permission",
+            "clients:read",
+        ],
+    );
+    let (id, secret) = (s(&key, "id").to_owned(), s(&key, "secret").to_owned());
+
+    // Several endpoints with the key.
+    for path in [
+        "/api/v1/me".to_owned(),
+        "/api/v1/keys".to_owned(),
+        format!("/api/v1/keys/{id}"),
+        "/api/v1/key-templates".to_owned(),
+        "/api/v1/audit-events".to_owned(),
+    ] {
+        let (status, body) = get(&client, &server.url(&path), &secret).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+    }
+    // Not found, with a key id in the path.
+    let (status, _) = get(&client, &server.url("/api/v1/keys/key_nosuchkey"), &secret).await;
+    assert_eq!(status, 404);
+
+    // Invalid keys: well formed but unknown, mistyped (bad checksum).
+    let unknown = generate(Environment::Live).expose().to_owned();
+    let (status, body) = get(&client, &server.url("/api/v1/me"), &unknown).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_key")),
+        "{body}"
+    );
+    let last = secret.chars().last().unwrap();
+    let mistyped = format!(
+        "{}{}",
+        &secret[..secret.len() - 1],
+        if last == 'A' { 'B' } else { 'A' }
+    );
+    let (status, body) = get(&client, &server.url("/api/v1/me"), &mistyped).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("malformed_key")),
+        "{body}"
+    );
+
+    // The key in the URL: refused, and the query string never logged.
+    let r = client
+        .get(server.url(&format!("/api/v1/me?api_key={secret}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "key_in_url", "{body}");
+    let r = client
+        .get(server.url(&format!("/api/v1/keys?page=1&api_key={unknown}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+
+    // A second key made through the API with the first one.
+    let r = client
+        .post(server.url("/api/v1/keys"))
+        .bearer_auth(&secret)
+        .json(&serde_json::json!({"name": "Reporting dashboard", "permissions": ["orders:read"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let body: Value = r.json().await.unwrap();
+    let second_id = s(&body["key"], "id").to_owned();
+    let second = s(&body["key"], "secret").to_owned();
+    assert!(second.starts_with("lk_live_"));
+    let (status, _) = get(&client, &server.url("/api/v1/me"), &second).await;
+    assert_eq!(status, 200);
+    // Sent the other accepted ways too.
+    let r = client
+        .get(server.url("/api/v1/me"))
+        .header("x-api-key", &second)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = client
+        .get(server.url("/api/v1/me"))
+        .header("authorization", &second)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    drop(client);
+    let stopped = server.stop();
+    assert!(
+        stopped.status.success(),
+        "serve exit {}:\n{}",
+        stopped.status,
+        stopped.stderr
+    );
+    let log = format!("{}{}", stopped.stderr, stopped.stdout);
+
+    for (what, value) in [
+        ("the CLI-made key", secret.as_str()),
+        ("the API-made key", second.as_str()),
+        ("the unknown key", unknown.as_str()),
+        ("the mistyped key", mistyped.as_str()),
+        ("the owner's password", password.as_str()),
+    ] {
+        assert!(
+            !log.contains(value),
+            "the server log contains {what}:\n{log}"
+        );
+        // Nor its distinctive random part.
+        if value.starts_with("lk_") {
+            assert!(
+                !log.contains(&value[8..40]),
+                "the server log contains part of {what}:\n{log}"
+            );
+        }
+    }
+    assert!(
+        !log.contains("api_key="),
+        "the server log contains a query string:\n{log}"
+    );
+    assert!(
+        !log.contains("page=1"),
+        "the server log contains a query string:\n{log}"
+    );
+
+    // The request log names the key (by id) and the route template.
+    let request_lines: Vec<&str> = log.lines().filter(|l| l.contains(&id)).collect();
+    assert!(
+        request_lines
+            .iter()
+            .any(|l| l.contains("request") && l.contains("/api/v1/me")),
+        "no request log line names key {id}:\n{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&id) && l.contains("/api/v1/keys/{id}")),
+        "the request log should carry the route template, not the path:\n{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&second_id) && l.contains("/api/v1/me")),
+        "no request log line names key {second_id}:\n{log}"
+    );
+    assert!(
+        !log.contains("key_nosuchkey"),
+        "the log carries a raw path:\n{log}"
+    );
+}
