@@ -28,6 +28,20 @@ use crate::shops::NewShop;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{KeyFilter, PageRequest, Store};
 
+/// Prints a line to stdout. A closed pipe (`latchkey keys list | head`) is
+/// the reader's choice, not an error, so write failures are ignored rather
+/// than panicking as `println!` does.
+macro_rules! out {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock());
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "latchkey",
@@ -285,12 +299,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 sample.devices.len(),
             );
             if json {
-                println!(
+                out!(
                     "{}",
                     serde_json::json!({"test_data": {"clients": c, "orders": o, "devices": d}})
                 );
             } else {
-                println!("test data of {shop} reset: {c} clients, {o} orders, {d} devices");
+                out!("test data of {shop} reset: {c} clients, {o} orders, {d} devices");
             }
             Ok(())
         }
@@ -462,14 +476,14 @@ async fn shop(settings: Settings, cmd: ShopCommand) -> anyhow::Result<()> {
         if let Some(p) = &generated {
             out["password"] = serde_json::Value::String(p.clone());
         }
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        out!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!("shop_id:     {}", shop.id);
-        println!("shop_name:   {}", shop.name);
-        println!("owner_id:    {}", owner.id);
-        println!("owner_email: {}", owner.email.as_str());
+        out!("shop_id:     {}", shop.id);
+        out!("shop_name:   {}", shop.name);
+        out!("owner_id:    {}", owner.id);
+        out!("owner_email: {}", owner.email.as_str());
         if let Some(p) = &generated {
-            println!("password:    {p}   (shown once; change it after logging in)");
+            out!("password:    {p}   (shown once; change it after logging in)");
         }
     }
     Ok(())
@@ -511,20 +525,20 @@ fn print_key(
 ) -> anyhow::Result<()> {
     let view = KeyView::new(core, key, secret);
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "key": view }))?
         );
         return Ok(());
     }
-    println!("id:           {}", view.id);
-    println!("name:         {}", view.name);
-    println!("environment:  {}", view.environment);
-    println!("status:       {}", view.status.as_str());
-    println!("key:          {}", view.display);
-    println!("permissions:  {}", key.permissions.to_names().join(" "));
+    out!("id:           {}", view.id);
+    out!("name:         {}", view.name);
+    out!("environment:  {}", view.environment);
+    out!("status:       {}", view.status.as_str());
+    out!("key:          {}", view.display);
+    out!("permissions:  {}", key.permissions.to_names().join(" "));
     let ips = key.allowed_ips.to_strings();
-    println!(
+    out!(
         "allowed_ips:  {}",
         if ips.is_empty() {
             "any".into()
@@ -532,19 +546,19 @@ fn print_key(
             ips.join(" ")
         }
     );
-    println!("rate_limit:   {}/min", view.rate_limit_per_minute);
-    println!(
+    out!("rate_limit:   {}/min", view.rate_limit_per_minute);
+    out!(
         "expires_at:   {}",
         view.expires_at.map_or("never".into(), |t| t.to_string())
     );
-    println!("created_at:   {}", view.created_at);
+    out!("created_at:   {}", view.created_at);
     for w in &view.warnings {
-        println!("warning:      {}", w.message);
+        out!("warning:      {}", w.message);
     }
     if let Some(s) = secret {
-        println!();
-        println!("secret:       {}", s.expose());
-        println!("              Copy it now: it is shown only this once.");
+        out!();
+        out!("secret:       {}", s.expose());
+        out!("              Copy it now: it is shown only this once.");
     }
     Ok(())
 }
@@ -641,19 +655,22 @@ async fn keys(settings: Settings, cmd: KeysCommand) -> anyhow::Result<()> {
             if json {
                 let views: Vec<KeyView> =
                     all.iter().map(|k| KeyView::new(&core, k, None)).collect();
-                println!(
+                out!(
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({ "keys": views }))?
                 );
             } else if all.is_empty() {
-                println!("no keys");
+                out!("no keys");
             } else {
-                println!(
+                out!(
                     "{:<29} {:<8} {:<8} {:<22} NAME",
-                    "ID", "ENV", "STATUS", "KEY"
+                    "ID",
+                    "ENV",
+                    "STATUS",
+                    "KEY"
                 );
                 for k in &all {
-                    println!(
+                    out!(
                         "{:<29} {:<8} {:<8} {:<22} {}",
                         k.id,
                         k.environment.as_str(),
@@ -683,9 +700,9 @@ async fn keys(settings: Settings, cmd: KeysCommand) -> anyhow::Result<()> {
                 .await
                 .map_err(service_err)?;
             if json {
-                println!("{}", serde_json::json!({"deleted": key_id}));
+                out!("{}", serde_json::json!({"deleted": key_id}));
             } else {
-                println!("deleted {key_id} ({})", key.name.as_str());
+                out!("deleted {key_id} ({})", key.name.as_str());
             }
             Ok(())
         }

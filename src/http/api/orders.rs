@@ -15,6 +15,7 @@ use crate::app::AppState;
 use crate::domain::client::ClientFields;
 use crate::domain::new_id;
 use crate::domain::order::{Order, OrderInput, OrderStatus};
+use crate::domain::permission::Permission;
 use crate::error::{ApiError, FieldError};
 use crate::http::auth::{Authorized, need};
 use crate::http::json::{JsonBody, JsonWithBytes, Query};
@@ -92,7 +93,8 @@ async fn list(
 /// Create an order.
 ///
 /// Give `client_id`, or a new `client` to create with the order in one step
-/// (what a website contact form does). Honours `Idempotency-Key`.
+/// (what a website contact form does; this also needs `clients:write`).
+/// Honours `Idempotency-Key`.
 #[utoipa::path(post, path = "/orders", tag = "Orders", operation_id = "createOrder",
     request_body(content = OrderInput, example = json!({
         "client": {"first_name": "Sam", "last_name": "Patel", "email": "sam@example.com", "phone": "+44 20 7946 0958"},
@@ -107,6 +109,13 @@ async fn create(
     headers: HeaderMap,
     JsonWithBytes(input, bytes): JsonWithBytes<OrderInput>,
 ) -> Result<Response, ApiError> {
+    // An inline client is a client created: it needs clients:write too.
+    if input.client.is_some() && !caller.key.permissions.contains(Permission::ClientsWrite) {
+        return Err(ApiError::insufficient_permission(
+            Permission::ClientsWrite,
+            "Creating the order's client inline needs `clients:write` as well; give client_id instead, or use a key that has it.",
+        ));
+    }
     let scope = scope(&caller);
     idempotent(&core, &scope, &headers, "POST /orders", &bytes, || async {
         let inline = input.client.clone();
