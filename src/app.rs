@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use crate::auth::cache::KeyCache;
 use crate::auth::ratelimit::{FailedAttemptLimiter, KeyLimiter};
 use crate::auth::secret::KeyHasher;
+use crate::auth::usage::UsageRecorder;
 use crate::domain::clock::{Clock, Timestamp};
 use crate::domain::net::TrustedProxies;
 use crate::store::Store;
@@ -47,6 +48,7 @@ pub struct Core {
     pub hasher: KeyHasher,
     pub cache: Arc<KeyCache>,
     pub limiter: KeyLimiter,
+    pub usage: Arc<UsageRecorder>,
     pub failed_attempts: FailedAttemptLimiter,
     pub policy: Policy,
 }
@@ -67,6 +69,7 @@ impl Core {
             hasher,
             cache: Arc::new(KeyCache::new(KEY_CACHE_CAPACITY)),
             limiter: KeyLimiter::new(KEY_CACHE_CAPACITY),
+            usage: Arc::new(UsageRecorder::default()),
             failed_attempts: FailedAttemptLimiter::new(policy.failed_auth_limit),
             policy,
         }
@@ -91,6 +94,12 @@ pub async fn serve(
         state.clock.clone(),
         stop_rx,
     ));
+    let flusher = tokio::spawn(crate::auth::usage::run_flusher(
+        state.usage.clone(),
+        state.store.clone(),
+        state.clock.clone(),
+        stop_tx.subscribe(),
+    ));
     let router = build_router(state);
     let result = axum::serve(
         listener,
@@ -98,7 +107,9 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await;
+    // Requests in flight have finished: the last usage flush sees them all.
     let _ = stop_tx.send(true);
     let _ = feed.await;
+    let _ = flusher.await;
     result
 }

@@ -4,4 +4,5 @@
 pub mod cache;
 pub mod ratelimit;
 pub mod secret;
+pub mod usage;
 pub mod verify;

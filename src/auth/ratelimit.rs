@@ -1,12 +1,11 @@
 //! Rate limits, in memory: GCRA per key (the minute's budget usable as a
 //! burst, refilling evenly), and a limiter of failed authentications per
-//! client IP. Both are exact under concurrency (one compare-and-swap per
+//! client IP. Both are exact under concurrency (one short per-key lock per
 //! request) and bounded in memory: state exists only for verified keys and
 //! for at most [`MAX_TRACKED_IPS`] addresses (IPv6 by /64).
 
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use moka::sync::Cache;
@@ -29,45 +28,62 @@ pub struct Decision {
     pub retry_after_secs: u64,
 }
 
-/// One GCRA bucket: the theoretical arrival time, in microseconds.
-fn gcra(tat: &AtomicI64, limit: u32, now: Timestamp) -> Decision {
+/// One GCRA bucket: the theoretical arrival time (microseconds) and the
+/// limit it was computed for.
+#[derive(Debug)]
+pub struct Bucket(Mutex<(i64, u32)>);
+
+impl Default for Bucket {
+    fn default() -> Self {
+        Bucket(Mutex::new((i64::MIN, 0)))
+    }
+}
+
+fn gcra(bucket: &Bucket, limit: u32, now: Timestamp) -> Decision {
     let limit = limit.max(1);
     let t = now.as_micros();
     let interval = MINUTE_MICROS / i64::from(limit);
     // The whole minute may be used as a burst.
     let tolerance = MINUTE_MICROS - interval;
-    let mut current = tat.load(Ordering::Acquire);
-    loop {
-        let base = current.max(t);
-        if base - t > tolerance {
-            let wait = base - tolerance - t;
-            return Decision {
-                allowed: false,
-                limit,
-                remaining: 0,
-                reset_secs: ceil_secs(base - t),
-                retry_after_secs: ceil_secs(wait).max(1),
-            };
-        }
-        let next = base + interval;
-        match tat.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => {
-                let headroom = tolerance - (next - t);
-                let remaining = if headroom < 0 {
-                    0
-                } else {
-                    headroom / interval + 1
-                };
-                return Decision {
-                    allowed: true,
-                    limit,
-                    remaining: u32::try_from(remaining).unwrap_or(limit).min(limit),
-                    reset_secs: ceil_secs(next - t),
-                    retry_after_secs: 0,
-                };
-            }
-            Err(actual) => current = actual,
-        }
+    // One short lock per key: exact under concurrency, and cheap since only
+    // requests of the same key ever contend.
+    let mut state = bucket
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (mut tat, old_limit) = *state;
+    if old_limit != 0 && old_limit != limit && tat > t {
+        // The limit changed: keep the number of requests already counted in
+        // the window, re-expressed in the new limit's units, so lowering a
+        // limit applies at once and raising one frees the key at once.
+        let used = i128::from(tat - t) * i128::from(old_limit) / i128::from(limit);
+        tat = t + i64::try_from(used).unwrap_or(i64::MAX / 2);
+    }
+    let base = tat.max(t);
+    if base - t > tolerance {
+        *state = (tat, limit);
+        return Decision {
+            allowed: false,
+            limit,
+            remaining: 0,
+            reset_secs: ceil_secs(base - t),
+            retry_after_secs: ceil_secs(base - tolerance - t).max(1),
+        };
+    }
+    let next = base + interval;
+    *state = (next, limit);
+    let headroom = tolerance - (next - t);
+    let remaining = if headroom < 0 {
+        0
+    } else {
+        headroom / interval + 1
+    };
+    Decision {
+        allowed: true,
+        limit,
+        remaining: u32::try_from(remaining).unwrap_or(limit).min(limit),
+        reset_secs: ceil_secs(next - t),
+        retry_after_secs: 0,
     }
 }
 
@@ -79,7 +95,7 @@ fn ceil_secs(micros: i64) -> u64 {
 
 /// Per-key limits.
 pub struct KeyLimiter {
-    buckets: Cache<String, Arc<AtomicI64>>,
+    buckets: Cache<String, Arc<Bucket>>,
 }
 
 impl KeyLimiter {
@@ -98,7 +114,7 @@ impl KeyLimiter {
     pub fn check(&self, id: &str, limit: u32, now: Timestamp) -> Decision {
         let bucket = self
             .buckets
-            .get_with_by_ref(id, || Arc::new(AtomicI64::new(i64::MIN)));
+            .get_with_by_ref(id, || Arc::new(Bucket::default()));
         gcra(&bucket, limit, now)
     }
 }
@@ -106,7 +122,7 @@ impl KeyLimiter {
 /// Failed authentications per client network.
 pub struct FailedAttemptLimiter {
     limit: u32,
-    buckets: Cache<IpAddr, Arc<AtomicI64>>,
+    buckets: Cache<IpAddr, Arc<Bucket>>,
 }
 
 /// IPv6 clients are counted by /64: one subscriber usually holds a whole /64.
@@ -136,7 +152,7 @@ impl FailedAttemptLimiter {
     pub fn record_failure(&self, ip: IpAddr, now: Timestamp) -> Decision {
         let bucket = self
             .buckets
-            .get_with(network_of(ip), || Arc::new(AtomicI64::new(i64::MIN)));
+            .get_with(network_of(ip), || Arc::new(Bucket::default()));
         gcra(&bucket, self.limit, now)
     }
 
@@ -176,13 +192,22 @@ mod tests {
     }
 
     #[test]
-    fn a_lower_limit_applies_at_once() {
+    fn a_changed_limit_keeps_the_requests_already_counted() {
         let l = KeyLimiter::new(10);
         for _ in 0..5 {
             assert!(l.check("k", 100, at(0.0)).allowed);
         }
-        // 5 used at 0.6 s each = 3 s of budget; at 1/min the tolerance is 0.
-        assert!(!l.check("k", 1, at(0.0)).allowed);
+        // Lowered to 4 a minute: 5 already used, so refused at once.
+        assert!(!l.check("k", 4, at(0.0)).allowed);
+        // Raised to 100 again: 5 used, 95 left.
+        let d = l.check("k", 100, at(0.0));
+        assert!(d.allowed);
+        assert_eq!(d.remaining, 94);
+        // Raising the limit of a throttled key frees it at once.
+        let l = KeyLimiter::new(10);
+        assert!(l.check("j", 1, at(0.0)).allowed);
+        assert!(!l.check("j", 1, at(0.0)).allowed);
+        assert!(l.check("j", 10, at(0.0)).allowed);
     }
 
     #[test]

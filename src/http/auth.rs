@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Extension;
-use axum::extract::{FromRequestParts, Request};
+use axum::extract::{FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -18,11 +18,13 @@ use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
 use crate::auth::ratelimit::Decision;
+use crate::auth::usage::Hit;
 use crate::auth::verify::{AuthError, KeySource};
 use crate::domain::key::KeyRecord;
 use crate::domain::permission::Permission;
 use crate::error::ApiError;
 use crate::keys::Principal;
+use crate::store::usage::Rejection;
 
 /// The client address of this request (TCP peer, or per `--trusted-proxies`).
 #[derive(Clone, Copy, Debug)]
@@ -113,6 +115,22 @@ pub async fn require_key(
         Ok((value, source)) => state.verify(&value, source, ip).await,
         Err(e) => Err(e),
     };
+    // What usage needs after the request has been handed on (cheap clones).
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let agent = req.headers().get(header::USER_AGENT).cloned();
+    let record = |key_id: &str, status: StatusCode, rejection: Option<Rejection>| {
+        state.usage.record(Hit {
+            key_id,
+            at: state.clock.now(),
+            method: &method,
+            route: route.as_ref().map_or("(unmatched)", MatchedPath::as_str),
+            status: status.as_u16(),
+            rejection,
+            ip,
+            user_agent: agent.as_ref().and_then(|a| a.to_str().ok()),
+        });
+    };
     match verdict {
         Ok(key) => {
             let id = LoggedKeyId(key.id.clone());
@@ -123,10 +141,18 @@ pub async fn require_key(
                 state
                     .limiter
                     .check(&key.id, key.rate_limit_per_minute, state.clock.now());
+            let key_id = key.id.clone();
             let mut response = if decision.allowed {
                 req.extensions_mut().insert(Caller { key, ip });
-                next.run(req).await
+                let response = next.run(req).await;
+                record(&key_id, response.status(), None);
+                response
             } else {
+                record(
+                    &key_id,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Some(Rejection::RateLimited),
+                );
                 let mut e = ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "rate_limited",
@@ -164,19 +190,22 @@ pub async fn require_key(
             e.into_response()
         }
         Err(err) => {
-            let key_id = match &err {
+            // A known key that was refused: counted against that key, with
+            // the reason, so the shop sees a revoked key still being tried.
+            let (key_id, rejection) = match &err {
                 AuthError::KeyInUrl(Some(k)) => {
                     state.note_key_in_url(k, ip).await;
-                    Some(k.id.clone())
+                    (Some(k.id.clone()), None)
                 }
-                AuthError::Revoked(k)
-                | AuthError::Expired(k)
-                | AuthError::Retired(k)
-                | AuthError::IpNotAllowed(k, _) => Some(k.id.clone()),
-                _ => None,
+                AuthError::Revoked(k) => (Some(k.id.clone()), Some(Rejection::Revoked)),
+                AuthError::Expired(k) => (Some(k.id.clone()), Some(Rejection::Expired)),
+                AuthError::Retired(k) => (Some(k.id.clone()), Some(Rejection::Retired)),
+                AuthError::IpNotAllowed(k, _) => (Some(k.id.clone()), Some(Rejection::IpDenied)),
+                _ => (None, None),
             };
             let mut response = ApiError::from(err).into_response();
             if let Some(id) = key_id {
+                record(&id, response.status(), rejection);
                 response.extensions_mut().insert(LoggedKeyId(id));
             }
             response

@@ -9,6 +9,8 @@
 pub mod resources;
 pub mod sqlite;
 mod sqlite_resources;
+mod sqlite_usage;
+pub mod usage;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -142,7 +144,7 @@ pub struct AuditFilter {
 }
 
 #[async_trait]
-pub trait Store: resources::ResourceStore + Send + Sync + 'static {
+pub trait Store: resources::ResourceStore + usage::UsageStore + Send + Sync + 'static {
     /// Answers when the database does (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
 

@@ -220,7 +220,12 @@ impl TestApp {
 
     /// Sends a fully built request through the router in-process.
     pub async fn send(&self, req: Request<Body>) -> TestResponse {
-        let router = build_router(self.core.clone()).layer(MockConnectInfo(self.peer));
+        self.send_from(self.peer, req).await
+    }
+
+    /// Sends a request as if from the TCP peer `peer`.
+    pub async fn send_from(&self, peer: SocketAddr, req: Request<Body>) -> TestResponse {
+        let router = build_router(self.core.clone()).layer(MockConnectInfo(peer));
         let response = router.oneshot(req).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();

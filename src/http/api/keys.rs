@@ -21,6 +21,8 @@ use crate::http::auth::{Authorized, need};
 use crate::http::json::{JsonBody, OptionalJson, RawQuery, meta};
 use crate::keys::{Created, KeyUpdateInput, NewKeyInput};
 use crate::store::KeyFilter;
+use crate::store::usage::{KeyUsage, UsageSummary};
+use std::collections::HashMap;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -29,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke))
         .routes(routes!(clone))
         .routes(routes!(templates))
+        .routes(routes!(usage))
 }
 
 /// An API key. `secret` appears only in create and clone answers.
@@ -66,6 +69,36 @@ pub struct KeyView<'a> {
     /// The full key: only in create and clone answers, never again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<&'a str>,
+}
+
+impl KeyView<'_> {
+    /// Adds the key's usage figures (none yet: the defaults are exact).
+    pub fn with_usage(mut self, summary: Option<&UsageSummary>) -> Self {
+        if let Some(s) = summary {
+            self.last_used_at = s.last_used_at;
+            self.last_used_ip.clone_from(&s.last_used_ip);
+            self.requests_24h = s.requests_24h;
+        }
+        self
+    }
+}
+
+/// Usage summaries for `keys`, for their key objects.
+pub async fn summaries(
+    core: &Core,
+    keys: &[&KeyRecord],
+) -> Result<HashMap<String, UsageSummary>, ApiError> {
+    let ids: Vec<String> = keys.iter().map(|k| k.id.clone()).collect();
+    Ok(core.store.usage_summaries(&ids, core.clock.now()).await?)
+}
+
+/// The key object of one key, with its usage.
+pub async fn view_json(core: &Core, key: &KeyRecord) -> Result<serde_json::Value, ApiError> {
+    let usage = summaries(core, &[key]).await?;
+    Ok(
+        serde_json::to_value(KeyView::new(core, key, None).with_usage(usage.get(&key.id)))
+            .unwrap_or_default(),
+    )
 }
 
 /// One `{"key": …}` answer.
@@ -161,8 +194,7 @@ impl<'a> KeyView<'a> {
             created_at: key.created_at,
             updated_at: key.updated_at,
             created_by: &key.created_by,
-            // Usage figures arrive with usage monitoring; until a key is used
-            // they are exactly these.
+            // Filled from the usage store by `with_usage`.
             last_used_at: None,
             last_used_ip: None,
             requests_24h: 0,
@@ -173,8 +205,10 @@ impl<'a> KeyView<'a> {
     }
 }
 
-fn one(core: &Core, key: &KeyRecord) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "key": KeyView::new(core, key, None) }))
+async fn one(core: &Core, key: &KeyRecord) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(
+        serde_json::json!({ "key": view_json(core, key).await? }),
+    ))
 }
 
 fn created(core: &Core, c: &Created) -> impl IntoResponse + use<> {
@@ -218,10 +252,11 @@ async fn list(
             .list_keys(&caller.key.shop_id, &filter, page)
             .await?
     };
+    let usage = summaries(&core, &paged.items.iter().collect::<Vec<_>>()).await?;
     let keys: Vec<KeyView> = paged
         .items
         .iter()
-        .map(|k| KeyView::new(&core, k, None))
+        .map(|k| KeyView::new(&core, k, None).with_usage(usage.get(&k.id)))
         .collect();
     Ok(Json(
         serde_json::json!({ "keys": keys, "meta": meta(page, paged.total) }),
@@ -265,7 +300,7 @@ async fn show(
     Id(id): Id,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let key = core.visible_key(&caller.principal(), &id).await?;
-    Ok(one(&core, &key))
+    one(&core, &key).await
 }
 
 /// Update a key's name, allowed IPs, expiry, rate limit or permissions.
@@ -285,7 +320,7 @@ async fn update(
         .validate(core.clock.now())
         .map_err(ApiError::validation)?;
     let key = core.update_key(&caller.principal(), &id, update).await?;
-    Ok(one(&core, &key))
+    one(&core, &key).await
 }
 
 /// Delete a key for good.
@@ -313,7 +348,7 @@ async fn revoke(
     Id(id): Id,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let key = core.revoke_key(&caller.principal(), &id, false).await?;
-    Ok(one(&core, &key))
+    one(&core, &key).await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -349,4 +384,26 @@ async fn templates(_: Authorized<need::KeysRead>) -> Json<TemplateList> {
     Json(TemplateList {
         templates: TEMPLATES,
     })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UsageEnvelope {
+    pub usage: KeyUsage,
+}
+
+/// A key's usage: request counts, last use, endpoints, errors, series, and
+/// requests refused before their handler, by reason. Figures include
+/// requests up to 2 seconds old.
+#[utoipa::path(get, path = "/keys/{id}/usage", tag = "Keys", operation_id = "getKeyUsage",
+    params(("id" = String, Path, description = "Key id")),
+    security(("bearer" = ["keys:read"])),
+    responses((status = 200, description = "The key's usage", body = UsageEnvelope)))]
+async fn usage(
+    State(core): State<AppState>,
+    Authorized(caller, ..): Authorized<need::KeysRead>,
+    Id(id): Id,
+) -> Result<Json<UsageEnvelope>, ApiError> {
+    let key = core.visible_key(&caller.principal(), &id).await?;
+    let usage = core.store.key_usage(&key.id, core.clock.now()).await?;
+    Ok(Json(UsageEnvelope { usage }))
 }

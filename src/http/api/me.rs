@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::keys::KeyView;
+use super::keys::view_json;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::auth::{Authorized, need};
@@ -40,7 +40,7 @@ async fn me(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let shop = core.store.get_shop(&caller.key.shop_id).await?;
     Ok(Json(serde_json::json!({
-        "key": KeyView::new(&core, &caller.key, None),
+        "key": view_json(&core, &caller.key).await?,
         "shop": shop.map(|s| serde_json::json!({"id": s.id, "name": s.name})),
     })))
 }
@@ -60,6 +60,6 @@ async fn revoke_itself(
         .revoke_key(&caller.principal(), &caller.key.id, true)
         .await?;
     Ok(Json(
-        serde_json::json!({ "key": KeyView::new(&core, &key, None) }),
+        serde_json::json!({ "key": view_json(&core, &key).await? }),
     ))
 }

@@ -1,0 +1,250 @@
+//! Usage recording with no database write on the request path: each request
+//! bumps in-memory counters (one short, sharded lock); a background task
+//! flushes them once a second in one transaction, and once more on graceful
+//! shutdown. A crash loses at most the last second; a failed flush is kept
+//! and retried with the next one.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use crate::domain::clock::{Clock, Timestamp};
+use crate::store::Store;
+use crate::store::usage::{
+    Counts, Endpoint, LastSeen, Rejected, Rejection, UsageBatch, minute_start,
+};
+
+const SHARDS: usize = 16;
+/// User agents are kept to this many characters.
+const MAX_USER_AGENT: usize = 200;
+
+/// One request that presented a known key.
+pub struct Hit<'a> {
+    pub key_id: &'a str,
+    pub at: Timestamp,
+    pub method: &'a axum::http::Method,
+    /// The route template (`/api/v1/orders/{id}`), never the raw path.
+    pub route: &'a str,
+    pub status: u16,
+    pub rejection: Option<Rejection>,
+    pub ip: IpAddr,
+    pub user_agent: Option<&'a str>,
+}
+
+#[derive(Default)]
+struct KeyBucket {
+    counts: HashMap<(i64, &'static str, Arc<str>), Counts>,
+    rejected: Rejected,
+    last: Option<(Timestamp, IpAddr, Option<Box<str>>)>,
+    clients: HashMap<IpAddr, HashMap<Box<str>, (u64, Timestamp)>>,
+}
+
+fn method_name(m: &axum::http::Method) -> &'static str {
+    match *m {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::PATCH => "PATCH",
+        axum::http::Method::PUT => "PUT",
+        axum::http::Method::DELETE => "DELETE",
+        axum::http::Method::HEAD => "HEAD",
+        axum::http::Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+pub struct UsageRecorder {
+    shards: Vec<Mutex<HashMap<String, KeyBucket>>>,
+    routes: RwLock<HashMap<Box<str>, Arc<str>>>,
+    hasher: std::collections::hash_map::RandomState,
+    /// A batch whose flush failed, retried with the next one.
+    pending: Mutex<UsageBatch>,
+}
+
+impl Default for UsageRecorder {
+    fn default() -> Self {
+        UsageRecorder {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            routes: RwLock::new(HashMap::new()),
+            hasher: std::collections::hash_map::RandomState::new(),
+            pending: Mutex::new(UsageBatch::default()),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave counters inconsistent
+    // (each update is a few additions), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl UsageRecorder {
+    fn route(&self, route: &str) -> Arc<str> {
+        if let Some(r) = self
+            .routes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(route)
+        {
+            return r.clone();
+        }
+        let mut w = self
+            .routes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        w.entry(route.into())
+            .or_insert_with(|| Arc::from(route))
+            .clone()
+    }
+
+    /// Counts one request. Cheap: no I/O, one shard lock.
+    pub fn record(&self, hit: Hit<'_>) {
+        let route = self.route(hit.route);
+        let shard = &self.shards[(self.hasher.hash_one(hit.key_id) as usize) % SHARDS];
+        let mut map = lock(shard);
+        let bucket = match map.get_mut(hit.key_id) {
+            Some(b) => b,
+            None => map.entry(hit.key_id.to_owned()).or_default(),
+        };
+        let minute = minute_start(hit.at).as_micros();
+        let c = bucket
+            .counts
+            .entry((minute, method_name(hit.method), route))
+            .or_default();
+        c.requests += 1;
+        match hit.status {
+            400..=499 => c.errors_4xx += 1,
+            500..=599 => c.errors_5xx += 1,
+            _ => {}
+        }
+        if let Some(r) = hit.rejection {
+            bucket.rejected.bump(r);
+        }
+        let agent = hit
+            .user_agent
+            .map(|a| match a.char_indices().nth(MAX_USER_AGENT) {
+                Some((i, _)) => &a[..i],
+                None => a,
+            });
+        match &mut bucket.last {
+            Some((at, ip, ua)) if *at <= hit.at => {
+                *at = hit.at;
+                *ip = hit.ip;
+                if ua.as_deref() != agent {
+                    *ua = agent.map(Into::into);
+                }
+            }
+            Some(_) => {}
+            None => bucket.last = Some((hit.at, hit.ip, agent.map(Into::into))),
+        }
+        let per_ip = bucket.clients.entry(hit.ip).or_default();
+        let agent = agent.unwrap_or("");
+        match per_ip.get_mut(agent) {
+            Some(e) => {
+                e.0 += 1;
+                e.1 = e.1.max(hit.at);
+            }
+            None => {
+                per_ip.insert(agent.into(), (1, hit.at));
+            }
+        }
+    }
+
+    /// Takes everything counted so far (and any batch a failed flush left).
+    pub fn take(&self) -> UsageBatch {
+        let mut batch = std::mem::take(&mut *lock(&self.pending));
+        for shard in &self.shards {
+            let drained = std::mem::take(&mut *lock(shard));
+            for (key, bucket) in drained {
+                for ((minute, method, route), c) in bucket.counts {
+                    let endpoint = Endpoint {
+                        method: method.to_owned(),
+                        route: route.to_string(),
+                    };
+                    batch
+                        .minutes
+                        .entry((key.clone(), Timestamp::from_micros(minute), endpoint))
+                        .or_default()
+                        .add(c);
+                }
+                if bucket.rejected != Rejected::default() {
+                    batch
+                        .rejected
+                        .entry(key.clone())
+                        .or_default()
+                        .add(bucket.rejected);
+                }
+                for (ip, agents) in bucket.clients {
+                    for (agent, (n, at)) in agents {
+                        let e = batch
+                            .clients
+                            .entry((key.clone(), ip.to_string(), agent.into()))
+                            .or_insert((0, at));
+                        e.0 += n;
+                        e.1 = e.1.max(at);
+                    }
+                }
+                if let Some((at, ip, ua)) = bucket.last {
+                    let seen = LastSeen {
+                        at,
+                        ip: ip.to_string(),
+                        user_agent: ua.map(Into::into),
+                    };
+                    let mut one = UsageBatch::default();
+                    one.last_seen.insert(key, seen);
+                    batch.merge(one);
+                }
+            }
+        }
+        batch
+    }
+
+    /// Writes what was counted. On failure the batch is kept for the next try.
+    pub async fn flush(&self, store: &dyn Store) -> Result<u64, crate::store::StoreError> {
+        let batch = self.take();
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let n = batch.total_requests();
+        match store.flush_usage(&batch).await {
+            Ok(()) => Ok(n),
+            Err(e) => {
+                lock(&self.pending).merge(batch);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Flushes every second and rolls usage up every minute until `shutdown`,
+/// then flushes a last time.
+pub async fn run_flusher(
+    recorder: Arc<UsageRecorder>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => break,
+        }
+        if let Err(e) = recorder.flush(store.as_ref()).await {
+            tracing::warn!(error = %e, "usage flush failed; keeping the counts for the next try");
+        }
+        ticks += 1;
+        if ticks % 60 == 0 {
+            if let Err(e) = store.roll_up_usage(clock.now()).await {
+                tracing::warn!(error = %e, "usage roll-up failed");
+            }
+        }
+    }
+    match recorder.flush(store.as_ref()).await {
+        Ok(n) => tracing::info!(requests = n, "final usage flush"),
+        Err(e) => tracing::error!(error = %e, "final usage flush failed; these counts are lost"),
+    }
+}
