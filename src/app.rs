@@ -50,6 +50,8 @@ pub struct Core {
     pub limiter: KeyLimiter,
     pub usage: Arc<UsageRecorder>,
     pub failed_attempts: FailedAttemptLimiter,
+    /// Web UI state kept in memory: login throttling per account.
+    pub web: crate::http::web::WebState,
     pub policy: Policy,
 }
 
@@ -71,6 +73,7 @@ impl Core {
             limiter: KeyLimiter::new(KEY_CACHE_CAPACITY),
             usage: Arc::new(UsageRecorder::default()),
             failed_attempts: FailedAttemptLimiter::new(policy.failed_auth_limit),
+            web: crate::http::web::WebState::default(),
             policy,
         }
     }

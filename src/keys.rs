@@ -55,6 +55,19 @@ impl Principal {
         }
     }
 
+    /// A user of the web UI: what their role holds; staff act only on the
+    /// keys they created. Users manage both environments.
+    pub fn user(user: &crate::store::User, ip: std::net::IpAddr) -> Self {
+        Principal {
+            shop_id: user.shop_id.clone(),
+            actor: Actor::User(user.id.clone()),
+            permissions: user.role.permissions(),
+            environment: None,
+            own_keys_only: user.role == crate::domain::user::Role::Staff,
+            ip: Some(ip.to_string()),
+        }
+    }
+
     fn may_grant(&self, wanted: PermissionSet) -> Result<(), ServiceError> {
         match wanted.first_missing_from(self.permissions) {
             None => Ok(()),

@@ -62,6 +62,15 @@ fn unsupported_media_type() -> ApiError {
 
 /// Parses JSON, telling syntax errors (400) from shape errors (422).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every body is an object; serde would take `[]` or `["Sam"]` as a
+    // struct's fields in order.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "body",
+            "must be a JSON object",
+        )]));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     let value = match result {
@@ -69,15 +78,24 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         Err(err) => {
             let path = err.path().to_string();
             let inner = err.into_inner();
+            // serde stops at the first problem: a broken body may first show
+            // an unknown field, and a number where an enum is due reads as a
+            // syntax error. Whether the JSON itself is well formed decides.
+            if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                return Err(ApiError::bad_request(format!(
+                    "The body is not valid JSON: {e}"
+                )));
+            }
+            let field = if path == "." { "body".to_owned() } else { path };
             return Err(match inner.classify() {
-                serde_json::error::Category::Data => {
-                    let field = if path == "." { "body".to_owned() } else { path };
-                    ApiError::validation(vec![FieldError::new(
-                        field,
-                        strip_position(&inner.to_string()),
-                    )])
-                }
-                _ => ApiError::bad_request(format!("The body is not valid JSON: {inner}")),
+                serde_json::error::Category::Data => ApiError::validation(vec![FieldError::new(
+                    field,
+                    strip_position(&inner.to_string()),
+                )]),
+                _ => ApiError::validation(vec![FieldError::new(
+                    field,
+                    "has the wrong type: see the API reference for the values it takes",
+                )]),
             });
         }
     };

@@ -10,7 +10,9 @@ pub mod resources;
 pub mod sqlite;
 mod sqlite_resources;
 mod sqlite_usage;
+mod sqlite_users;
 pub mod usage;
+pub mod users;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -144,7 +146,9 @@ pub struct AuditFilter {
 }
 
 #[async_trait]
-pub trait Store: resources::ResourceStore + usage::UsageStore + Send + Sync + 'static {
+pub trait Store:
+    resources::ResourceStore + usage::UsageStore + users::UserStore + Send + Sync + 'static
+{
     /// Answers when the database does (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
 

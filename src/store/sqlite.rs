@@ -133,7 +133,7 @@ fn key_from_row(row: &SqliteRow) -> StoreResult<KeyRecord> {
     })
 }
 
-fn user_from_row(row: &SqliteRow) -> StoreResult<User> {
+pub(super) fn user_from_row(row: &SqliteRow) -> StoreResult<User> {
     let email: String = row.try_get("email").map_err(map_err)?;
     let role: String = row.try_get("role").map_err(map_err)?;
     Ok(User {
@@ -164,7 +164,10 @@ fn audit_from_row(row: &SqliteRow) -> StoreResult<AuditEvent> {
     })
 }
 
-async fn insert_audit(tx: &mut Transaction<'_, Sqlite>, e: &AuditEvent) -> StoreResult<()> {
+pub(super) async fn insert_audit(
+    tx: &mut Transaction<'_, Sqlite>,
+    e: &AuditEvent,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO audit_events (id, seq, shop_id, at, actor, action, key_id, environment, ip, details)
          VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_events), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",

@@ -2,8 +2,18 @@
 //! layout and the security headers (a strict Content-Security-Policy: no
 //! inline script or style, nothing from other origins).
 
+pub mod audit;
 pub mod docs;
+mod form;
+pub mod keys;
+pub mod login;
+pub mod session;
 pub mod setup;
+pub mod test_data;
+pub mod users;
+mod view;
+
+pub use session::WebState;
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -15,8 +25,10 @@ use crate::app::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/assets/app.css", get(stylesheet))
+        .route("/assets/app.js", get(script))
         .merge(setup::router())
         .merge(docs::router())
+        .merge(session::router())
 }
 
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; \
@@ -54,6 +66,11 @@ pub fn page_with(status: StatusCode, title: &str, body: &str, wide: bool) -> Res
         esc(title),
         class = if wide { " class=\"wide\"" } else { "" },
     );
+    html_response(status, html)
+}
+
+/// An HTML document with the security headers every page carries.
+pub fn html_response(status: StatusCode, html: String) -> Response {
     let mut response = (status, html).into_response();
     let h = response.headers_mut();
     h.insert(
@@ -70,6 +87,21 @@ pub fn page_with(status: StatusCode, title: &str, body: &str, wide: bool) -> Res
         HeaderValue::from_static("no-referrer"),
     );
     response
+}
+
+/// The little script the pages use: copy-to-clipboard, confirmations and the
+/// template picker. Every page works without it.
+async fn script() -> Response {
+    let mut r = include_str!("../../../assets/app.js").into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    r
 }
 
 async fn stylesheet() -> Response {

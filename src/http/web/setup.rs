@@ -217,8 +217,8 @@ async fn submit(
         "<div class=\"card\"><div class=\"alert ok\" role=\"status\">Your shop is set up.</div>\
          <h1>{name}</h1><dl><dt>Shop id</dt><dd><code>{shop_id}</code></dd>\
          <dt>Owner</dt><dd>{email}</dd></dl>\
-         <p>Create your first API key from the command line (the web pages for keys are coming):</p>\
-         <pre>latchkey keys create --shop {shop_id} --template zapier</pre></div>",
+         <p>Log in with the owner's email and password to create your first API key.</p>\
+         <p><a class=\"button\" href=\"/login?next=%2Fsettings%2Fapi-keys%2Fnew\">Log in</a></p></div>",
         name = esc(&shop.name),
         shop_id = esc(&shop.id),
         email = esc(owner.email.as_str()),
