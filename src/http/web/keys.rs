@@ -16,6 +16,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
 
+use super::chart;
 use super::form::{Errors, FormData, capitalise, lines};
 use super::session::{Chrome, WebUser, not_found, render, see_other, unavailable, user_message};
 use super::view::{self, GRID, Names};
@@ -26,7 +27,9 @@ use crate::domain::permission::{PermissionSet, TEMPLATES};
 use crate::error::{FieldError, ServiceError};
 use crate::http::api::keys::KeyView;
 use crate::keys::{Created, KeyUpdateInput, NewKeyInput};
+use crate::store::usage::{KeyUsage, UsageSummary};
 use crate::store::{AuditFilter, KeyFilter, PageRequest};
+use std::collections::HashMap;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -228,7 +231,7 @@ struct ListQuery {
     done: Option<String>,
 }
 
-fn banners(core: &Core, keys: &[KeyRecord]) -> Vec<Banner> {
+fn banners(core: &Core, keys: &[KeyRecord], usage: &HashMap<String, UsageSummary>) -> Vec<Banner> {
     let now = core.clock.now();
     let sunset = core.policy.legacy_sunset;
     let mut out = Vec::new();
@@ -239,7 +242,7 @@ fn banners(core: &Core, keys: &[KeyRecord]) -> Vec<Banner> {
         ))
     };
     for k in keys {
-        let v = KeyView::new(core, k, None);
+        let v = KeyView::new(core, k, None).with_usage(usage.get(&k.id));
         let stopped_at = k.revoked_at.or(k.retired_at);
         if matches!(v.status, KeyStatus::Revoked | KeyStatus::Retired)
             && v.last_used_at
@@ -337,6 +340,11 @@ async fn list(
         Err(r) => return r,
     };
     let now = core.clock.now();
+    let ids: Vec<String> = keys.iter().map(|k| k.id.clone()).collect();
+    let usage = match core.store.usage_summaries(&ids, now).await {
+        Ok(u) => u,
+        Err(e) => return unavailable(&e),
+    };
     let status = q.status.unwrap_or_default();
     let environment = q.environment.unwrap_or_default();
     let wanted_status: Option<KeyStatus> = status.parse().ok();
@@ -356,7 +364,7 @@ async fn list(
         .skip((page - 1) * PER_PAGE)
         .take(PER_PAGE)
         .map(|k| {
-            let v = KeyView::new(&core, k, None);
+            let v = KeyView::new(&core, k, None).with_usage(usage.get(&k.id));
             KeyRow {
                 id: k.id.clone(),
                 name: k.name.as_str().to_owned(),
@@ -396,7 +404,7 @@ async fn list(
         StatusCode::OK,
         &ListPage {
             chrome: user.chrome("API keys", "keys"),
-            banners: banners(&core, &keys),
+            banners: banners(&core, &keys, &usage),
             rows,
             notice: notice.into(),
             total_keys: keys.len(),
@@ -787,6 +795,7 @@ pub(super) struct AuditRow {
 struct DetailsPage {
     chrome: Chrome,
     k: KeyDetail,
+    usage: UsageView,
     edit: EditValues,
     errors: Errors,
     warnings: Vec<String>,
@@ -795,6 +804,98 @@ struct DetailsPage {
     can_manage: bool,
     min_date: String,
     clone_name: String,
+}
+
+/// The usage section of the details page.
+struct UsageView {
+    total: u64,
+    last_7d: u64,
+    error_rate: String,
+    errors_4xx: u64,
+    errors_5xx: u64,
+    /// Server-drawn SVG (numbers and escaped text only).
+    hour_chart: String,
+    week_chart: String,
+    endpoints: Vec<EndpointRow>,
+    rejected: Vec<(&'static str, u64)>,
+    clients: Vec<ClientRow>,
+}
+
+struct EndpointRow {
+    method: String,
+    route: String,
+    requests: u64,
+    errors_4xx: u64,
+    errors_5xx: u64,
+    last_used: String,
+}
+
+struct ClientRow {
+    ip: String,
+    user_agent: String,
+    requests: u64,
+    last_used: String,
+}
+
+fn usage_view(u: &KeyUsage, now: crate::domain::clock::Timestamp) -> UsageView {
+    let label = |p: Option<&crate::store::usage::SeriesPoint>| {
+        p.map(|p| view::time(p.at)).unwrap_or_default()
+    };
+    UsageView {
+        total: u.requests.total,
+        last_7d: u.requests.last_7d,
+        error_rate: format!("{:.1} %", u.error_rate * 100.0),
+        errors_4xx: u.errors.e4xx,
+        errors_5xx: u.errors.e5xx,
+        hour_chart: chart::requests_chart(
+            &u.per_minute,
+            "Requests per minute, last hour",
+            &label(u.per_minute.first()),
+            "now",
+        ),
+        week_chart: chart::requests_chart(
+            &u.per_hour,
+            "Requests per hour, last 7 days",
+            &label(u.per_hour.first()),
+            "now",
+        ),
+        endpoints: u
+            .endpoints
+            .iter()
+            .map(|e| EndpointRow {
+                method: e.method.clone(),
+                route: e.route.clone(),
+                requests: e.requests,
+                errors_4xx: e.errors_4xx,
+                errors_5xx: e.errors_5xx,
+                last_used: view::relative(e.last_used_at, now),
+            })
+            .collect(),
+        rejected: [
+            ("Revoked", u.rejected.revoked),
+            ("Expired", u.rejected.expired),
+            ("Retired (legacy)", u.rejected.retired),
+            ("IP not allowed", u.rejected.ip_denied),
+            ("Rate limited", u.rejected.rate_limited),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect(),
+        clients: u
+            .clients
+            .iter()
+            .map(|c| ClientRow {
+                ip: c.ip.clone(),
+                user_agent: if c.user_agent.is_empty() {
+                    "(none sent)".into()
+                } else {
+                    c.user_agent.clone()
+                },
+                requests: c.requests,
+                last_used: view::relative(c.last_used_at, now),
+            })
+            .collect(),
+    }
 }
 
 /// A person's words for an audit action.
@@ -874,7 +975,16 @@ async fn details_page(
     notice: &str,
 ) -> Response {
     let now = core.clock.now();
-    let v = KeyView::new(core, key, None);
+    let usage = match core.store.key_usage(&key.id, now).await {
+        Ok(u) => u,
+        Err(e) => return unavailable(&e),
+    };
+    let summary = UsageSummary {
+        last_used_at: usage.last_used_at,
+        last_used_ip: usage.last_used_ip.clone(),
+        requests_24h: usage.requests.last_24h,
+    };
+    let v = KeyView::new(core, key, None).with_usage(Some(&summary));
     let mut names = match names(core, user, std::slice::from_ref(key)).await {
         Ok(n) => n,
         Err(r) => return r,
@@ -962,6 +1072,7 @@ async fn details_page(
             errors,
             trail,
             notice: notice.to_owned(),
+            usage: usage_view(&usage, now),
             can_manage: may_manage(user, key),
             min_date: view::date(now.plus_seconds(86_400)),
             clone_name: format!("{} (copy)", key.name.as_str())

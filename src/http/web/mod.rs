@@ -3,6 +3,7 @@
 //! inline script or style, nothing from other origins).
 
 pub mod audit;
+pub mod chart;
 pub mod docs;
 mod form;
 pub mod keys;
