@@ -22,6 +22,9 @@ pub struct Policy {
     pub failed_auth_limit: u32,
     pub max_keys_per_shop: u32,
     pub legacy_sunset: Timestamp,
+    /// Windows `[start, end)` before the cut-off during which legacy keys
+    /// already fail, to warn integrators who ignore the headers.
+    pub legacy_brownouts: Vec<(Timestamp, Timestamp)>,
     pub trusted_proxies: TrustedProxies,
     /// The external URL used in links, without a trailing slash.
     pub public_url: String,
@@ -35,6 +38,7 @@ impl Default for Policy {
             max_keys_per_shop: 1000,
             legacy_sunset: Timestamp::parse_rfc3339(crate::config::DEFAULT_LEGACY_SUNSET)
                 .expect("default sunset parses"),
+            legacy_brownouts: Vec::new(),
             trusted_proxies: TrustedProxies::default(),
             public_url: "http://127.0.0.1:8080".into(),
         }

@@ -84,9 +84,30 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Import and manage legacy keys (the earlier API-key scheme).
+    #[command(subcommand)]
+    Legacy(LegacyCommand),
     /// Manage a shop's test-environment data.
     #[command(subcommand, name = "test-data")]
     TestData(TestDataCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LegacyCommand {
+    /// Import legacy keys from a CSV file with a header row and the columns
+    /// key,name[,permissions][,allowed_ips] (lists space-separated). Every row
+    /// is checked first; any bad row stops the import unless --skip-invalid.
+    Import {
+        #[arg(long, value_name = "SHOP_ID")]
+        shop: String,
+        #[arg(long, value_name = "PATH")]
+        file: PathBuf,
+        /// Import the good rows and report the bad ones
+        #[arg(long)]
+        skip_invalid: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -117,6 +138,9 @@ pub struct ServeArgs {
     /// Cut-off for legacy keys, RFC 3339 [env: LATCHKEY_LEGACY_SUNSET] [default: 2026-12-01T00:00:00Z]
     #[arg(long, value_name = "TIME")]
     pub legacy_sunset: Option<String>,
+    /// A brownout window before the cut-off, START/END in RFC 3339, during which legacy keys already fail; repeat for more [env: LATCHKEY_LEGACY_BROWNOUT, comma-separated]
+    #[arg(long, value_name = "START/END")]
+    pub legacy_brownout: Vec<String>,
     /// Requests per minute for keys without their own limit [env: LATCHKEY_DEFAULT_RATE_LIMIT] [default: 100]
     #[arg(long, value_name = "N")]
     pub default_rate_limit: Option<String>,
@@ -210,6 +234,27 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Roll a key: a replacement with the same settings; prints its secret once.
+    Roll {
+        key_id: String,
+        /// How long the old key keeps working, 0-604800 seconds
+        #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+        expire_old_in: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Upgrade a legacy key to a new standard key; prints its secret once.
+    Upgrade {
+        key_id: String,
+        /// Retire the legacy key now instead of at the cut-off
+        #[arg(long)]
+        retire_legacy: bool,
+        /// Grant only the permissions of the endpoints the legacy key called
+        #[arg(long)]
+        narrow_to_used: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl GlobalArgs {
@@ -256,6 +301,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         overrides.public_url = args.public_url.clone();
         overrides.trusted_proxies = args.trusted_proxies.clone();
         overrides.legacy_sunset = args.legacy_sunset.clone();
+        if !args.legacy_brownout.is_empty() {
+            overrides.legacy_brownout = Some(args.legacy_brownout.join(","));
+        }
         overrides.default_rate_limit = args.default_rate_limit.clone();
         overrides.failed_auth_limit = args.failed_auth_limit.clone();
         overrides.max_keys_per_shop = args.max_keys_per_shop.clone();
@@ -277,6 +325,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Shop(cmd) => shop(settings, cmd).await,
         Command::Keys(cmd) => keys(settings, cmd).await,
+        Command::Legacy(LegacyCommand::Import {
+            shop,
+            file,
+            skip_invalid,
+            json,
+        }) => legacy_import(settings, &shop, &file, skip_invalid, json).await,
         Command::TestData(TestDataCommand::Reset { shop, json }) => {
             let (core, _) = open_core(&settings).await?;
             if core
@@ -706,7 +760,125 @@ async fn keys(settings: Settings, cmd: KeysCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        KeysCommand::Roll {
+            key_id,
+            expire_old_in,
+            json,
+        } => {
+            let key = find_key(&core, &key_id).await?;
+            let (c, old) = core
+                .roll_key(&Principal::cli(&key.shop_id), &key_id, expire_old_in)
+                .await
+                .map_err(service_err)?;
+            if !json {
+                out!(
+                    "rolled {key_id}: it stops working at {}",
+                    old.expires_at.map_or("once".into(), |t| t.to_string())
+                );
+                out!();
+            }
+            print_key(&core, &c.key, Some(&c.secret), json)
+        }
+        KeysCommand::Upgrade {
+            key_id,
+            retire_legacy,
+            narrow_to_used,
+            json,
+        } => {
+            let key = find_key(&core, &key_id).await?;
+            let up = core
+                .upgrade_key(
+                    &Principal::cli(&key.shop_id),
+                    &key_id,
+                    retire_legacy,
+                    narrow_to_used,
+                )
+                .await
+                .map_err(service_err)?;
+            if !json {
+                if retire_legacy {
+                    out!("upgraded {key_id}; the legacy key is retired now");
+                } else {
+                    out!(
+                        "upgraded {key_id}; the legacy key keeps working until {}",
+                        core.policy.legacy_sunset
+                    );
+                }
+                for w in &up.warnings {
+                    out!("warning: {w}");
+                }
+                out!();
+            }
+            if json && !up.warnings.is_empty() {
+                let mut view = serde_json::to_value(KeyView::new(
+                    &core,
+                    &up.created.key,
+                    Some(&up.created.secret),
+                ))?;
+                if let Some(list) = view.get_mut("warnings").and_then(|w| w.as_array_mut()) {
+                    for m in &up.warnings {
+                        list.push(serde_json::json!({"code": "not_narrowed", "message": m}));
+                    }
+                }
+                out!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "key": view }))?
+                );
+                return Ok(());
+            }
+            print_key(&core, &up.created.key, Some(&up.created.secret), json)
+        }
     }
+}
+
+async fn legacy_import(
+    settings: Settings,
+    shop: &str,
+    file: &std::path::Path,
+    skip_invalid: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("--file: cannot read {}: {e}", file.display()))?;
+    let (core, _) = open_core(&settings).await?;
+    let summary = match core.import_legacy(shop, &text, skip_invalid).await {
+        Ok(s) => s,
+        Err(crate::legacy::ImportError::Invalid(rows)) if json => {
+            out!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "imported": 0,
+                    "invalid": rows,
+                }))?
+            );
+            bail!("{} invalid row(s), nothing imported", rows.len());
+        }
+        Err(e) => bail!("{e}"),
+    };
+    if json {
+        out!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    out!(
+        "imported {} legacy key(s) into {shop}; skipped {} invalid row(s)",
+        summary.imported,
+        summary.skipped
+    );
+    for k in &summary.keys {
+        out!("  line {}: {} {} ({})", k.line, k.id, k.display, k.name);
+    }
+    for r in &summary.invalid {
+        out!("  skipped line {}: {}", r.line, r.reason);
+    }
+    for k in &summary.weak {
+        out!(
+            "  weak: line {} ({}, {}) is shorter than 22 characters; upgrade it first",
+            k.line,
+            k.id,
+            k.name
+        );
+    }
+    Ok(())
 }
 
 async fn find_key(core: &Core, id: &str) -> anyhow::Result<crate::domain::key::KeyRecord> {

@@ -30,6 +30,7 @@ const KNOWN_ENV: &[&str] = &[
     "LATCHKEY_PUBLIC_URL",
     "LATCHKEY_TRUSTED_PROXIES",
     "LATCHKEY_LEGACY_SUNSET",
+    "LATCHKEY_LEGACY_BROWNOUT",
     "LATCHKEY_DEFAULT_RATE_LIMIT",
     "LATCHKEY_FAILED_AUTH_LIMIT",
     "LATCHKEY_MAX_KEYS_PER_SHOP",
@@ -51,6 +52,8 @@ pub struct Overrides {
     pub public_url: Option<String>,
     pub trusted_proxies: Option<String>,
     pub legacy_sunset: Option<String>,
+    /// `START/END` pairs (RFC 3339), comma-separated.
+    pub legacy_brownout: Option<String>,
     pub default_rate_limit: Option<String>,
     pub failed_auth_limit: Option<String>,
     pub max_keys_per_shop: Option<String>,
@@ -68,6 +71,7 @@ struct FileConfig {
     public_url: Option<String>,
     trusted_proxies: Option<Vec<String>>,
     legacy_sunset: Option<String>,
+    legacy_brownout: Option<Vec<String>>,
     default_rate_limit: Option<i64>,
     failed_auth_limit: Option<i64>,
     max_keys_per_shop: Option<i64>,
@@ -123,6 +127,19 @@ fn source_name(flag: &str) -> String {
     let env = format!("LATCHKEY_{}", flag.to_uppercase().replace('-', "_"));
     let key = flag.replace('-', "_");
     format!("--{flag} / {env} / `{key}` in the config file")
+}
+
+/// One brownout window, `START/END` in RFC 3339, START before END.
+pub fn parse_brownout(raw: &str) -> Result<(Timestamp, Timestamp), String> {
+    let (start, end) = raw.split_once('/').ok_or_else(|| {
+        format!("`{raw}` is not a window: write START/END, e.g. 2026-11-03T14:00:00Z/2026-11-03T15:00:00Z")
+    })?;
+    let start = Timestamp::parse_rfc3339(start)?;
+    let end = Timestamp::parse_rfc3339(end)?;
+    if end <= start {
+        return Err(format!("in `{raw}` the end is not after the start"));
+    }
+    Ok((start, end))
 }
 
 fn invalid(flag: &str, message: impl std::fmt::Display) -> String {
@@ -263,6 +280,20 @@ impl Settings {
             .unwrap_or_else(|| DEFAULT_LEGACY_SUNSET.into());
         let legacy_sunset =
             Timestamp::parse_rfc3339(&sunset_raw).map_err(|m| invalid("legacy-sunset", m))?;
+        let brownout_raw: Vec<String> =
+            match pick(flags.legacy_brownout.as_ref(), "LEGACY_BROWNOUT") {
+                Some(list) => list
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+                None => file.legacy_brownout.unwrap_or_default(),
+            };
+        let legacy_brownouts = brownout_raw
+            .iter()
+            .map(|w| parse_brownout(w))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|m| invalid("legacy-brownout", m))?;
 
         let number = |flag: &str,
                       name: &str,
@@ -332,6 +363,7 @@ impl Settings {
                 failed_auth_limit,
                 max_keys_per_shop,
                 legacy_sunset,
+                legacy_brownouts,
                 trusted_proxies: TrustedProxies::new(trusted),
                 public_url: public_url
                     .unwrap_or_else(|| format!("http://{listen}"))

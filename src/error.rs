@@ -277,6 +277,16 @@ impl From<AuthError> for ApiError {
                     k.expires_at.map(|t| t.to_string()).unwrap_or_default()
                 ),
             ),
+            AuthError::Brownout(k, sunset) => ApiError::unauthorized(
+                "legacy_key_retired",
+                "Legacy API key retired",
+                format!(
+                    "This legacy API key ({}) is failing on purpose for a short brownout, to warn that legacy keys stop working for good at {} ({}). Upgrade it now under Settings → API Keys (the Upgrade action, or `POST /api/v1/keys/{{id}}/upgrade`), then send the new key as `Authorization: Bearer lk_live_…`.",
+                    k.display,
+                    sunset,
+                    crate::legacy::http_date(sunset)
+                ),
+            ),
             AuthError::Retired(k) => ApiError::unauthorized(
                 "legacy_key_retired",
                 "Legacy API key retired",

@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod keys;
+pub mod legacy;
 pub mod shops;
 pub mod store;
 pub mod telemetry;

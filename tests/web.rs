@@ -1679,7 +1679,8 @@ async fn legacy_keys_show_their_badge_and_the_cut_off_countdown() {
 // ---------------------------------------------------------------------------
 
 #[tokio::test]
-async fn a_used_key_shows_its_usage_chart_endpoints_and_clients_and_a_revoked_key_still_tried_is_flagged() {
+async fn a_used_key_shows_its_usage_chart_endpoints_and_clients_and_a_revoked_key_still_tried_is_flagged()
+ {
     let app = TestApp::new().await;
     let mut web = Web::logged_in(&app, OWNER).await;
     let (id, secret) = app.key(&["orders:read"]).await;
@@ -1691,20 +1692,39 @@ async fn a_used_key_shows_its_usage_chart_endpoints_and_clients_and_a_revoked_ke
 
     let page = web.get(&format!("/settings/api-keys/{id}")).await;
     assert_eq!(page.status, 200);
-    assert!(page.text.contains("<svg class=\"chart\""), "server-drawn SVG chart");
-    assert!(page.text.contains("GET /api/v1/orders/{id}"), "endpoint table with route templates");
+    assert!(
+        page.text.contains("<svg class=\"chart\""),
+        "server-drawn SVG chart"
+    );
+    assert!(
+        page.text.contains("GET /api/v1/orders/{id}"),
+        "endpoint table with route templates"
+    );
     assert!(page.text.contains("25.0 %"), "error rate: 1 of 4");
-    assert!(page.text.contains(&app.peer.ip().to_string()), "who uses it");
+    assert!(
+        page.text.contains(&app.peer.ip().to_string()),
+        "who uses it"
+    );
     let list = web.get("/settings/api-keys").await;
     assert!(!list.text.contains(">Never<") || list.text.matches(">Never<").count() < 2);
 
     // Revoked, then still tried: the list warns.
     let (_, admin) = app.key(&["keys:write", "orders:read"]).await;
-    let r = app.post(&format!("/api/v1/keys/{id}/revoke"), &admin, serde_json::json!({})).await;
+    let r = app
+        .post(
+            &format!("/api/v1/keys/{id}/revoke"),
+            &admin,
+            serde_json::json!({}),
+        )
+        .await;
     assert_eq!(r.status, 200);
     app.clock.advance_seconds(5);
     assert_eq!(app.get("/api/v1/me", &secret).await.code(), "revoked_key");
     app.core.usage.flush(app.store.as_ref()).await.unwrap();
     let list = web.get("/settings/api-keys").await;
-    assert!(list.text.contains("still trying to use it"), "{}", list.text);
+    assert!(
+        list.text.contains("still trying to use it"),
+        "{}",
+        list.text
+    );
 }

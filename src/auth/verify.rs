@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::app::Core;
-use crate::domain::key::{KeyRecord, KeyStatus};
+use crate::domain::key::{KeyKind, KeyRecord, KeyStatus};
 use crate::domain::token::{self, Malformed, Presented};
 use crate::store::StoreError;
 
@@ -35,6 +35,9 @@ pub enum AuthError {
     Revoked(Arc<KeyRecord>),
     Expired(Arc<KeyRecord>),
     Retired(Arc<KeyRecord>),
+    /// A legacy key during a brownout window: it fails as if retired, with
+    /// the real cut-off in the answer.
+    Brownout(Arc<KeyRecord>, crate::domain::clock::Timestamp),
     IpNotAllowed(Arc<KeyRecord>, IpAddr),
     Unavailable(String),
 }
@@ -104,7 +107,13 @@ impl Core {
                 return Err(AuthError::Invalid);
             }
         }
-        match key.status(self.clock.now(), self.policy.legacy_sunset) {
+        let now = self.clock.now();
+        match key.status(now, self.policy.legacy_sunset) {
+            KeyStatus::Active
+                if key.kind == KeyKind::Legacy && crate::legacy::in_brownout(&self.policy, now) =>
+            {
+                return Err(AuthError::Brownout(key, self.policy.legacy_sunset));
+            }
             KeyStatus::Active => {}
             KeyStatus::Revoked => return Err(AuthError::Revoked(key)),
             KeyStatus::Expired => return Err(AuthError::Expired(key)),

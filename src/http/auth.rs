@@ -142,6 +142,9 @@ pub async fn require_key(
                     .limiter
                     .check(&key.id, key.rate_limit_per_minute, state.clock.now());
             let key_id = key.id.clone();
+            // Every answer to a working legacy key says when it stops working.
+            let legacy_key = key.kind == crate::domain::key::KeyKind::Legacy;
+            let legacy_record = key.clone();
             let mut response = if decision.allowed {
                 req.extensions_mut().insert(Caller { key, ip });
                 let response = next.run(req).await;
@@ -167,6 +170,15 @@ pub async fn require_key(
                 e.into_response()
             };
             rate_limit_headers(response.headers_mut(), &decision);
+            if legacy_key {
+                for (name, value) in
+                    crate::legacy::deprecation_headers(&legacy_record, &state.policy)
+                {
+                    if let Ok(v) = HeaderValue::from_str(&value) {
+                        response.headers_mut().insert(name, v);
+                    }
+                }
+            }
             response.extensions_mut().insert(id);
             response
         }
@@ -199,7 +211,9 @@ pub async fn require_key(
                 }
                 AuthError::Revoked(k) => (Some(k.id.clone()), Some(Rejection::Revoked)),
                 AuthError::Expired(k) => (Some(k.id.clone()), Some(Rejection::Expired)),
-                AuthError::Retired(k) => (Some(k.id.clone()), Some(Rejection::Retired)),
+                AuthError::Retired(k) | AuthError::Brownout(k, _) => {
+                    (Some(k.id.clone()), Some(Rejection::Retired))
+                }
                 AuthError::IpNotAllowed(k, _) => (Some(k.id.clone()), Some(Rejection::IpDenied)),
                 _ => (None, None),
             };

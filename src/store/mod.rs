@@ -80,6 +80,17 @@ impl KeyUpdate {
     }
 }
 
+/// What happens to a key when it is replaced (rolled or upgraded).
+#[derive(Clone, Debug, Default)]
+pub struct Replacement {
+    /// Records the new key as the old one's `rolled_to`; refused if set already.
+    pub mark_rolled: bool,
+    /// A new expiry for the old key (the end of a roll's grace period).
+    pub expires_at: Option<Timestamp>,
+    /// Retires the old key at this instant (an upgrade retiring a legacy key).
+    pub retired_at: Option<Timestamp>,
+}
+
 /// Which keys a listing returns.
 #[derive(Clone, Debug)]
 pub struct KeyFilter {
@@ -215,6 +226,29 @@ pub trait Store:
     /// Marks that the key was seen in a URL (a warning on the key) and audits
     /// it; `NotFound` (and nothing written) for an unknown key.
     async fn mark_key_sent_in_url(&self, id: &str, audit: &AuditEvent) -> StoreResult<()>;
+
+    /// Inserts many keys (an import) in one transaction, with their audit
+    /// events: all or nothing. `Conflict` naming the first key (by index)
+    /// whose hash already exists, or when the shop would exceed `max_per_shop`.
+    async fn insert_keys(
+        &self,
+        keys: &[KeyRecord],
+        max_per_shop: u32,
+        audits: &[AuditEvent],
+    ) -> StoreResult<()>;
+    /// Inserts `new` as the replacement of key `old_id` (same shop) and changes
+    /// the old key as `change` says, in one transaction with `audits`.
+    /// `Conflict` when `change.mark_rolled` and the old key was already rolled.
+    async fn replace_key(
+        &self,
+        new: &KeyRecord,
+        max_per_shop: u32,
+        old_id: &str,
+        change: &Replacement,
+        audits: &[AuditEvent],
+    ) -> StoreResult<KeyRecord>;
+    /// The id of the key `id` was rolled to, if it was rolled.
+    async fn rolled_to(&self, id: &str) -> StoreResult<Option<String>>;
 
     /// Feed rows after `seq`, oldest first.
     async fn key_changes_since(&self, seq: i64, limit: u32) -> StoreResult<Vec<KeyChange>>;

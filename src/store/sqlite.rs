@@ -221,6 +221,63 @@ async fn fetch_key_in(
     key_from_row(&row)
 }
 
+/// Refuses when the shop cannot take `adding` more keys.
+async fn check_room(
+    tx: &mut Transaction<'_, Sqlite>,
+    shop_id: &str,
+    adding: usize,
+    max_per_shop: u32,
+) -> StoreResult<()> {
+    let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE shop_id = ?1")
+        .bind(shop_id)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(map_err)?
+        .try_get("n")
+        .map_err(map_err)?;
+    let adding = i64::try_from(adding).unwrap_or(i64::MAX);
+    if count.saturating_add(adding) > i64::from(max_per_shop) {
+        return Err(StoreError::Conflict(format!(
+            "this shop already has {count} keys, the most it may hold ({max_per_shop}); delete keys that are no longer used"
+        )));
+    }
+    Ok(())
+}
+
+/// Inserts one key row in the caller's transaction.
+async fn insert_key_row(tx: &mut Transaction<'_, Sqlite>, key: &KeyRecord) -> StoreResult<()> {
+    sqlx::query(&format!(
+            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+        ))
+        .bind(&key.id)
+        .bind(&key.shop_id)
+        .bind(key.name.as_str())
+        .bind(key.environment.as_str())
+        .bind(key.kind.as_str())
+        .bind(&key.display)
+        .bind(&key.hash[..])
+        .bind(key.permissions.to_names().join(" "))
+        .bind(key.allowed_ips.to_strings().join(" "))
+        .bind(i64::from(key.rate_limit_per_minute))
+        .bind(key.expires_at.map(Timestamp::as_micros))
+        .bind(key.revoked_at.map(Timestamp::as_micros))
+        .bind(key.retired_at.map(Timestamp::as_micros))
+        .bind(&key.template)
+        .bind(key.created_at.as_micros())
+        .bind(key.updated_at.as_micros())
+        .bind(key.created_by.as_string())
+        .bind(key.sent_in_url_at.map(Timestamp::as_micros))
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| match map_err(e) {
+            // A 190-bit collision is not going to happen; an imported legacy
+            // key that already exists is.
+            StoreError::Conflict(_) => StoreError::Conflict("this key already exists".into()),
+            other => other,
+        })?;
+    Ok(())
+}
+
 async fn insert_shop_and_owner(
     tx: &mut Transaction<'_, Sqlite>,
     shop: &Shop,
@@ -379,52 +436,102 @@ impl Store for SqliteStore {
         audit: &AuditEvent,
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE shop_id = ?1")
-            .bind(&key.shop_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .try_get("n")
-            .map_err(map_err)?;
-        if count >= i64::from(max_per_shop) {
-            return Err(StoreError::Conflict(format!(
-                "this shop already has {count} keys, the most it may hold ({max_per_shop}); delete keys that are no longer used"
-            )));
-        }
-        sqlx::query(&format!(
-            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
-        ))
-        .bind(&key.id)
-        .bind(&key.shop_id)
-        .bind(key.name.as_str())
-        .bind(key.environment.as_str())
-        .bind(key.kind.as_str())
-        .bind(&key.display)
-        .bind(&key.hash[..])
-        .bind(key.permissions.to_names().join(" "))
-        .bind(key.allowed_ips.to_strings().join(" "))
-        .bind(i64::from(key.rate_limit_per_minute))
-        .bind(key.expires_at.map(Timestamp::as_micros))
-        .bind(key.revoked_at.map(Timestamp::as_micros))
-        .bind(key.retired_at.map(Timestamp::as_micros))
-        .bind(&key.template)
-        .bind(key.created_at.as_micros())
-        .bind(key.updated_at.as_micros())
-        .bind(key.created_by.as_string())
-        .bind(key.sent_in_url_at.map(Timestamp::as_micros))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| match map_err(e) {
-            // A 190-bit collision is not going to happen; an imported legacy
-            // key that already exists is.
-            StoreError::Conflict(_) => StoreError::Conflict("this key already exists".into()),
-            other => other,
-        })?;
+        check_room(&mut tx, &key.shop_id, 1, max_per_shop).await?;
+        insert_key_row(&mut tx, key).await?;
         // Creations go on the feed too: other instances drop the hash from their
         // negative caches, so a key made a moment after a failed try works at once.
         record_change(&mut tx, &key.id, key.created_at).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)
+    }
+
+    async fn insert_keys(
+        &self,
+        keys: &[KeyRecord],
+        max_per_shop: u32,
+        audits: &[AuditEvent],
+    ) -> StoreResult<()> {
+        let Some(first) = keys.first() else {
+            return Ok(());
+        };
+        let mut tx = self.write_tx().await?;
+        check_room(&mut tx, &first.shop_id, keys.len(), max_per_shop).await?;
+        for (i, key) in keys.iter().enumerate() {
+            insert_key_row(&mut tx, key).await.map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    StoreError::Conflict(format!("key {} ({}) already exists", i + 1, key.display))
+                }
+                other => other,
+            })?;
+            record_change(&mut tx, &key.id, key.created_at).await?;
+        }
+        for audit in audits {
+            insert_audit(&mut tx, audit).await?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn replace_key(
+        &self,
+        new: &KeyRecord,
+        max_per_shop: u32,
+        old_id: &str,
+        change: &Replacement,
+        audits: &[AuditEvent],
+    ) -> StoreResult<KeyRecord> {
+        let mut tx = self.write_tx().await?;
+        let at = new.created_at;
+        // The guard and the change in one statement: two concurrent rolls of
+        // the same key cannot both succeed.
+        let changed = sqlx::query(
+            "UPDATE api_keys SET
+                rolled_to = CASE WHEN ?3 THEN ?4 ELSE rolled_to END,
+                expires_at = COALESCE(?5, expires_at),
+                retired_at = COALESCE(retired_at, ?6),
+                updated_at = ?7
+             WHERE shop_id = ?1 AND id = ?2 AND NOT (?3 AND rolled_to IS NOT NULL)",
+        )
+        .bind(&new.shop_id)
+        .bind(old_id)
+        .bind(change.mark_rolled)
+        .bind(&new.id)
+        .bind(change.expires_at.map(Timestamp::as_micros))
+        .bind(change.retired_at.map(Timestamp::as_micros))
+        .bind(at.as_micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if changed.rows_affected() == 0 {
+            let exists = fetch_key_in(&mut tx, &new.shop_id, old_id).await;
+            return Err(match exists {
+                Ok(_) => StoreError::Conflict(
+                    "this key has already been rolled; roll its replacement instead".into(),
+                ),
+                Err(e) => e,
+            });
+        }
+        check_room(&mut tx, &new.shop_id, 1, max_per_shop).await?;
+        insert_key_row(&mut tx, new).await?;
+        record_change(&mut tx, &new.id, at).await?;
+        record_change(&mut tx, old_id, at).await?;
+        for audit in audits {
+            insert_audit(&mut tx, audit).await?;
+        }
+        let old = fetch_key_in(&mut tx, &new.shop_id, old_id).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(old)
+    }
+
+    async fn rolled_to(&self, id: &str) -> StoreResult<Option<String>> {
+        let row = sqlx::query("SELECT rolled_to FROM api_keys WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        match row {
+            Some(r) => r.try_get("rolled_to").map_err(map_err),
+            None => Ok(None),
+        }
     }
 
     async fn get_key(&self, shop_id: &str, id: &str) -> StoreResult<Option<KeyRecord>> {

@@ -30,6 +30,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(show, update, delete))
         .routes(routes!(revoke))
         .routes(routes!(clone))
+        .routes(routes!(roll))
+        .routes(routes!(upgrade))
         .routes(routes!(templates))
         .routes(routes!(usage))
 }
@@ -374,6 +376,94 @@ async fn clone(
     let name = input.and_then(|i| i.name);
     let c = core.clone_key(&caller.principal(), &id, name).await?;
     Ok(created(&core, &c))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RollInput {
+    /// How long the old key keeps working, 0–604800 seconds (7 days);
+    /// default 0: the old key expires at once.
+    #[schema(minimum = 0, maximum = 604800, example = 86400)]
+    expire_old_in_seconds: Option<i64>,
+}
+
+/// Roll a key: a replacement with the same name, permissions, allowed IPs,
+/// rate limit and environment. The old key keeps working for
+/// `expire_old_in_seconds` (default 0), then fails with `expired_key`. A key
+/// is rolled once; rolling it again is 409.
+#[utoipa::path(post, path = "/keys/{id}/roll", tag = "Keys", operation_id = "rollKey",
+    params(("id" = String, Path, description = "Key id")),
+    request_body(content = Option<RollInput>, example = json!({"expire_old_in_seconds": 86400})),
+    security(("bearer" = ["keys:write"])),
+    responses((status = 201, description = "The replacement; `secret` is shown this once", body = KeyEnvelope,
+        headers(("Location" = String, description = "The new key's URL"))),
+        (status = 409, description = "`conflict`: the key was already rolled, is not active, or is a legacy key", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
+async fn roll(
+    State(core): State<AppState>,
+    Authorized(caller, ..): Authorized<need::KeysWrite>,
+    Id(id): Id,
+    OptionalJson(input): OptionalJson<RollInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    let grace = input.and_then(|i| i.expire_old_in_seconds).unwrap_or(0);
+    let (c, _old) = core.roll_key(&caller.principal(), &id, grace).await?;
+    Ok(created(&core, &c))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct UpgradeInput {
+    /// Retire the legacy key now instead of at the cut-off (default false).
+    retire_legacy: Option<bool>,
+    /// Give the new key only the permissions of the endpoints the legacy key
+    /// actually called (default false). When it called none that need one,
+    /// its permissions are kept whole and the answer carries a warning.
+    narrow_to_used: Option<bool>,
+}
+
+/// Upgrade a legacy key: a new standard live key with its name, permissions
+/// and allowed IPs. The legacy key keeps working until the cut-off unless
+/// `retire_legacy`. 422 for a key that is not legacy.
+#[utoipa::path(post, path = "/keys/{id}/upgrade", tag = "Keys", operation_id = "upgradeKey",
+    params(("id" = String, Path, description = "Key id")),
+    request_body(content = Option<UpgradeInput>, example = json!({"retire_legacy": false, "narrow_to_used": true})),
+    security(("bearer" = ["keys:write"])),
+    responses((status = 201, description = "The new key; `secret` is shown this once", body = KeyEnvelope,
+        headers(("Location" = String, description = "The new key's URL"))),
+        (status = 409, description = "`conflict`: the legacy key is revoked", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
+async fn upgrade(
+    State(core): State<AppState>,
+    Authorized(caller, ..): Authorized<need::KeysWrite>,
+    Id(id): Id,
+    OptionalJson(input): OptionalJson<UpgradeInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (retire, narrow) = input.map_or((false, false), |i| {
+        (
+            i.retire_legacy.unwrap_or(false),
+            i.narrow_to_used.unwrap_or(false),
+        )
+    });
+    let up = core
+        .upgrade_key(&caller.principal(), &id, retire, narrow)
+        .await?;
+    let mut view = serde_json::to_value(KeyView::new(
+        &core,
+        &up.created.key,
+        Some(&up.created.secret),
+    ))
+    .unwrap_or_default();
+    if let Some(warnings) = view.get_mut("warnings").and_then(|w| w.as_array_mut()) {
+        for message in &up.warnings {
+            warnings.push(serde_json::json!({"code": "not_narrowed", "message": message}));
+        }
+    }
+    Ok((
+        StatusCode::CREATED,
+        [(
+            header::LOCATION,
+            format!("/api/v1/keys/{}", up.created.key.id),
+        )],
+        Json(serde_json::json!({ "key": view })),
+    ))
 }
 
 /// List the prebuilt key templates.

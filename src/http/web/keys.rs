@@ -38,6 +38,8 @@ pub fn router() -> Router<AppState> {
         .route("/settings/api-keys/{id}", get(details).post(edit))
         .route("/settings/api-keys/{id}/revoke", post(revoke))
         .route("/settings/api-keys/{id}/clone", post(clone))
+        .route("/settings/api-keys/{id}/roll", post(roll))
+        .route("/settings/api-keys/{id}/upgrade", post(upgrade))
         .route("/settings/api-keys/{id}/delete", post(delete))
 }
 
@@ -1258,6 +1260,61 @@ async fn clone(
     let name = Some(f.get("name").to_owned()).filter(|n| !n.trim().is_empty());
     match core.clone_key(&user.principal(), &id, name).await {
         Ok(created) => secret_page(&core, &user, &created, Some(&source)),
+        Err(e) => service_error(&user, e),
+    }
+}
+
+async fn roll(
+    State(core): State<AppState>,
+    user: WebUser,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = one_key(&core, &user, &id).await {
+        return r;
+    }
+    let f = FormData::parse(&body);
+    let raw = f.get("expire_old_in_seconds").trim();
+    let grace = if raw.is_empty() {
+        Ok(0)
+    } else {
+        raw.parse::<i64>().map_err(|_| {
+            crate::error::ServiceError::Validation(vec![crate::error::FieldError::new(
+                "expire_old_in_seconds",
+                format!("`{raw}` is not a whole number of seconds"),
+            )])
+        })
+    };
+    let result = match grace {
+        Ok(g) => core.roll_key(&user.principal(), &id, g).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok((created, _old)) => secret_page(&core, &user, &created, None),
+        Err(e) => service_error(&user, e),
+    }
+}
+
+async fn upgrade(
+    State(core): State<AppState>,
+    user: WebUser,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = one_key(&core, &user, &id).await {
+        return r;
+    }
+    let f = FormData::parse(&body);
+    match core
+        .upgrade_key(
+            &user.principal(),
+            &id,
+            f.checked("retire_legacy"),
+            f.checked("narrow_to_used"),
+        )
+        .await
+    {
+        Ok(up) => secret_page(&core, &user, &up.created, None),
         Err(e) => service_error(&user, e),
     }
 }
