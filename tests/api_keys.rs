@@ -5,7 +5,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::Request;
-use common::{TestApp, TestResponse};
+use common::{TestApp, TestResponse, assert_problem};
 use latchkey::keys::NewKeyInput;
 use serde_json::{Value, json};
 
@@ -68,36 +68,6 @@ async fn send(
         None => req.body(Body::empty()).unwrap(),
     };
     app.send(req).await
-}
-
-/// An RFC 9457 problem with this status and code, whose `instance` is the
-/// request id the response carries.
-fn assert_problem(r: &TestResponse, status: u16, code: &str) {
-    assert_eq!(r.status.as_u16(), status, "{}", r.text);
-    assert_eq!(r.code(), code, "{}", r.text);
-    assert_eq!(
-        r.header("content-type"),
-        Some("application/problem+json"),
-        "{}",
-        r.text
-    );
-    assert_eq!(r.body["status"], status, "{}", r.text);
-    assert!(r.body["type"].is_string(), "{}", r.text);
-    assert!(
-        r.body["title"].as_str().is_some_and(|t| !t.is_empty()),
-        "{}",
-        r.text
-    );
-    assert!(
-        r.body["detail"].as_str().is_some_and(|d| !d.is_empty()),
-        "{}",
-        r.text
-    );
-    let request_id = r
-        .header("x-request-id")
-        .expect("every response carries X-Request-Id");
-    assert!(!request_id.is_empty());
-    assert_eq!(r.body["instance"], request_id, "{}", r.text);
 }
 
 /// A 401 other than `missing_key`: RFC 6750 `invalid_token` challenge.

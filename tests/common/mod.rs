@@ -313,3 +313,33 @@ impl ClockExt for ManualClock {
         latchkey::domain::clock::Clock::now(self)
     }
 }
+
+/// An RFC 9457 problem with this status and code, whose `instance` is the
+/// request id the response carries.
+pub fn assert_problem(r: &TestResponse, status: u16, code: &str) {
+    assert_eq!(r.status.as_u16(), status, "{}", r.text);
+    assert_eq!(r.code(), code, "{}", r.text);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/problem+json"),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.body["status"], status, "{}", r.text);
+    assert!(r.body["type"].is_string(), "{}", r.text);
+    assert!(
+        r.body["title"].as_str().is_some_and(|t| !t.is_empty()),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{}",
+        r.text
+    );
+    let request_id = r
+        .header("x-request-id")
+        .expect("every response carries X-Request-Id");
+    assert!(!request_id.is_empty());
+    assert_eq!(r.body["instance"], request_id, "{}", r.text);
+}
