@@ -378,12 +378,12 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
             settings.data_dir.display()
         )
     })?;
-    if let Some(parent) = settings.sqlite_path().and_then(|p| p.parent()) {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent).with_context(|| {
-                format!("cannot create the database directory {}", parent.display())
-            })?;
-        }
+    if let Some(parent) = settings.sqlite_path().and_then(|p| p.parent())
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).with_context(|| {
+            format!("cannot create the database directory {}", parent.display())
+        })?;
     }
     let store = SqliteStore::open(&settings.database_url)
         .await

@@ -235,24 +235,23 @@ impl Settings {
             )
         })?;
         let redis_url = pick(flags.redis_url.as_ref(), "REDIS_URL").or(file.redis_url);
-        if let Some(url) = &redis_url {
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                return Err(invalid(
-                    "redis-url",
-                    format!("`{}` is not a redis:// URL", redact_url(url)),
-                ));
-            }
+        if let Some(url) = &redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return Err(invalid(
+                "redis-url",
+                format!("`{}` is not a redis:// URL", redact_url(url)),
+            ));
         }
         let public_url = pick(flags.public_url.as_ref(), "PUBLIC_URL").or(file.public_url);
-        if let Some(url) = &public_url {
-            if !(url.starts_with("http://") || url.starts_with("https://"))
-                || url.contains(char::is_whitespace)
-            {
-                return Err(invalid(
-                    "public-url",
-                    format!("`{url}` is not an http(s):// URL"),
-                ));
-            }
+        if let Some(url) = &public_url
+            && (!(url.starts_with("http://") || url.starts_with("https://"))
+                || url.contains(char::is_whitespace))
+        {
+            return Err(invalid(
+                "public-url",
+                format!("`{url}` is not an http(s):// URL"),
+            ));
         }
         let proxies: Vec<String> = match pick(flags.trusted_proxies.as_ref(), "TRUSTED_PROXIES") {
             Some(list) => list

@@ -262,12 +262,10 @@ impl Server {
                     Ok(_) => {}
                 }
                 log.lock().unwrap().push_str(&line);
-                if !sent {
-                    if let Some(at) = line.find("listening on http://") {
-                        let rest = &line[at + "listening on ".len()..];
-                        let url = rest.split_whitespace().next().unwrap_or("").to_owned();
-                        sent = tx.send(url).is_ok();
-                    }
+                if !sent && let Some(at) = line.find("listening on http://") {
+                    let rest = &line[at + "listening on ".len()..];
+                    let url = rest.split_whitespace().next().unwrap_or("").to_owned();
+                    sent = tx.send(url).is_ok();
                 }
             }
         });

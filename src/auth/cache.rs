@@ -127,7 +127,7 @@ pub async fn run_feed(
             }
         }
         ticks += 1;
-        if ticks % (3600 * 4) == 0 {
+        if ticks.is_multiple_of(3600 * 4) {
             let day_ago = clock.now().plus_seconds(-86_400);
             if let Err(e) = store.prune_key_changes(day_ago).await {
                 tracing::warn!(error = %e, "pruning key_changes failed");

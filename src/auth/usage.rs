@@ -237,10 +237,10 @@ pub async fn run_flusher(
             tracing::warn!(error = %e, "usage flush failed; keeping the counts for the next try");
         }
         ticks += 1;
-        if ticks % 60 == 0 {
-            if let Err(e) = store.roll_up_usage(clock.now()).await {
-                tracing::warn!(error = %e, "usage roll-up failed");
-            }
+        if ticks.is_multiple_of(60)
+            && let Err(e) = store.roll_up_usage(clock.now()).await
+        {
+            tracing::warn!(error = %e, "usage roll-up failed");
         }
     }
     match recorder.flush(store.as_ref()).await {

@@ -92,20 +92,20 @@ impl Core {
         client_ip: IpAddr,
     ) -> Result<Arc<KeyRecord>, AuthError> {
         let presented = token::classify(value).map_err(AuthError::Malformed)?;
-        if source == KeySource::Query {
-            if let Presented::Standard { .. } = presented {
-                // Look it up only to warn its owner; the request fails either way.
-                let found = self.lookup(presented).await.ok().flatten();
-                return Err(AuthError::KeyInUrl(found));
-            }
+        if source == KeySource::Query
+            && let Presented::Standard { .. } = presented
+        {
+            // Look it up only to warn its owner; the request fails either way.
+            let found = self.lookup(presented).await.ok().flatten();
+            return Err(AuthError::KeyInUrl(found));
         }
         let key = self.lookup(presented).await?.ok_or(AuthError::Invalid)?;
         // A standard key's environment is in its prefix; the stored record must
         // agree (it always does unless the database was edited by hand).
-        if let Presented::Standard { environment, .. } = presented {
-            if environment != key.environment {
-                return Err(AuthError::Invalid);
-            }
+        if let Presented::Standard { environment, .. } = presented
+            && environment != key.environment
+        {
+            return Err(AuthError::Invalid);
         }
         let now = self.clock.now();
         match key.status(now, self.policy.legacy_sunset) {

@@ -175,7 +175,7 @@ pub fn imei(s: &str) -> Result<String, String> {
             }
         })
         .sum();
-    if sum % 10 == 0 {
+    if sum.is_multiple_of(10) {
         Ok(compact)
     } else {
         Err("this IMEI's check digit is wrong: it was probably mistyped".into())

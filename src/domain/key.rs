@@ -257,17 +257,14 @@ impl KeyRecord {
                 message: "This key was sent in a URL's query string, where it may have been written to logs. Roll it and send it in the Authorization header.".into(),
             });
         }
-        if self.status(now, legacy_sunset) == KeyStatus::Active {
-            if let Some(exp) = self.expires_at {
-                if exp.as_micros() - now.as_micros() <= EXPIRING_SOON_SECONDS * 1_000_000 {
-                    out.push(Warning {
-                        code: "expiring_soon",
-                        message: format!(
-                            "This key expires at {exp}. Create its replacement before then."
-                        ),
-                    });
-                }
-            }
+        if self.status(now, legacy_sunset) == KeyStatus::Active
+            && let Some(exp) = self.expires_at
+            && exp.as_micros() - now.as_micros() <= EXPIRING_SOON_SECONDS * 1_000_000
+        {
+            out.push(Warning {
+                code: "expiring_soon",
+                message: format!("This key expires at {exp}. Create its replacement before then."),
+            });
         }
         out
     }

@@ -288,15 +288,15 @@ impl<S: Send + Sync, N: Need> FromRequestParts<S> for Authorized<N> {
         let caller = parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
             ApiError::internal(&"route declared a permission but has no key middleware")
         })?;
-        if let Some(p) = N::PERMISSION {
-            if !caller.key.permissions.contains(p) {
-                return Err(ApiError::insufficient_permission(
-                    p,
-                    format!(
-                        "This key lacks the `{p}` permission this request needs. Edit the key's permissions or use a key that has it."
-                    ),
-                ));
-            }
+        if let Some(p) = N::PERMISSION
+            && !caller.key.permissions.contains(p)
+        {
+            return Err(ApiError::insufficient_permission(
+                p,
+                format!(
+                    "This key lacks the `{p}` permission this request needs. Edit the key's permissions or use a key that has it."
+                ),
+            ));
         }
         Ok(Authorized(caller, PhantomData))
     }

@@ -595,12 +595,10 @@ async fn create(State(core): State<AppState>, user: WebUser, body: Bytes) -> Res
     // Without the script, picking another template does not refill the grid:
     // then the picked template is what the user meant.
     let grid_is_stale = template.is_some() && form.grid_for != form.template;
-    if grid_is_stale {
-        if let Some(t) = crate::domain::permission::template(&form.template) {
-            form.permissions = t.permissions;
-            if form.name.trim().is_empty() {
-                form.name = t.name.to_owned();
-            }
+    if grid_is_stale && let Some(t) = crate::domain::permission::template(&form.template) {
+        form.permissions = t.permissions;
+        if form.name.trim().is_empty() {
+            form.name = t.name.to_owned();
         }
     }
     let ip_lines = lines(&form.allowed_ips);
@@ -1011,10 +1009,10 @@ async fn details_page(
         Err(e) => return unavailable(&e),
     };
     for e in &events {
-        if let Actor::Key(id) = &e.actor {
-            if let Ok(Some(k)) = core.store.get_key(&user.shop.id, id).await {
-                names.add_key(id, k.name.as_str());
-            }
+        if let Actor::Key(id) = &e.actor
+            && let Ok(Some(k)) = core.store.get_key(&user.shop.id, id).await
+        {
+            names.add_key(id, k.name.as_str());
         }
     }
     let trail = events

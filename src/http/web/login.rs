@@ -259,10 +259,10 @@ async fn confirm_logout(user: WebUser) -> Response {
 }
 
 async fn logout(State(core): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
-        if let Err(e) = core.store.delete_session(&core.hasher.hash(token)).await {
-            return unavailable(&e);
-        }
+    if let Some(token) = cookie(&headers, SESSION_COOKIE)
+        && let Err(e) = core.store.delete_session(&core.hasher.hash(token)).await
+    {
+        return unavailable(&e);
     }
     let mut r = see_other("/login?done=logged_out");
     r.headers_mut()
