@@ -1277,3 +1277,91 @@ async fn the_server_log_holds_no_secret_password_or_query_string_but_names_the_k
         "the log carries a raw path:\n{log}"
     );
 }
+
+#[tokio::test]
+async fn legacy_import_then_upgrade_and_roll_work_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let shop = new_shop(dir);
+
+    // A bad row stops the whole import and names its line.
+    let bad = dir.join("bad.csv");
+    std::fs::write(
+        &bad,
+        "key,name\nlegacy-abcdefghijklmnop1234,Old website\nbad key,Nope\n",
+    )
+    .unwrap();
+    let r = run(
+        dir,
+        &[
+            "legacy",
+            "import",
+            "--shop",
+            &shop,
+            "--file",
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert!(!r.status.success());
+    assert!(r.stderr.contains("line 3"), "{}", r.stderr);
+    assert!(key_ids(dir, &shop).is_empty(), "nothing imported");
+
+    // A good file imports every row, hashed, and flags short keys as weak.
+    let good = dir.join("good.csv");
+    std::fs::write(
+        &good,
+        "key,name,permissions\nlegacy-abcdefghijklmnop1234,Old website,orders:write clients:write\nshort-key-123456,Old Zap,\n",
+    )
+    .unwrap();
+    let out = run(
+        dir,
+        &[
+            "legacy",
+            "import",
+            "--shop",
+            &shop,
+            "--file",
+            good.to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .json();
+    assert_eq!(out["imported"], 2);
+    assert_eq!(out["weak"].as_array().unwrap().len(), 1);
+    let legacy_id = out["keys"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(out["keys"][0]["display"], "…1234");
+    let needle: &[u8] = b"legacy-abcdefghijklmnop1234";
+    for file in ["latchkey.db", "latchkey.db-wal"] {
+        let bytes = std::fs::read(dir.join(file)).unwrap_or_default();
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "the legacy secret is not stored in plaintext ({file})"
+        );
+    }
+
+    // Upgrade: a standard key with the legacy key's name and permissions.
+    let up = run(dir, &["keys", "upgrade", &legacy_id, "--json"]).json();
+    assert!(s(&up["key"], "secret").starts_with("lk_live_"));
+    assert_eq!(up["key"]["name"], "Old website");
+    assert_eq!(
+        up["key"]["permissions"],
+        serde_json::json!(["orders:write", "clients:write"])
+    );
+    let new_id = s(&up["key"], "id").to_owned();
+
+    // Roll it with a grace period; rolling the same key again is refused.
+    let rolled = run(
+        dir,
+        &["keys", "roll", &new_id, "--expire-old-in", "60", "--json"],
+    )
+    .json();
+    assert!(s(&rolled["key"], "secret").starts_with("lk_live_"));
+    assert_ne!(s(&rolled["key"], "id"), new_id);
+    let old = run(dir, &["keys", "show", &new_id, "--json"]).json();
+    assert!(
+        old["key"]["expires_at"].is_string(),
+        "the old key now expires"
+    );
+    let line = run(dir, &["keys", "roll", &new_id]).fails();
+    assert!(line.to_lowercase().contains("roll"), "{line}");
+}

@@ -1728,3 +1728,68 @@ async fn a_used_key_shows_its_usage_chart_endpoints_and_clients_and_a_revoked_ke
         list.text
     );
 }
+
+#[tokio::test]
+async fn rolling_a_key_in_the_ui_shows_the_new_secret_once_and_the_old_key_keeps_its_grace() {
+    let app = TestApp::new().await;
+    let mut web = Web::logged_in(&app, OWNER).await;
+    let (id, old_secret) = web.create_key(ZAPIER).await;
+    let page = format!("/settings/api-keys/{id}");
+    let r = web
+        .post(
+            &page,
+            &format!("{page}/roll"),
+            &[("expire_old_in_seconds", "3600")],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let new_secret = secret_in(&r.text);
+    assert_ne!(new_secret, old_secret);
+    assert_eq!(app.get("/api/v1/me", &new_secret).await.status, 200);
+    assert_eq!(
+        app.get("/api/v1/me", &old_secret).await.status,
+        200,
+        "grace period"
+    );
+    app.clock.advance_seconds(3601);
+    assert_eq!(
+        app.get("/api/v1/me", &old_secret).await.code(),
+        "expired_key"
+    );
+    let details = web.get(&page).await;
+    assert!(
+        !details.text.contains(&new_secret),
+        "the secret is never shown again"
+    );
+}
+
+#[tokio::test]
+async fn upgrading_a_legacy_key_in_the_ui_gives_a_new_key_and_can_retire_the_old_one() {
+    let app = TestApp::new().await;
+    let mut web = Web::logged_in(&app, OWNER).await;
+    let legacy = "legacy-website-key-0123456789";
+    let csv = format!("key,name,permissions\n{legacy},Old website,orders:write clients:write\n");
+    let report = app
+        .core
+        .import_legacy(&app.shop_id, &csv, false)
+        .await
+        .unwrap_or_else(|_| panic!("the import succeeds"));
+    let id = report.keys[0].id.clone();
+    assert_eq!(app.get("/api/v1/me", legacy).await.status, 200);
+    let page = format!("/settings/api-keys/{id}");
+    let r = web
+        .post(
+            &page,
+            &format!("{page}/upgrade"),
+            &[("retire_legacy", "on")],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let secret = secret_in(&r.text);
+    assert!(secret.starts_with("lk_live_"));
+    assert_eq!(app.get("/api/v1/me", &secret).await.status, 200);
+    assert_eq!(
+        app.get("/api/v1/me", legacy).await.code(),
+        "legacy_key_retired"
+    );
+}
