@@ -112,28 +112,58 @@ async fn screenshot(c: &Client, name: &str) {
     let _ = c.set_window_size(width as u32, 1000).await;
 }
 
+/// Finds an element, waiting up to 10 s: right after a click or a form
+/// submission the next document may not be there yet.
+async fn find(c: &Client, locator: Locator<'_>) -> fantoccini::elements::Element {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match c.find(locator).await {
+            Ok(e) => return e,
+            Err(e) if Instant::now() > deadline => panic!("{locator:?} not found within 10 s: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
 async fn fill(c: &Client, css: &str, text: &str) {
-    let field = c.find(Locator::Css(css)).await.unwrap();
+    let field = find(c, Locator::Css(css)).await;
     field.clear().await.unwrap();
     field.send_keys(text).await.unwrap();
 }
 
 async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    find(c, Locator::Css(css)).await.click().await.unwrap();
 }
 
 async fn body_text(c: &Client) -> String {
-    c.find(Locator::Css("body"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // The body can vanish between find and text while a page loads.
+        if let Ok(text) = find(c, Locator::Css("body")).await.text().await {
+            return text;
+        }
+        if Instant::now() > deadline {
+            panic!("the page's text could not be read within 10 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the page shows `needle` (a submitted form's answer may take a
+/// moment to replace the page).
+async fn wait_for_text(c: &Client, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = body_text(c).await;
+        if text.contains(needle) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page never showed {needle:?}; it shows:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn wait_for_path(c: &Client, path_start: &str) {
@@ -183,7 +213,7 @@ async fn a_person_creates_copies_uses_and_revokes_a_key_in_chromium() {
     fill(&c, "#password", "correct horse battery").await;
     fill(&c, "#password_confirm", "correct horse battery").await;
     click(&c, "button[type=submit]").await;
-    assert!(body_text(&c).await.contains("Your shop is set up"));
+    wait_for_text(&c, "Your shop is set up").await;
 
     // Log in.
     click(&c, "a.button").await;
@@ -303,7 +333,7 @@ async fn a_person_creates_copies_uses_and_revokes_a_key_in_chromium() {
         .for_element(Locator::Css(".badge.status-revoked"))
         .await
         .unwrap();
-    assert!(body_text(&c).await.contains("The key is revoked"));
+    wait_for_text(&c, "The key is revoked").await;
     screenshot(&c, "details-revoked.png").await;
 
     // Revoked means now.
