@@ -7,11 +7,11 @@
 
 use std::fmt;
 
-use rand::{Rng, TryRngCore};
+use rand::TryRngCore;
 use serde::{Deserialize, Serialize};
 
-/// Base62 alphabet, in the order SPEC fixes: `0-9A-Za-z`.
-const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+// The base62 alphabet, in the order SPEC fixes: `0-9A-Za-z`.
+use super::BASE62 as ALPHABET;
 const PREFIX_LEN: usize = 8; // "lk_live_" / "lk_test_"
 const RANDOM_LEN: usize = 32;
 const CHECKSUM_LEN: usize = 6;
@@ -91,15 +91,11 @@ impl fmt::Debug for PlainKey {
 
 /// Creates a new key from the operating system's CSPRNG.
 pub fn generate(environment: Environment) -> PlainKey {
-    let mut rng = rand::rngs::OsRng.unwrap_err();
     let mut key = String::with_capacity(KEY_LEN);
     key.push_str(environment.prefix());
     let mut random = [0u8; RANDOM_LEN];
-    for byte in &mut random {
-        // `random_range` is uniform (it rejects the biased tail), so every
-        // character carries log2(62) bits: 190 bits for the key.
-        *byte = ALPHABET[rng.random_range(0..62)];
-    }
+    // Uniform base62 (biased bytes rejected): 190 bits for the key.
+    super::fill_base62(&mut rand::rngs::OsRng.unwrap_err(), &mut random);
     key.push_str(std::str::from_utf8(&random).expect("alphabet is ASCII"));
     key.push_str(std::str::from_utf8(&checksum(&random)).expect("alphabet is ASCII"));
     PlainKey(key)
