@@ -54,6 +54,9 @@ pub struct Core {
     pub limiter: KeyLimiter,
     pub usage: Arc<UsageRecorder>,
     pub failed_attempts: FailedAttemptLimiter,
+    /// Shops by id, for answers that name the caller's shop. A shop is never
+    /// renamed or deleted, so nothing invalidates these.
+    pub shops: moka::sync::Cache<String, Arc<crate::store::Shop>>,
     /// Web UI state kept in memory: login throttling per account.
     pub web: crate::http::web::WebState,
     pub policy: Policy,
@@ -61,6 +64,8 @@ pub struct Core {
 
 /// Cached keys (known and unknown hashes, each).
 pub const KEY_CACHE_CAPACITY: u64 = 200_000;
+/// Cached shops.
+pub const SHOP_CACHE_CAPACITY: u64 = 10_000;
 
 impl Core {
     pub fn new(
@@ -77,9 +82,27 @@ impl Core {
             limiter: KeyLimiter::new(KEY_CACHE_CAPACITY),
             usage: Arc::new(UsageRecorder::default()),
             failed_attempts: FailedAttemptLimiter::new(policy.failed_auth_limit),
+            shops: moka::sync::Cache::new(SHOP_CACHE_CAPACITY),
             web: crate::http::web::WebState::default(),
             policy,
         }
+    }
+}
+
+impl Core {
+    /// A shop by id, from memory after the first lookup.
+    pub async fn shop(
+        &self,
+        id: &str,
+    ) -> Result<Option<Arc<crate::store::Shop>>, crate::store::StoreError> {
+        if let Some(shop) = self.shops.get(id) {
+            return Ok(Some(shop));
+        }
+        let found = self.store.get_shop(id).await?.map(Arc::new);
+        if let Some(shop) = &found {
+            self.shops.insert(shop.id.clone(), shop.clone());
+        }
+        Ok(found)
     }
 }
 

@@ -585,11 +585,11 @@ fn print_key(
         );
         return Ok(());
     }
-    out!("id:           {}", view.id);
-    out!("name:         {}", view.name);
-    out!("environment:  {}", view.environment);
-    out!("status:       {}", view.status.as_str());
-    out!("key:          {}", view.display);
+    out!("id:           {}", view.key.id);
+    out!("name:         {}", view.key.name);
+    out!("environment:  {}", view.key.environment);
+    out!("status:       {}", view.key.status.as_str());
+    out!("key:          {}", view.key.display);
     out!("permissions:  {}", key.permissions.to_names().join(" "));
     let ips = key.allowed_ips.to_strings();
     out!(
@@ -600,13 +600,15 @@ fn print_key(
             ips.join(" ")
         }
     );
-    out!("rate_limit:   {}/min", view.rate_limit_per_minute);
+    out!("rate_limit:   {}/min", view.key.rate_limit_per_minute);
     out!(
         "expires_at:   {}",
-        view.expires_at.map_or("never".into(), |t| t.to_string())
+        view.key
+            .expires_at
+            .map_or("never".into(), |t| t.to_string())
     );
-    out!("created_at:   {}", view.created_at);
-    for w in &view.warnings {
+    out!("created_at:   {}", view.key.created_at);
+    for w in &view.key.warnings {
         out!("warning:      {}", w.message);
     }
     if let Some(s) = secret {

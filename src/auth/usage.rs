@@ -17,6 +17,11 @@ use crate::store::usage::{
 };
 
 const SHARDS: usize = 16;
+
+/// The recorder's maps are on the request path and keyed by values the
+/// server made (key ids, route templates) or saw (client IPs, user agents of
+/// verified keys): a fast per-process-seeded hasher, not SipHash.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// User agents are kept to this many characters.
 const MAX_USER_AGENT: usize = 200;
 
@@ -35,10 +40,10 @@ pub struct Hit<'a> {
 
 #[derive(Default)]
 struct KeyBucket {
-    counts: HashMap<(i64, &'static str, Arc<str>), Counts>,
+    counts: FastMap<(i64, &'static str, Arc<str>), Counts>,
     rejected: Rejected,
     last: Option<(Timestamp, IpAddr, Option<Box<str>>)>,
-    clients: HashMap<IpAddr, HashMap<Box<str>, (u64, Timestamp)>>,
+    clients: FastMap<IpAddr, FastMap<Box<str>, (u64, Timestamp)>>,
 }
 
 fn method_name(m: &axum::http::Method) -> &'static str {
@@ -55,9 +60,9 @@ fn method_name(m: &axum::http::Method) -> &'static str {
 }
 
 pub struct UsageRecorder {
-    shards: Vec<Mutex<HashMap<String, KeyBucket>>>,
-    routes: RwLock<HashMap<Box<str>, Arc<str>>>,
-    hasher: std::collections::hash_map::RandomState,
+    shards: Vec<Mutex<FastMap<String, KeyBucket>>>,
+    routes: RwLock<FastMap<Box<str>, Arc<str>>>,
+    hasher: foldhash::fast::RandomState,
     /// A batch whose flush failed, retried with the next one.
     pending: Mutex<UsageBatch>,
 }
@@ -65,9 +70,9 @@ pub struct UsageRecorder {
 impl Default for UsageRecorder {
     fn default() -> Self {
         UsageRecorder {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            routes: RwLock::new(HashMap::new()),
-            hasher: std::collections::hash_map::RandomState::new(),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            routes: RwLock::default(),
+            hasher: foldhash::fast::RandomState::default(),
             pending: Mutex::new(UsageBatch::default()),
         }
     }

@@ -53,17 +53,7 @@ impl Timestamp {
 
     /// `2026-11-23T09:48:45.123456Z`
     pub fn to_rfc3339(self) -> String {
-        let dt = self.to_datetime();
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-            dt.year(),
-            u8::from(dt.month()),
-            dt.day(),
-            dt.hour(),
-            dt.minute(),
-            dt.second(),
-            dt.microsecond()
-        )
+        self.to_string()
     }
 }
 
@@ -74,8 +64,21 @@ impl fmt::Debug for Timestamp {
 }
 
 impl fmt::Display for Timestamp {
+    /// RFC 3339 in UTC with microseconds, written straight to the output
+    /// (JSON answers carry several per object).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_rfc3339())
+        let dt = self.to_datetime();
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            dt.year(),
+            u8::from(dt.month()),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second(),
+            dt.microsecond()
+        )
     }
 }
 

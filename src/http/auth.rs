@@ -12,7 +12,7 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::extract::{FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -45,7 +45,7 @@ impl Caller {
 
 /// Put on responses so the request log can name the key (never the secret).
 #[derive(Clone, Debug)]
-pub struct LoggedKeyId(pub String);
+pub struct LoggedKeyId(pub Arc<KeyRecord>);
 
 /// Finds the presented key. `Authorization: Bearer <key>` (any case), a bare
 /// `Authorization: <key>`, or `X-API-Key: <key>`; `?api_key=` only when no
@@ -133,7 +133,6 @@ pub async fn require_key(
     };
     match verdict {
         Ok(key) => {
-            let id = LoggedKeyId(key.id.clone());
             // Rate limit before permission: every answer past the IP check
             // carries the headers, and a key hammering a route it may not use
             // is throttled too.
@@ -141,18 +140,17 @@ pub async fn require_key(
                 state
                     .limiter
                     .check(&key.id, key.rate_limit_per_minute, state.clock.now());
-            let key_id = key.id.clone();
-            // Every answer to a working legacy key says when it stops working.
-            let legacy_key = key.kind == crate::domain::key::KeyKind::Legacy;
-            let legacy_record = key.clone();
             let mut response = if decision.allowed {
-                req.extensions_mut().insert(Caller { key, ip });
+                req.extensions_mut().insert(Caller {
+                    key: key.clone(),
+                    ip,
+                });
                 let response = next.run(req).await;
-                record(&key_id, response.status(), None);
+                record(&key.id, response.status(), None);
                 response
             } else {
                 record(
-                    &key_id,
+                    &key.id,
                     StatusCode::TOO_MANY_REQUESTS,
                     Some(Rejection::RateLimited),
                 );
@@ -170,16 +168,15 @@ pub async fn require_key(
                 e.into_response()
             };
             rate_limit_headers(response.headers_mut(), &decision);
-            if legacy_key {
-                for (name, value) in
-                    crate::legacy::deprecation_headers(&legacy_record, &state.policy)
-                {
+            // Every answer to a working legacy key says when it stops working.
+            if key.kind == crate::domain::key::KeyKind::Legacy {
+                for (name, value) in crate::legacy::deprecation_headers(&key, &state.policy) {
                     if let Ok(v) = HeaderValue::from_str(&value) {
                         response.headers_mut().insert(name, v);
                     }
                 }
             }
-            response.extensions_mut().insert(id);
+            response.extensions_mut().insert(LoggedKeyId(key));
             response
         }
         Err(err) if err.is_failed_attempt() => {
@@ -204,44 +201,50 @@ pub async fn require_key(
         Err(err) => {
             // A known key that was refused: counted against that key, with
             // the reason, so the shop sees a revoked key still being tried.
-            let (key_id, rejection) = match &err {
+            let (key, rejection) = match &err {
                 AuthError::KeyInUrl(Some(k)) => {
                     state.note_key_in_url(k, ip).await;
-                    (Some(k.id.clone()), None)
+                    (Some(k.clone()), None)
                 }
-                AuthError::Revoked(k) => (Some(k.id.clone()), Some(Rejection::Revoked)),
-                AuthError::Expired(k) => (Some(k.id.clone()), Some(Rejection::Expired)),
+                AuthError::Revoked(k) => (Some(k.clone()), Some(Rejection::Revoked)),
+                AuthError::Expired(k) => (Some(k.clone()), Some(Rejection::Expired)),
                 AuthError::Retired(k) | AuthError::Brownout(k, _) => {
-                    (Some(k.id.clone()), Some(Rejection::Retired))
+                    (Some(k.clone()), Some(Rejection::Retired))
                 }
-                AuthError::IpNotAllowed(k, _) => (Some(k.id.clone()), Some(Rejection::IpDenied)),
+                AuthError::IpNotAllowed(k, _) => (Some(k.clone()), Some(Rejection::IpDenied)),
                 _ => (None, None),
             };
             let mut response = ApiError::from(err).into_response();
-            if let Some(id) = key_id {
-                record(&id, response.status(), rejection);
-                response.extensions_mut().insert(LoggedKeyId(id));
+            if let Some(key) = key {
+                record(&key.id, response.status(), rejection);
+                response.extensions_mut().insert(LoggedKeyId(key));
             }
             response
         }
     }
 }
 
-/// The IETF draft headers and the customary `X-RateLimit-*` ones.
+static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+static X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+static X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+static X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// The IETF draft headers and the customary `X-RateLimit-*` ones. On every
+/// keyed answer, so built without parsing header names.
 fn rate_limit_headers(h: &mut HeaderMap, d: &Decision) {
-    let mut set = |name: &'static str, value: String| {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            h.insert(name, v);
-        }
-    };
-    set("ratelimit-policy", format!("\"key\";q={};w=60", d.limit));
-    set(
-        "ratelimit",
-        format!("\"key\";r={};t={}", d.remaining, d.reset_secs),
+    if let Ok(v) = HeaderValue::try_from(format!("\"key\";q={};w=60", d.limit)) {
+        h.insert(RATELIMIT_POLICY.clone(), v);
+    }
+    if let Ok(v) = HeaderValue::try_from(format!("\"key\";r={};t={}", d.remaining, d.reset_secs)) {
+        h.insert(RATELIMIT.clone(), v);
+    }
+    h.insert(X_RATELIMIT_LIMIT.clone(), HeaderValue::from(d.limit));
+    h.insert(
+        X_RATELIMIT_REMAINING.clone(),
+        HeaderValue::from(d.remaining),
     );
-    set("x-ratelimit-limit", d.limit.to_string());
-    set("x-ratelimit-remaining", d.remaining.to_string());
-    set("x-ratelimit-reset", d.reset_secs.to_string());
+    h.insert(X_RATELIMIT_RESET.clone(), HeaderValue::from(d.reset_secs));
 }
 
 /// What a route needs; see [`need`].

@@ -18,7 +18,7 @@ use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
-use crate::domain::random_base62;
+use crate::domain::unique_base62;
 use crate::error::{ApiError, REQUEST_ID};
 use auth::{ClientIp, LoggedKeyId};
 
@@ -43,13 +43,11 @@ async fn no_such_route() -> ApiError {
 
 /// The route template, carried out to the request log.
 #[derive(Clone)]
-struct RouteTemplate(String);
+struct RouteTemplate(MatchedPath);
 
 async fn tag_route(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned());
+    // A reference-counted clone, not a copy of the string.
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let mut response = next.run(req).await;
     if let Some(r) = route {
         response.extensions_mut().insert(RouteTemplate(r));
@@ -69,7 +67,7 @@ fn request_id(req: &Request) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         })
         .map(str::to_owned)
-        .unwrap_or_else(|| format!("req_{}", random_base62(20)))
+        .unwrap_or_else(|| format!("req_{}", unique_base62(20)))
 }
 
 /// Around every request: request id, client IP, uniform error bodies for
@@ -137,7 +135,7 @@ async fn request_context(State(state): State<AppState>, mut req: Request, next: 
     let key_id = response
         .extensions()
         .get::<LoggedKeyId>()
-        .map(|k| k.0.as_str());
+        .map(|k| k.0.id.as_str());
     tracing::info!(
         request_id = %id,
         method = %method,

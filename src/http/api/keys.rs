@@ -36,10 +36,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(usage))
 }
 
-/// An API key. `secret` appears only in create and clone answers.
+/// What a key is: every field of the key object except its usage figures.
+/// `GET /me` answers with this alone, from memory.
 #[derive(Serialize, ToSchema)]
-#[schema(as = Key)]
-pub struct KeyView<'a> {
+#[schema(as = KeyIdentity)]
+pub struct KeyIdentity<'a> {
     #[schema(example = "key_YtLkX1OQhXrisuV1L0CV1zX5")]
     pub id: &'a str,
     #[schema(example = "Zapier")]
@@ -63,11 +64,44 @@ pub struct KeyView<'a> {
     /// The user id, key id, or `cli` that created the key.
     #[schema(value_type = String, example = "cli")]
     pub created_by: &'a Actor,
+    pub revoked_at: Option<Timestamp>,
+    pub warnings: Vec<Warning>,
+}
+
+impl<'a> KeyIdentity<'a> {
+    pub fn new(core: &Core, key: &'a KeyRecord) -> Self {
+        let now = core.clock.now();
+        let sunset = core.policy.legacy_sunset;
+        KeyIdentity {
+            id: &key.id,
+            name: key.name.as_str(),
+            environment: key.environment,
+            kind: key.kind,
+            display: &key.display,
+            permissions: key.permissions,
+            allowed_ips: &key.allowed_ips,
+            rate_limit_per_minute: key.rate_limit_per_minute,
+            expires_at: key.expires_at,
+            status: key.status(now, sunset),
+            template: key.template.as_deref(),
+            created_at: key.created_at,
+            updated_at: key.updated_at,
+            created_by: &key.created_by,
+            revoked_at: key.revoked_at,
+            warnings: key.warnings(now, sunset),
+        }
+    }
+}
+
+/// An API key. `secret` appears only in create and clone answers.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Key)]
+pub struct KeyView<'a> {
+    #[serde(flatten)]
+    pub key: KeyIdentity<'a>,
     pub last_used_at: Option<Timestamp>,
     pub last_used_ip: Option<String>,
     pub requests_24h: u64,
-    pub revoked_at: Option<Timestamp>,
-    pub warnings: Vec<Warning>,
     /// The full key: only in create and clone answers, never again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<&'a str>,
@@ -179,29 +213,12 @@ pub struct KeyListParams {
 
 impl<'a> KeyView<'a> {
     pub fn new(core: &Core, key: &'a KeyRecord, secret: Option<&'a PlainKey>) -> Self {
-        let now = core.clock.now();
-        let sunset = core.policy.legacy_sunset;
         KeyView {
-            id: &key.id,
-            name: key.name.as_str(),
-            environment: key.environment,
-            kind: key.kind,
-            display: &key.display,
-            permissions: key.permissions,
-            allowed_ips: &key.allowed_ips,
-            rate_limit_per_minute: key.rate_limit_per_minute,
-            expires_at: key.expires_at,
-            status: key.status(now, sunset),
-            template: key.template.as_deref(),
-            created_at: key.created_at,
-            updated_at: key.updated_at,
-            created_by: &key.created_by,
+            key: KeyIdentity::new(core, key),
             // Filled from the usage store by `with_usage`.
             last_used_at: None,
             last_used_ip: None,
             requests_24h: 0,
-            revoked_at: key.revoked_at,
-            warnings: key.warnings(now, sunset),
             secret: secret.map(PlainKey::expose),
         }
     }

@@ -2,12 +2,13 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::keys::view_json;
+use super::keys::{KeyIdentity, view_json};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::auth::{Authorized, need};
@@ -19,15 +20,17 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct ShopRef {
-    pub id: String,
-    pub name: String,
+pub struct ShopRef<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct MeResponse<'a> {
-    pub key: super::keys::KeyView<'a>,
-    pub shop: Option<ShopRef>,
+    /// The key without its usage figures (those are at
+    /// `GET /api/v1/keys/{id}/usage`, for keys with `keys:read`).
+    pub key: KeyIdentity<'a>,
+    pub shop: Option<ShopRef<'a>>,
 }
 
 /// The calling key: id, name, environment, permissions, rate limit.
@@ -37,18 +40,20 @@ pub struct MeResponse<'a> {
 async fn me(
     State(core): State<AppState>,
     Authorized(caller, ..): Authorized<need::AnyKey>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let shop = core.store.get_shop(&caller.key.shop_id).await?;
-    Ok(Json(serde_json::json!({
-        "key": view_json(&core, &caller.key).await?,
-        "shop": shop.map(|s| serde_json::json!({"id": s.id, "name": s.name})),
-    })))
+) -> Result<Response, ApiError> {
+    // Answered from memory: the verified key and the (cached) shop. This is
+    // the cheapest keyed request there is, for integrations checking their key.
+    let shop = core.shop(&caller.key.shop_id).await?;
+    Ok(Json(MeResponse {
+        key: KeyIdentity::new(&core, &caller.key),
+        shop: shop.as_deref().map(|s| ShopRef {
+            id: &s.id,
+            name: &s.name,
+        }),
+    })
+    .into_response())
 }
 
-/// Revoke the calling key.
-///
-/// Any key may revoke itself, whatever its permissions: the first thing to do
-/// with a key that leaked.
 #[utoipa::path(post, path = "/me/revoke", tag = "Key", operation_id = "revokeMe",
     security(("bearer" = [])),
     responses((status = 200, description = "The key, now revoked", body = super::keys::KeyEnvelope)))]

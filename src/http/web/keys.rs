@@ -246,7 +246,7 @@ fn banners(core: &Core, keys: &[KeyRecord], usage: &HashMap<String, UsageSummary
     for k in keys {
         let v = KeyView::new(core, k, None).with_usage(usage.get(&k.id));
         let stopped_at = k.revoked_at.or(k.retired_at);
-        if matches!(v.status, KeyStatus::Revoked | KeyStatus::Retired)
+        if matches!(v.key.status, KeyStatus::Revoked | KeyStatus::Retired)
             && v.last_used_at
                 .zip(stopped_at)
                 .is_some_and(|(used, stopped)| used > stopped)
@@ -256,13 +256,13 @@ fn banners(core: &Core, keys: &[KeyRecord], usage: &HashMap<String, UsageSummary
                 text: format!(
                     "“{}” is {} but something is still trying to use it (last try {}). Find the integration and give it a new key.",
                     k.name.as_str(),
-                    v.status.as_str(),
+                    v.key.status.as_str(),
                     v.last_used_at.map(|t| view::relative(t, now)).unwrap_or_default()
                 ),
                 link: link(k),
             });
         }
-        for w in &v.warnings {
+        for w in &v.key.warnings {
             match w.code {
                 "expiring_soon" => out.push(Banner {
                     level: "warn",
@@ -374,7 +374,7 @@ async fn list(
                 display: k.display.clone(),
                 legacy: k.kind == KeyKind::Legacy,
                 permissions: view::permissions_summary(k.permissions),
-                status: status_label(v.status),
+                status: status_label(v.key.status),
                 created_by: names.actor(&k.created_by),
                 created: view::date(k.created_at),
                 last_used: v
@@ -383,10 +383,10 @@ async fn list(
                 requests_24h: v.requests_24h,
                 expires: k
                     .expires_at
-                    .filter(|_| v.status == KeyStatus::Active)
+                    .filter(|_| v.key.status == KeyStatus::Active)
                     .map(|t| view::relative(t, now))
                     .unwrap_or_default(),
-                warning: !v.warnings.is_empty(),
+                warning: !v.key.warnings.is_empty(),
             }
         })
         .collect();
@@ -1026,7 +1026,7 @@ async fn details_page(
             key: None,
         })
         .collect();
-    let status = v.status;
+    let status = v.key.status;
     let status_code = if errors.is_empty() {
         StatusCode::OK
     } else {
@@ -1067,7 +1067,7 @@ async fn details_page(
                 requests_24h: v.requests_24h,
                 revoked: key.revoked_at.map(view::time).unwrap_or_default(),
             },
-            warnings: v.warnings.iter().map(|w| w.message.clone()).collect(),
+            warnings: v.key.warnings.iter().map(|w| w.message.clone()).collect(),
             edit,
             errors,
             trail,
