@@ -256,3 +256,53 @@ async fn a_failed_flush_keeps_its_counts_for_the_next() {
     let (_, admin) = app.key(&["keys:read"]).await;
     assert_eq!(usage(&app, &admin, &id).await["requests"]["total"], 4);
 }
+
+/// A flush writes each table with multi-row statements of at most 500 rows:
+/// 1,201 keys in one flush (three statements per table, the last one short)
+/// and then the same again (every row an update) must still count exactly.
+#[tokio::test]
+async fn a_flush_of_more_keys_than_one_statement_holds_counts_every_key() {
+    use latchkey::auth::usage::Hit;
+    use latchkey::store::usage::Rejection;
+    let app = TestApp::new().await;
+    let ids: Vec<String> = (0..1201).map(|i| format!("key_bulk{i:05}")).collect();
+    let get = axum::http::Method::GET;
+    let at = app.core.clock.now();
+    for round in 0..2 {
+        for (i, id) in ids.iter().enumerate() {
+            for n in 0..=(i % 3) {
+                app.core.usage.record(Hit {
+                    key_id: id,
+                    at,
+                    method: &get,
+                    route: "/api/v1/me",
+                    status: if n == 1 { 404 } else { 200 },
+                    rejection: (i % 2 == 1 && n == 0).then_some(Rejection::RateLimited),
+                    ip: [192, 0, 2, (i % 250) as u8].into(),
+                    user_agent: Some(if round == 0 { "bulk/1" } else { "bulk/2" }),
+                });
+            }
+        }
+        let expected: u64 = (0..ids.len()).map(|i| (i % 3 + 1) as u64).sum();
+        assert_eq!(flush(&app).await, expected);
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let u = app.store.key_usage(id, app.core.clock.now()).await.unwrap();
+        let per_round = (i % 3 + 1) as u64;
+        assert_eq!(u.requests.total, 2 * per_round, "{id}");
+        assert_eq!(u.errors.e4xx, if per_round >= 2 { 2 } else { 0 }, "{id}");
+        assert_eq!(
+            u.rejected.rate_limited,
+            if i % 2 == 1 { 2 } else { 0 },
+            "{id}"
+        );
+        assert_eq!(
+            u.last_used_ip.as_deref(),
+            Some(format!("192.0.2.{}", i % 250).as_str())
+        );
+        assert_eq!(u.endpoints.len(), 1, "{id}");
+        assert_eq!(u.endpoints[0].requests, 2 * per_round, "{id}");
+        let clients: u64 = u.clients.iter().map(|c| c.requests).sum();
+        assert_eq!((u.clients.len(), clients), (2, 2 * per_round), "{id}");
+    }
+}

@@ -1,14 +1,18 @@
 //! SQLite implementation of [`UsageStore`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::StoreResult;
 use super::sqlite::{SqliteStore, map_err};
 use super::usage::*;
 use crate::domain::clock::Timestamp;
+
+/// Rows per multi-row upsert: 12 values each at most, well under SQLite's
+/// 32,766 bound parameters per statement.
+const ROWS_PER_STATEMENT: usize = 500;
 
 /// Distinct (IP, user agent) pairs kept per key.
 const CLIENTS_PER_KEY: i64 = 50;
@@ -32,28 +36,13 @@ impl UsageStore for SqliteStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut tx = self.write_tx().await?;
+        // Aggregate per endpoint and per key first, then write each table
+        // with multi-row upserts: with 100,000 keys in use a flush touches
+        // tens of thousands of rows, and one statement per row (each a round
+        // trip to the SQLite worker thread) took the server's whole core.
         let mut endpoints: HashMap<(&str, &Endpoint), (Counts, Timestamp)> = HashMap::new();
         let mut totals: HashMap<&str, Counts> = HashMap::new();
         for ((key, minute, endpoint), c) in &batch.minutes {
-            sqlx::query(
-                "INSERT INTO usage_minutes (key_id, minute_start, method, route, requests, errors_4xx, errors_5xx)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (key_id, minute_start, method, route) DO UPDATE SET
-                    requests = requests + excluded.requests,
-                    errors_4xx = errors_4xx + excluded.errors_4xx,
-                    errors_5xx = errors_5xx + excluded.errors_5xx",
-            )
-            .bind(key)
-            .bind(minute.as_micros())
-            .bind(&endpoint.method)
-            .bind(&endpoint.route)
-            .bind(i(c.requests))
-            .bind(i(c.errors_4xx))
-            .bind(i(c.errors_5xx))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
             let last = minute.plus_seconds(59);
             let e = endpoints
                 .entry((key.as_str(), endpoint))
@@ -62,46 +51,85 @@ impl UsageStore for SqliteStore {
             e.1 = e.1.max(last);
             totals.entry(key.as_str()).or_default().add(*c);
         }
-        for ((key, endpoint), (c, seen)) in endpoints {
-            // Minute precision: the end of the endpoint's latest minute, or the
-            // key's last request if that came earlier (exact when this
-            // endpoint was the last one called).
-            let at = batch.last_seen.get(key).map_or(seen, |s| s.at.min(seen));
-            sqlx::query(
-                "INSERT INTO usage_endpoints (key_id, method, route, requests, errors_4xx, errors_5xx, last_used_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (key_id, method, route) DO UPDATE SET
+        let mut keys: BTreeSet<&str> = totals.keys().copied().collect();
+        keys.extend(batch.rejected.keys().map(String::as_str));
+        keys.extend(batch.last_seen.keys().map(String::as_str));
+
+        let mut tx = self.write_tx().await?;
+        let minutes: Vec<_> = batch.minutes.iter().collect();
+        for chunk in minutes.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO usage_minutes (key_id, minute_start, method, route, requests, errors_4xx, errors_5xx) ",
+            );
+            q.push_values(chunk, |mut row, ((key, minute, endpoint), c)| {
+                row.push_bind(key)
+                    .push_bind(minute.as_micros())
+                    .push_bind(&endpoint.method)
+                    .push_bind(&endpoint.route)
+                    .push_bind(i(c.requests))
+                    .push_bind(i(c.errors_4xx))
+                    .push_bind(i(c.errors_5xx));
+            });
+            q.push(
+                " ON CONFLICT (key_id, minute_start, method, route) DO UPDATE SET
+                    requests = requests + excluded.requests,
+                    errors_4xx = errors_4xx + excluded.errors_4xx,
+                    errors_5xx = errors_5xx + excluded.errors_5xx",
+            );
+            q.build().execute(&mut *tx).await.map_err(map_err)?;
+        }
+        let endpoints: Vec<_> = endpoints.into_iter().collect();
+        for chunk in endpoints.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO usage_endpoints (key_id, method, route, requests, errors_4xx, errors_5xx, last_used_at) ",
+            );
+            q.push_values(chunk, |mut row, ((key, endpoint), (c, seen))| {
+                // Minute precision: the end of the endpoint's latest minute, or
+                // the key's last request if that came earlier (exact when this
+                // endpoint was the last one called).
+                let at = batch.last_seen.get(*key).map_or(*seen, |s| s.at.min(*seen));
+                row.push_bind(*key)
+                    .push_bind(&endpoint.method)
+                    .push_bind(&endpoint.route)
+                    .push_bind(i(c.requests))
+                    .push_bind(i(c.errors_4xx))
+                    .push_bind(i(c.errors_5xx))
+                    .push_bind(at.as_micros());
+            });
+            q.push(
+                " ON CONFLICT (key_id, method, route) DO UPDATE SET
                     requests = requests + excluded.requests,
                     errors_4xx = errors_4xx + excluded.errors_4xx,
                     errors_5xx = errors_5xx + excluded.errors_5xx,
                     last_used_at = MAX(last_used_at, excluded.last_used_at)",
-            )
-            .bind(key)
-            .bind(&endpoint.method)
-            .bind(&endpoint.route)
-            .bind(i(c.requests))
-            .bind(i(c.errors_4xx))
-            .bind(i(c.errors_5xx))
-            .bind(at.as_micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            );
+            q.build().execute(&mut *tx).await.map_err(map_err)?;
         }
-        let mut keys: Vec<&str> = totals.keys().copied().collect();
-        for k in batch.rejected.keys().chain(batch.last_seen.keys()) {
-            if !keys.contains(&k.as_str()) {
-                keys.push(k);
-            }
-        }
-        for key in keys {
-            let c = totals.get(key).copied().unwrap_or_default();
-            let r = batch.rejected.get(key).copied().unwrap_or_default();
-            let seen = batch.last_seen.get(key);
-            sqlx::query(
+        let keys: Vec<&str> = keys.into_iter().collect();
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO usage_totals (key_id, requests, errors_4xx, errors_5xx, rejected_revoked, rejected_expired,
-                    rejected_retired, rejected_ip, rejected_rate, last_used_at, last_used_ip, last_user_agent)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-                 ON CONFLICT (key_id) DO UPDATE SET
+                    rejected_retired, rejected_ip, rejected_rate, last_used_at, last_used_ip, last_user_agent) ",
+            );
+            q.push_values(chunk, |mut row, key| {
+                let c = totals.get(key).copied().unwrap_or_default();
+                let r = batch.rejected.get(*key).copied().unwrap_or_default();
+                let seen = batch.last_seen.get(*key);
+                row.push_bind(*key)
+                    .push_bind(i(c.requests))
+                    .push_bind(i(c.errors_4xx))
+                    .push_bind(i(c.errors_5xx))
+                    .push_bind(i(r.revoked))
+                    .push_bind(i(r.expired))
+                    .push_bind(i(r.retired))
+                    .push_bind(i(r.ip_denied))
+                    .push_bind(i(r.rate_limited))
+                    .push_bind(seen.map(|s| s.at.as_micros()))
+                    .push_bind(seen.map(|s| s.ip.as_str()))
+                    .push_bind(seen.and_then(|s| s.user_agent.as_deref()));
+            });
+            q.push(
+                " ON CONFLICT (key_id) DO UPDATE SET
                     requests = requests + excluded.requests,
                     errors_4xx = errors_4xx + excluded.errors_4xx,
                     errors_5xx = errors_5xx + excluded.errors_5xx,
@@ -115,38 +143,27 @@ impl UsageStore for SqliteStore {
                     last_used_ip = CASE WHEN excluded.last_used_at >= COALESCE(last_used_at, 0)
                         THEN excluded.last_used_ip ELSE last_used_ip END,
                     last_used_at = MAX(COALESCE(last_used_at, 0), COALESCE(excluded.last_used_at, 0))",
-            )
-            .bind(key)
-            .bind(i(c.requests))
-            .bind(i(c.errors_4xx))
-            .bind(i(c.errors_5xx))
-            .bind(i(r.revoked))
-            .bind(i(r.expired))
-            .bind(i(r.retired))
-            .bind(i(r.ip_denied))
-            .bind(i(r.rate_limited))
-            .bind(seen.map(|s| s.at.as_micros()))
-            .bind(seen.map(|s| s.ip.as_str()))
-            .bind(seen.and_then(|s| s.user_agent.as_deref()))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            );
+            q.build().execute(&mut *tx).await.map_err(map_err)?;
         }
-        for ((key, ip, agent), (n, at)) in &batch.clients {
-            sqlx::query(
-                "INSERT INTO usage_clients (key_id, ip, user_agent, requests, last_used_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (key_id, ip, user_agent) DO UPDATE SET
+        let clients: Vec<_> = batch.clients.iter().collect();
+        for chunk in clients.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO usage_clients (key_id, ip, user_agent, requests, last_used_at) ",
+            );
+            q.push_values(chunk, |mut row, ((key, ip, agent), (n, at))| {
+                row.push_bind(key)
+                    .push_bind(ip)
+                    .push_bind(agent)
+                    .push_bind(i(*n))
+                    .push_bind(at.as_micros());
+            });
+            q.push(
+                " ON CONFLICT (key_id, ip, user_agent) DO UPDATE SET
                     requests = requests + excluded.requests,
                     last_used_at = MAX(last_used_at, excluded.last_used_at)",
-            )
-            .bind(key)
-            .bind(ip)
-            .bind(agent)
-            .bind(i(*n))
-            .bind(at.as_micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            );
+            q.build().execute(&mut *tx).await.map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)
     }
