@@ -4,7 +4,7 @@
 #   bench/callgrind.sh           (block `callgrind`)
 #   bench/load.sh                (block `load`)
 #   bench/scale.sh               (block `scale`)
-# Takes about 15 minutes. The targets table in docs/BENCHMARKS.md is written
+# Takes about 20 minutes. The targets table in docs/BENCHMARKS.md is written
 # by hand from these figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
