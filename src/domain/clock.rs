@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::format_description::well_known::Rfc3339;
-use time::{OffsetDateTime, UtcOffset};
+use time::OffsetDateTime;
 
 /// An instant, as microseconds since the Unix epoch (UTC). Stored as a 64-bit
 /// integer in every database; written as RFC 3339 with six fractional digits.
@@ -45,12 +45,6 @@ impl Timestamp {
             .map_err(|_| format!("`{s}` is out of range"))
     }
 
-    fn to_datetime(self) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-            .to_offset(UtcOffset::UTC)
-    }
-
     /// `2026-11-23T09:48:45.123456Z`
     pub fn to_rfc3339(self) -> String {
         self.to_string()
@@ -64,22 +58,60 @@ impl fmt::Debug for Timestamp {
 }
 
 impl fmt::Display for Timestamp {
-    /// RFC 3339 in UTC with microseconds, written straight to the output
-    /// (JSON answers carry several per object).
+    /// RFC 3339 in UTC with microseconds, written straight to the output: key
+    /// objects carry several timestamps and `/me` is on the hot path, so the
+    /// common case (years 0–9999) is formatted without the calendar library.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let dt = self.to_datetime();
-        write!(
-            f,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-            dt.year(),
-            u8::from(dt.month()),
-            dt.day(),
-            dt.hour(),
-            dt.minute(),
-            dt.second(),
-            dt.microsecond()
-        )
+        let secs = self.0.div_euclid(1_000_000);
+        let micros = self.0.rem_euclid(1_000_000);
+        let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+        let of_day = secs.rem_euclid(86_400);
+        let Ok(year @ 0..=9999) = u16::try_from(year) else {
+            // Outside four-digit years (never from this server's clock).
+            if year < 0 {
+                write!(f, "-{:04}", year.unsigned_abs())?;
+            } else {
+                write!(f, "{year:04}")?;
+            }
+            return write!(
+                f,
+                "-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+                of_day / 3600,
+                of_day / 60 % 60,
+                of_day % 60
+            );
+        };
+        let mut out = *b"0000-00-00T00:00:00.000000Z";
+        let mut put = |at: usize, width: usize, mut value: u64| {
+            for slot in out[at..at + width].iter_mut().rev() {
+                *slot = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, u64::from(year));
+        put(5, 2, u64::from(month));
+        put(8, 2, u64::from(day));
+        put(11, 2, (of_day / 3600) as u64);
+        put(14, 2, (of_day / 60 % 60) as u64);
+        put(17, 2, (of_day % 60) as u64);
+        put(20, 6, micros as u64);
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
     }
+}
+
+/// The proleptic Gregorian (year, month, day) of a count of days since
+/// 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 impl Serialize for Timestamp {
@@ -153,6 +185,57 @@ impl utoipa::ToSchema for Timestamp {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The calendar library's formatting, which Display must match.
+    fn reference(t: Timestamp) -> String {
+        let dt = OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.0) * 1_000).unwrap();
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            dt.year(),
+            u8::from(dt.month()),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second(),
+            dt.microsecond()
+        )
+    }
+
+    #[test]
+    fn display_matches_the_calendar_library_over_the_whole_range() {
+        // Year 0 to 9999, every leap-year rule, day and second boundaries.
+        let first = -62_167_219_200_000_000_i64; // 0000-01-01T00:00:00Z
+        let last = 253_402_300_799_999_999_i64; // 9999-12-31T23:59:59.999999Z
+        let mut t = first;
+        let step = 86_399_999_937_i64; // a day minus a little: drifts through times of day
+        while t <= last {
+            for edge in [t, t + 1, t - 1, t - t.rem_euclid(86_400_000_000)] {
+                if (first..=last).contains(&edge) {
+                    let ts = Timestamp(edge);
+                    assert_eq!(ts.to_string(), reference(ts), "{edge}");
+                }
+            }
+            t += step * 29;
+        }
+        for edge in [
+            first,
+            last,
+            0,
+            -1,
+            951_782_400_000_000,
+            4_107_542_400_000_000,
+        ] {
+            assert_eq!(Timestamp(edge).to_string(), reference(Timestamp(edge)));
+        }
+        assert_eq!(
+            Timestamp(last + 1).to_string(),
+            "10000-01-01T00:00:00.000000Z"
+        );
+        assert_eq!(
+            Timestamp(first - 1).to_string(),
+            "-0001-12-31T23:59:59.999999Z"
+        );
+    }
 
     #[test]
     fn round_trips_with_microseconds() {
