@@ -17,8 +17,10 @@
 #      after the whole auth path (verify, rate limit, usage, permission) and
 #      no handler, so no database query -- auth overhead without the /me
 #      handler
-#   4. nginx    GET /api/v1/me (keyed: map + limit_req + JSON file)
-#   5. HAProxy  GET /api/v1/me (keyed: map + stick-table + http-request return)
+#   4. nginx    GET /healthz (a fixed string) and GET /api/v1/me (keyed: map +
+#      limit_req + JSON file) -- the same overhead measure for a peer
+#   5. HAProxy  GET /healthz and GET /api/v1/me (keyed: map + stick-table +
+#      http-request return)
 #   6. DRF      GET /api/v1/me (keyed: djangorestframework-api-key + throttle, gunicorn)
 #   7. usage accuracy: exactly N keyed requests under load, then the usage
 #      endpoint's count must equal N (skipped while GET /api/v1/keys/{id}/usage
@@ -165,6 +167,7 @@ if [[ " $PEERS " == *" nginx "* ]]; then
   BENCH_PIDS+=("$pid")
   wait_http "http://127.0.0.1:$NGINX_PORT/healthz"
   curl -sf "http://127.0.0.1:$NGINX_PORT/api/v1/me" -H "X-API-Key: $first_key" >/dev/null
+  target nginx_healthz "$pid" -s bench/keys.lua "http://127.0.0.1:$NGINX_PORT" -- "$OUT/keys.txt" /healthz
   target nginx_me "$pid" -s bench/keys.lua "http://127.0.0.1:$NGINX_PORT" -- "$OUT/keys.txt" /api/v1/me
 fi
 
@@ -179,6 +182,7 @@ if [[ " $PEERS " == *" haproxy "* ]]; then
   BENCH_PIDS+=("$pid")
   wait_http "http://127.0.0.1:$HAPROXY_PORT/healthz"
   curl -sf "http://127.0.0.1:$HAPROXY_PORT/api/v1/me" -H "X-API-Key: $first_key" >/dev/null
+  target haproxy_healthz "$pid" -s bench/keys.lua "http://127.0.0.1:$HAPROXY_PORT" -- "$OUT/keys.txt" /healthz
   target haproxy_me "$pid" -s bench/keys.lua "http://127.0.0.1:$HAPROXY_PORT" -- "$OUT/keys.txt" /api/v1/me
 fi
 
@@ -276,12 +280,18 @@ me_rps=$(field latchkey_me 1)
   row latchkey_me latchkey "GET /api/v1/me (keyed)"
   row latchkey_order latchkey "GET /api/v1/orders/{id} (keyed)"
   row latchkey_auth_only latchkey "GET /api/v1/orders/{id}, key without orders:read (403: auth only, no handler)"
-  row nginx_me "nginx $(nginx -v 2>&1 | sed 's|.*/||')" "GET /api/v1/me (keyed)"
-  row haproxy_me "HAProxy $(haproxy -v | awk 'NR==1 {print $3}')" "GET /api/v1/me (keyed)"
+  nginx_name="nginx $(nginx -v 2>&1 | sed 's|.*/||')"
+  haproxy_name="HAProxy $(haproxy -v | awk 'NR==1 {print $3}')"
+  row nginx_healthz "$nginx_name" "GET /healthz (no key, a fixed string)"
+  row nginx_me "$nginx_name" "GET /api/v1/me (keyed)"
+  row haproxy_healthz "$haproxy_name" "GET /healthz (no key, a fixed string)"
+  row haproxy_me "$haproxy_name" "GET /api/v1/me (keyed)"
   row drf_me "DRF API Key $(grep djangorestframework-api-key bench/peers/drf/requirements.txt | cut -d= -f3), gunicorn -w $DRF_WORKERS" "GET /api/v1/me (keyed)"
   echo
   hz=$(field latchkey_healthz 1)
   echo "- Auth overhead (1 - keyed /me ÷ /healthz): $(awk -v a="$me_rps" -v b="$hz" 'BEGIN { printf "%.1f %%", (1 - a / b) * 100 }') (target <= 15 %; /me answers from memory: key, cached shop, JSON)"
+  overhead() { awk -v a="$(field "$1" 1)" -v b="$(field "$2" 1)" 'BEGIN { if (b > 0) printf "%.1f %%", (1 - a / b) * 100; else printf "-" }'; }
+  [ -n "${RESULT[nginx_healthz]:-}" ] && echo "- The same measure for the peers (1 - keyed /me ÷ their own /healthz; the /me body is ~0.7 kB, /healthz 15 bytes): nginx $(overhead nginx_me nginx_healthz), HAProxy $(overhead haproxy_me haproxy_healthz)"
   echo "- Auth overhead without a handler (1 - 403 auth-only ÷ /healthz): $(awk -v a="$(field latchkey_auth_only 1)" -v b="$hz" 'BEGIN { printf "%.1f %%", (1 - a / b) * 100 }')"
   echo "- The same per server CPU-second (cost per request, whoever was the bottleneck): keyed /me $(awk -v a="$(per_cpu latchkey_me)" -v b="$(per_cpu latchkey_healthz)" 'BEGIN { printf "%.1f %%", (1 - a / b) * 100 }'), 403 auth-only $(awk -v a="$(per_cpu latchkey_auth_only)" -v b="$(per_cpu latchkey_healthz)" 'BEGIN { printf "%.1f %%", (1 - a / b) * 100 }')"
   echo "- Server CPU below ~95 % means wrk (one core, shared with other jobs) was the bottleneck, not the server: compare those rows per CPU-second"
