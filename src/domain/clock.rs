@@ -5,8 +5,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// An instant, as microseconds since the Unix epoch (UTC). Stored as a 64-bit
 /// integer in every database; written as RFC 3339 with six fractional digits.
