@@ -1793,3 +1793,66 @@ async fn upgrading_a_legacy_key_in_the_ui_gives_a_new_key_and_can_retire_the_old
         "legacy_key_retired"
     );
 }
+
+/// Reloading the secret page (the browser re-sends the POST), a double click
+/// or "resend": the same create or clone form sent twice makes one key, and
+/// the second answer leads to that key without its secret.
+#[tokio::test]
+async fn a_key_form_sent_twice_makes_one_key() {
+    let app = TestApp::new().await;
+    let (_, reader) = app.key(&["keys:read"]).await;
+    let count = || async {
+        let r = app.get("/api/v1/keys?per_page=100", &reader).await;
+        r.body["keys"].as_array().expect("keys").len()
+    };
+    let mut web = Web::logged_in(&app, OWNER).await;
+    let before = count().await;
+
+    let page = web.get("/settings/api-keys/new").await;
+    let form_id = between(&page.text, "name=\"form_id\" value=\"", "\"")
+        .expect("the form has a form id")
+        .to_owned();
+    let token = csrf(&page.text);
+    let mut pairs = vec![("csrf", token.as_str()), ("form_id", form_id.as_str())];
+    pairs.extend_from_slice(ZAPIER);
+    let first = web.post_raw("/settings/api-keys", &pairs).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let id = key_id_in(&first.text);
+    let secret = secret_in(&first.text);
+    let again = web.post_raw("/settings/api-keys", &pairs).await;
+    assert_eq!(again.status, 303, "{}", again.text);
+    let to = format!("/settings/api-keys/{id}?done=already_created");
+    assert_eq!(again.header("location"), Some(to.as_str()));
+    assert_eq!(count().await, before + 1);
+    let details = web.get(&to).await;
+    assert!(details.text.contains("no second key was made"));
+    assert!(!details.text.contains(&secret));
+    // A new form (a new id) makes a new key.
+    let (other, _) = web.create_key(ZAPIER).await;
+    assert_ne!(other, id);
+    assert_eq!(count().await, before + 2);
+
+    // The clone form on the details page, likewise.
+    let page = web.get(&format!("/settings/api-keys/{id}")).await;
+    let clone_form = between(&page.text, "/clone\"", "</form>").expect("a clone form");
+    let form_id = between(clone_form, "name=\"form_id\" value=\"", "\"")
+        .expect("the clone form has a form id")
+        .to_owned();
+    let token = csrf(&page.text);
+    let pairs = [
+        ("csrf", token.as_str()),
+        ("form_id", form_id.as_str()),
+        ("name", "Zapier copy"),
+    ];
+    let path = format!("/settings/api-keys/{id}/clone");
+    let first = web.post_raw(&path, &pairs).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let clone_id = key_id_in(&first.text);
+    let again = web.post_raw(&path, &pairs).await;
+    assert_eq!(again.status, 303);
+    assert_eq!(
+        again.header("location"),
+        Some(format!("/settings/api-keys/{clone_id}?done=already_created").as_str())
+    );
+    assert_eq!(count().await, before + 3);
+}

@@ -448,6 +448,8 @@ struct KeyForm {
     allowed_ips: String,
     rate_limit: String,
     accept_vague: bool,
+    /// One id per form shown: a second POST of it shows the key the first made.
+    form_id: String,
 }
 
 struct TemplateOption {
@@ -558,6 +560,7 @@ async fn new_form(
             _ => "live".into(),
         },
         rate_limit: core.policy.default_rate_limit.to_string(),
+        form_id: crate::domain::unique_base62(24),
         ..Default::default()
     };
     render(
@@ -584,6 +587,7 @@ fn read_key_form(f: &FormData) -> KeyForm {
         allowed_ips: f.get("allowed_ips").to_owned(),
         rate_limit: f.get("rate_limit").trim().to_owned(),
         accept_vague: f.checked("accept_vague"),
+        form_id: f.get("form_id").to_owned(),
     }
 }
 
@@ -680,8 +684,21 @@ async fn create(State(core): State<AppState>, user: WebUser, body: Bytes) -> Res
             &new_page(&core, &user, form, errors, vague),
         );
     };
+    let submission = core.web.submission(&user.user.id, &form.form_id);
+    let mut made = match &submission {
+        Some(s) => Some(s.lock().await),
+        None => None,
+    };
+    if let Some(id) = made.as_deref().and_then(Option::as_deref) {
+        return already_made(id);
+    }
     match core.create_key(&user.principal(), new).await {
-        Ok(created) => secret_page(&core, &user, &created, None),
+        Ok(created) => {
+            if let Some(made) = made.as_deref_mut() {
+                *made = Some(created.key.id.clone());
+            }
+            secret_page(&core, &user, &created, None)
+        }
         Err(ServiceError::Forbidden { detail, .. }) => {
             errors.add("permissions", detail);
             render(
@@ -701,6 +718,12 @@ async fn create(State(core): State<AppState>, user: WebUser, body: Bytes) -> Res
         }
         Err(e) => service_error(&user, e),
     }
+}
+
+/// A key-making form sent a second time: the key the first POST made, whose
+/// secret was shown then and cannot be shown again.
+fn already_made(key_id: &str) -> Response {
+    see_other(&format!("/settings/api-keys/{key_id}?done=already_created"))
 }
 
 // ---------------------------------------------------------------------------
@@ -804,6 +827,8 @@ struct DetailsPage {
     can_manage: bool,
     min_date: String,
     clone_name: String,
+    /// The clone form's one-time id (see `WebState::submission`).
+    clone_form_id: String,
 }
 
 /// The usage section of the details page.
@@ -1075,6 +1100,7 @@ async fn details_page(
             usage: usage_view(&usage, now),
             can_manage: may_manage(user, key),
             min_date: view::date(now.plus_seconds(86_400)),
+            clone_form_id: crate::domain::unique_base62(24),
             clone_name: format!("{} (copy)", key.name.as_str())
                 .chars()
                 .take(100)
@@ -1101,6 +1127,9 @@ async fn details(
     let notice = match query.ok().and_then(|Query(q)| q.done).as_deref() {
         Some("revoked") => "The key is revoked. Every request with it now gets 401 revoked_key.",
         Some("saved") => "Changes saved. They apply to the next request.",
+        Some("already_created") => {
+            "This form was sent again, so no second key was made: this is the key the first one made. Its secret was shown once and cannot be shown again; if it was not copied, roll the key to get a new one."
+        }
         _ => "",
     };
     let edit = edit_values(&key);
@@ -1256,8 +1285,21 @@ async fn clone(
     };
     let f = FormData::parse(&body);
     let name = Some(f.get("name").to_owned()).filter(|n| !n.trim().is_empty());
+    let submission = core.web.submission(&user.user.id, f.get("form_id"));
+    let mut made = match &submission {
+        Some(s) => Some(s.lock().await),
+        None => None,
+    };
+    if let Some(id) = made.as_deref().and_then(Option::as_deref) {
+        return already_made(id);
+    }
     match core.clone_key(&user.principal(), &id, name).await {
-        Ok(created) => secret_page(&core, &user, &created, Some(&source)),
+        Ok(created) => {
+            if let Some(made) = made.as_deref_mut() {
+                *made = Some(created.key.id.clone());
+            }
+            secret_page(&core, &user, &created, Some(&source))
+        }
         Err(e) => service_error(&user, e),
     }
 }

@@ -78,7 +78,13 @@ pub struct WebState {
     accounts: Cache<String, Arc<Mutex<VecDeque<Timestamp>>>>,
     /// Client networks refused by the failed-attempt limiter, and until when.
     blocked_ips: Cache<IpAddr, Timestamp>,
+    /// Forms that make a key (create, clone), by (user id, form id): the key
+    /// the first POST made. See [`WebState::submission`].
+    submissions: Cache<(String, String), Submission>,
 }
+
+/// The one POST of a key-making form that may act; the key it made.
+pub type Submission = Arc<tokio::sync::Mutex<Option<String>>>;
 
 impl Default for WebState {
     fn default() -> Self {
@@ -91,11 +97,29 @@ impl Default for WebState {
                 .max_capacity(100_000)
                 .time_to_idle(Duration::from_secs(120))
                 .build(),
+            submissions: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(24 * 3600))
+                .build(),
         }
     }
 }
 
 impl WebState {
+    /// Forms that make a key carry a one-time `form_id`. Sending the same form
+    /// again (reloading the secret page, a double click, the browser's
+    /// "resend") must not make a second key: the caller holds the returned
+    /// lock while it acts and records the key it made; a later POST of the
+    /// same form finds that key instead. `None` when the form has no usable id.
+    pub fn submission(&self, user_id: &str, form_id: &str) -> Option<Submission> {
+        let usable = (16..=64).contains(&form_id.len())
+            && form_id.bytes().all(|b| b.is_ascii_alphanumeric());
+        usable.then(|| {
+            self.submissions
+                .get_with((user_id.to_owned(), form_id.to_owned()), Default::default)
+        })
+    }
+
     /// When a login for `account` from `ip` may be tried again, if not now.
     pub fn login_blocked_until(
         &self,
