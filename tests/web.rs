@@ -1856,3 +1856,34 @@ async fn a_key_form_sent_twice_makes_one_key() {
     );
     assert_eq!(count().await, before + 3);
 }
+
+/// Expired sessions are refused at once and removed by the hourly upkeep, so
+/// the sessions table does not grow with every login.
+#[tokio::test]
+async fn the_hourly_upkeep_removes_expired_sessions() {
+    let app = TestApp::new().await;
+    let mut first = Web::logged_in(&app, OWNER).await;
+    assert_eq!(first.get("/settings/api-keys").await.status, 200);
+    // Past the idle expiry: refused, but still stored until the upkeep runs.
+    app.clock.advance_seconds(13 * 3600);
+    assert_eq!(first.get("/settings/api-keys").await.status, 303);
+    latchkey::auth::cache::housekeeping(app.store.as_ref(), app.clock.now_ts()).await;
+    assert_eq!(
+        app.store.prune_sessions(app.clock.now_ts()).await.unwrap(),
+        0
+    );
+
+    // The control: a session that expires without the upkeep is still there
+    // to be pruned (so the 0 above is the upkeep's doing).
+    let mut second = Web::logged_in(&app, OWNER).await;
+    assert_eq!(second.get("/settings/api-keys").await.status, 200);
+    app.clock.advance_seconds(13 * 3600);
+    assert_eq!(
+        app.store.prune_sessions(app.clock.now_ts()).await.unwrap(),
+        1
+    );
+    // A live session survives the upkeep.
+    let mut third = Web::logged_in(&app, OWNER).await;
+    latchkey::auth::cache::housekeeping(app.store.as_ref(), app.clock.now_ts()).await;
+    assert_eq!(third.get("/settings/api-keys").await.status, 200);
+}

@@ -128,10 +128,21 @@ pub async fn run_feed(
         }
         ticks += 1;
         if ticks.is_multiple_of(3600 * 4) {
-            let day_ago = clock.now().plus_seconds(-86_400);
-            if let Err(e) = store.prune_key_changes(day_ago).await {
-                tracing::warn!(error = %e, "pruning key_changes failed");
-            }
+            housekeeping(store.as_ref(), clock.now()).await;
         }
+    }
+}
+
+/// Hourly upkeep, run by [`run_feed`]: feed rows older than a day (every
+/// instance has long read them), and web sessions past their expiry (they are
+/// refused already; this keeps the table from growing with every login).
+pub async fn housekeeping(store: &dyn Store, now: crate::domain::clock::Timestamp) {
+    if let Err(e) = store.prune_key_changes(now.plus_seconds(-86_400)).await {
+        tracing::warn!(error = %e, "pruning key_changes failed");
+    }
+    match store.prune_sessions(now).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(sessions = n, "expired web sessions removed"),
+        Err(e) => tracing::warn!(error = %e, "pruning expired web sessions failed"),
     }
 }
