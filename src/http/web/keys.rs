@@ -684,29 +684,24 @@ async fn create(State(core): State<AppState>, user: WebUser, body: Bytes) -> Res
             &new_page(&core, &user, form, errors, vague),
         );
     };
-    let submission = core.web.submission(&user.user.id, &form.form_id);
-    let mut made = match &submission {
-        Some(s) => Some(s.lock().await),
-        None => None,
-    };
-    if let Some(id) = made.as_deref().and_then(Option::as_deref) {
-        return already_made(id);
-    }
-    match core.create_key(&user.principal(), new).await {
-        Ok(created) => {
-            if let Some(made) = made.as_deref_mut() {
-                *made = Some(created.key.id.clone());
-            }
-            secret_page(&core, &user, &created, None)
-        }
-        Err(ServiceError::Forbidden { detail, .. }) => {
+    let made = once_per_form(
+        &core,
+        &user,
+        &form.form_id,
+        core.create_key(&user.principal(), new),
+    )
+    .await;
+    match made {
+        Err(Repeated(response)) => response,
+        Ok(Ok(created)) => secret_page(&core, &user, &created, None),
+        Ok(Err(ServiceError::Forbidden { detail, .. })) => {
             errors.add("permissions", detail);
             render(
                 StatusCode::FORBIDDEN,
                 &new_page(&core, &user, form, errors, vague),
             )
         }
-        Err(ServiceError::Validation(list)) => {
+        Ok(Err(ServiceError::Validation(list))) => {
             for e in list {
                 let (field, message) = form_error(e, &line_numbers);
                 errors.add(&field, message);
@@ -716,14 +711,38 @@ async fn create(State(core): State<AppState>, user: WebUser, body: Bytes) -> Res
                 &new_page(&core, &user, form, errors, vague),
             )
         }
-        Err(e) => service_error(&user, e),
+        Ok(Err(e)) => service_error(&user, e),
     }
 }
 
-/// A key-making form sent a second time: the key the first POST made, whose
-/// secret was shown then and cannot be shown again.
-fn already_made(key_id: &str) -> Response {
-    see_other(&format!("/settings/api-keys/{key_id}?done=already_created"))
+/// A key-making form sent a second time: the answer leads to the key the
+/// first POST made, whose secret was shown then and cannot be shown again.
+struct Repeated(Response);
+
+/// Runs `make` (a create or clone) at most once per form: with the form's
+/// one-time id held (see `WebState::submission`), a repeat of a form that
+/// already made a key gets [`Repeated`] and `make` never runs; a success is
+/// recorded. Forms without a usable id just run.
+async fn once_per_form(
+    core: &Core,
+    user: &WebUser,
+    form_id: &str,
+    make: impl Future<Output = Result<Created, ServiceError>>,
+) -> Result<Result<Created, ServiceError>, Repeated> {
+    let Some(submission) = core.web.submission(&user.user.id, form_id) else {
+        return Ok(make.await);
+    };
+    let mut made = submission.lock().await;
+    if let Some(key_id) = made.as_deref() {
+        return Err(Repeated(see_other(&format!(
+            "/settings/api-keys/{key_id}?done=already_created"
+        ))));
+    }
+    let result = make.await;
+    if let Ok(created) = &result {
+        *made = Some(created.key.id.clone());
+    }
+    Ok(result)
 }
 
 // ---------------------------------------------------------------------------
@@ -1285,22 +1304,17 @@ async fn clone(
     };
     let f = FormData::parse(&body);
     let name = Some(f.get("name").to_owned()).filter(|n| !n.trim().is_empty());
-    let submission = core.web.submission(&user.user.id, f.get("form_id"));
-    let mut made = match &submission {
-        Some(s) => Some(s.lock().await),
-        None => None,
-    };
-    if let Some(id) = made.as_deref().and_then(Option::as_deref) {
-        return already_made(id);
-    }
-    match core.clone_key(&user.principal(), &id, name).await {
-        Ok(created) => {
-            if let Some(made) = made.as_deref_mut() {
-                *made = Some(created.key.id.clone());
-            }
-            secret_page(&core, &user, &created, Some(&source))
-        }
-        Err(e) => service_error(&user, e),
+    let made = once_per_form(
+        &core,
+        &user,
+        f.get("form_id"),
+        core.clone_key(&user.principal(), &id, name),
+    )
+    .await;
+    match made {
+        Err(Repeated(response)) => response,
+        Ok(Ok(created)) => secret_page(&core, &user, &created, Some(&source)),
+        Ok(Err(e)) => service_error(&user, e),
     }
 }
 
