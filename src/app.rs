@@ -87,9 +87,7 @@ impl Core {
             policy,
         }
     }
-}
 
-impl Core {
     /// A shop by id, from memory after the first lookup.
     pub async fn shop(
         &self,

@@ -271,7 +271,7 @@ async fn csrf_guard(req: Request, next: Next) -> Response {
 #[derive(Clone, Debug)]
 pub struct WebUser {
     pub user: User,
-    pub shop: Shop,
+    pub shop: Arc<Shop>,
     pub token_hash: [u8; 32],
     pub csrf: String,
     pub ip: IpAddr,
@@ -356,8 +356,7 @@ impl FromRequestParts<AppState> for WebUser {
             return Err(Redirect::to("/settings/password").into_response());
         }
         let shop = core
-            .store
-            .get_shop(&found.user.shop_id)
+            .shop(&found.user.shop_id)
             .await
             .map_err(|e| unavailable(&e))?
             .ok_or_else(|| login_redirect(parts))?;
