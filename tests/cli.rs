@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use latchkey::domain::token::{Environment, generate};
-use latchkey::store::Store;
+use latchkey::store::ShopStore;
 use latchkey::store::sqlite::SqliteStore;
 use serde_json::Value;
 

@@ -156,18 +156,15 @@ pub struct AuditFilter {
     pub action: Option<String>,
 }
 
+/// Shops, the first-run setup token, and the database's health.
 #[async_trait]
-pub trait Store:
-    resources::ResourceStore + usage::UsageStore + users::UserStore + Send + Sync + 'static
-{
+pub trait ShopStore: Send + Sync {
     /// Answers when the database does (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
-
     async fn has_shops(&self) -> StoreResult<bool>;
     /// Creates a shop and its owner in one transaction.
     async fn create_shop(&self, shop: &Shop, owner: &User, audit: &AuditEvent) -> StoreResult<()>;
     async fn get_shop(&self, id: &str) -> StoreResult<Option<Shop>>;
-
     /// Replaces any unused setup token with this one (only the newest printed
     /// link works).
     async fn put_setup_token(&self, token_hash: &[u8; 32], at: Timestamp) -> StoreResult<()>;
@@ -182,10 +179,12 @@ pub trait Store:
         owner: &User,
         audit: &AuditEvent,
     ) -> StoreResult<()>;
+}
 
-    async fn find_user_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
-    async fn get_user(&self, id: &str) -> StoreResult<Option<User>>;
-
+/// API keys. Every mutation writes its `key_changes` row and audit events in
+/// the same transaction.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
     /// Inserts a key unless its shop already holds `max_per_shop` keys.
     async fn insert_key(
         &self,
@@ -226,7 +225,6 @@ pub trait Store:
     /// Marks that the key was seen in a URL (a warning on the key) and audits
     /// it; `NotFound` (and nothing written) for an unknown key.
     async fn mark_key_sent_in_url(&self, id: &str, audit: &AuditEvent) -> StoreResult<()>;
-
     /// Inserts many keys (an import) in one transaction, with their audit
     /// events: all or nothing. `Conflict` naming the first key (by index)
     /// whose hash already exists, or when the shop would exceed `max_per_shop`.
@@ -249,14 +247,22 @@ pub trait Store:
     ) -> StoreResult<KeyRecord>;
     /// The id of the key `id` was rolled to, if it was rolled.
     async fn rolled_to(&self, id: &str) -> StoreResult<Option<String>>;
+}
 
+/// The `key_changes` invalidation feed every instance tails.
+#[async_trait]
+pub trait ChangeFeed: Send + Sync {
     /// Feed rows after `seq`, oldest first.
     async fn key_changes_since(&self, seq: i64, limit: u32) -> StoreResult<Vec<KeyChange>>;
     /// The newest feed position (0 when empty).
     async fn last_key_change(&self) -> StoreResult<i64>;
     /// Drops feed rows older than `before`; instances only ever need the recent ones.
     async fn prune_key_changes(&self, before: Timestamp) -> StoreResult<u64>;
+}
 
+/// The audit log.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
     async fn list_audit_events(
         &self,
@@ -264,4 +270,33 @@ pub trait Store:
         filter: &AuditFilter,
         page: PageRequest,
     ) -> StoreResult<Paged<AuditEvent>>;
+}
+
+/// Every port one database serves; a backend implements each of them.
+pub trait Store:
+    ShopStore
+    + KeyStore
+    + ChangeFeed
+    + AuditStore
+    + resources::ResourceStore
+    + usage::UsageStore
+    + users::UserStore
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Store for T where
+    T: ShopStore
+        + KeyStore
+        + ChangeFeed
+        + AuditStore
+        + resources::ResourceStore
+        + usage::UsageStore
+        + users::UserStore
+        + Send
+        + Sync
+        + 'static
+{
 }

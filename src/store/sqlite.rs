@@ -321,7 +321,7 @@ const STATUS_SQL: &str = "CASE
     ELSE 'active' END";
 
 #[async_trait]
-impl Store for SqliteStore {
+impl ShopStore for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -410,25 +410,10 @@ impl Store for SqliteStore {
         })
         .transpose()
     }
+}
 
-    async fn find_user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE email = ?1")
-            .bind(email.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
-        row.as_ref().map(user_from_row).transpose()
-    }
-
-    async fn get_user(&self, id: &str) -> StoreResult<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE id = ?1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
-        row.as_ref().map(user_from_row).transpose()
-    }
-
+#[async_trait]
+impl KeyStore for SqliteStore {
     async fn insert_key(
         &self,
         key: &KeyRecord,
@@ -713,7 +698,10 @@ impl Store for SqliteStore {
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)
     }
+}
 
+#[async_trait]
+impl ChangeFeed for SqliteStore {
     async fn key_changes_since(&self, seq: i64, limit: u32) -> StoreResult<Vec<KeyChange>> {
         let rows = sqlx::query(
             "SELECT seq, key_id, key_hash FROM key_changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
@@ -755,7 +743,10 @@ impl Store for SqliteStore {
             .map_err(map_err)?;
         Ok(result.rows_affected())
     }
+}
 
+#[async_trait]
+impl AuditStore for SqliteStore {
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         insert_audit(&mut tx, event).await?;

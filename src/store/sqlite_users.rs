@@ -9,7 +9,7 @@ use super::sqlite::{SqliteStore, insert_audit, map_err, user_from_row};
 use super::users::{Session, SessionUser, UserStore};
 use super::{AuditEvent, StoreError, StoreResult, User};
 use crate::domain::clock::Timestamp;
-use crate::domain::user::Role;
+use crate::domain::user::{Email, Role};
 
 fn email_taken(user: &User) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
     move |e| match map_err(e) {
@@ -39,6 +39,24 @@ fn session_from_row(row: &SqliteRow) -> StoreResult<Session> {
 
 #[async_trait]
 impl UserStore for SqliteStore {
+    async fn find_user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
+        let row = sqlx::query("SELECT * FROM users WHERE email = ?1")
+            .bind(email.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn get_user(&self, id: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query("SELECT * FROM users WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
     async fn list_users(&self, shop_id: &str) -> StoreResult<Vec<User>> {
         let rows = sqlx::query("SELECT * FROM users WHERE shop_id = ?1 ORDER BY created_at, id")
             .bind(shop_id)

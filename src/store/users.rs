@@ -5,6 +5,7 @@ use async_trait::async_trait;
 
 use super::{AuditEvent, StoreResult, User};
 use crate::domain::clock::Timestamp;
+use crate::domain::user::Email;
 use crate::domain::user::Role;
 
 /// A login session. The browser holds a random value; only its keyed hash is
@@ -32,6 +33,8 @@ pub struct SessionUser {
 
 #[async_trait]
 pub trait UserStore: Send + Sync {
+    async fn find_user_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
+    async fn get_user(&self, id: &str) -> StoreResult<Option<User>>;
     /// The shop's users, oldest first.
     async fn list_users(&self, shop_id: &str) -> StoreResult<Vec<User>>;
     /// A user of `shop_id`; another shop's user is `None`.
