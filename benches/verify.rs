@@ -144,7 +144,10 @@ fn request_path(
                 i = (i + 1) % n;
                 let key = &malformed[i];
                 async move {
-                    let verdict = state.verify(black_box(key), KeySource::Header, ip).await;
+                    let verdict = state
+                        .core
+                        .verify(black_box(key), KeySource::Header, ip)
+                        .await;
                     assert!(verdict.is_err());
                 }
             });
@@ -160,6 +163,7 @@ fn request_path(
                 let key = &plain[i];
                 async move {
                     state
+                        .core
                         .verify(black_box(key), KeySource::Header, ip)
                         .await
                         .expect("valid key")
@@ -180,6 +184,7 @@ fn request_path(
                 let key = &hot[i];
                 async move {
                     state
+                        .core
                         .verify(black_box(key), KeySource::Header, ip)
                         .await
                         .expect("valid key")
@@ -284,6 +289,7 @@ fn interleaved(
                             "verify" => {
                                 black_box(
                                     state
+                                        .core
                                         .verify(&plain[s][i], KeySource::Header, ip)
                                         .await
                                         .expect("valid key"),

@@ -72,6 +72,7 @@ fn main() -> anyhow::Result<()> {
             "malformed" => {
                 for i in 0..n {
                     let verdict = state
+                        .core
                         .verify(black_box(&malformed[i % k]), KeySource::Header, ip)
                         .await;
                     assert!(verdict.is_err());
@@ -81,6 +82,7 @@ fn main() -> anyhow::Result<()> {
                 for i in 0..n {
                     black_box(
                         state
+                            .core
                             .verify(black_box(&plain[i % k]), KeySource::Header, ip)
                             .await
                             .map_err(|e| anyhow::anyhow!("{e:?}"))?,

@@ -104,7 +104,21 @@ impl Core {
     }
 }
 
-pub type AppState = Arc<Core>;
+/// The shared core, while handlers move to the services (transitional).
+pub type CoreRef = Arc<Core>;
+
+/// What handlers extract their part of (axum `FromRef`): each handler names
+/// only the service it uses.
+#[derive(Clone, axum::extract::FromRef)]
+pub struct AppState {
+    pub core: Arc<Core>,
+}
+
+impl AppState {
+    pub fn new(core: Arc<Core>) -> Self {
+        AppState { core }
+    }
+}
 
 pub use crate::http::build_router;
 
@@ -117,15 +131,15 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let feed = tokio::spawn(crate::auth::cache::run_feed(
-        state.store.clone(),
-        state.cache.clone(),
-        state.clock.clone(),
+        state.core.store.clone(),
+        state.core.cache.clone(),
+        state.core.clock.clone(),
         stop_rx,
     ));
     let flusher = tokio::spawn(crate::auth::usage::run_flusher(
-        state.usage.clone(),
-        state.store.clone(),
-        state.clock.clone(),
+        state.core.usage.clone(),
+        state.core.store.clone(),
+        state.core.clock.clone(),
         stop_tx.subscribe(),
     ));
     let router = build_router(state);

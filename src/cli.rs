@@ -466,7 +466,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             "no shop yet: open the one-time setup link {link} (or run `latchkey shop create`)"
         );
     }
-    crate::app::serve(listener, Arc::new(core), shutdown_signal()).await?;
+    crate::app::serve(
+        listener,
+        crate::app::AppState::new(Arc::new(core)),
+        shutdown_signal(),
+    )
+    .await?;
     tracing::info!("stopped");
     Ok(())
 }

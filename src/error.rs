@@ -18,38 +18,9 @@ use crate::auth::verify::AuthError;
 use crate::domain::permission::Permission;
 use crate::store::StoreError;
 
-/// One invalid field, for `validation_failed` answers and form messages.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
+pub use crate::domain::FieldError;
 
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
-    #[error("not found")]
-    NotFound,
-    #[error("{detail}")]
-    Forbidden {
-        permission: Permission,
-        detail: String,
-    },
-    #[error("{0}")]
-    Conflict(String),
-    #[error("invalid input: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
-    Validation(Vec<FieldError>),
-    #[error(transparent)]
-    Store(StoreError),
-}
+pub use crate::service::ServiceError;
 
 tokio::task_local! {
     /// The id of the request being served, for `instance` and log lines.

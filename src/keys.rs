@@ -14,7 +14,7 @@ use crate::domain::new_id;
 use crate::domain::permission::{self, Permission, PermissionSet};
 use crate::domain::token::{self, Environment, PlainKey};
 use crate::error::{FieldError, ServiceError};
-use crate::store::{AuditEvent, KeyUpdate, StoreError};
+use crate::store::{AuditEvent, KeyUpdate};
 
 /// Who is acting, and what they may grant and touch.
 #[derive(Clone, Debug)]
@@ -332,11 +332,11 @@ impl NewKeyInput {
 pub struct KeyUpdateInput {
     pub name: Option<String>,
     /// `null` or `[]` allows any address.
-    #[serde(default, deserialize_with = "crate::http::json::present")]
+    #[serde(default, deserialize_with = "crate::domain::present")]
     #[schema(value_type = Option<Vec<String>>)]
     pub allowed_ips: Option<Option<Vec<String>>>,
     /// `null` removes the expiry.
-    #[serde(default, deserialize_with = "crate::http::json::present")]
+    #[serde(default, deserialize_with = "crate::domain::present")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Option<String>>,
     #[schema(minimum = 1, maximum = 10000)]
@@ -644,16 +644,6 @@ impl Core {
         match self.store.mark_key_sent_in_url(&key.id, &audit).await {
             Ok(()) => self.cache.evict(&key.hash),
             Err(e) => tracing::warn!(key_id = %key.id, error = %e, "could not record key_in_url"),
-        }
-    }
-}
-
-impl From<StoreError> for ServiceError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound => ServiceError::NotFound,
-            StoreError::Conflict(m) => ServiceError::Conflict(m),
-            other => ServiceError::Store(other),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod keys;
 pub mod legacy;
+pub mod service;
 pub mod shops;
 pub mod store;
 pub mod telemetry;

@@ -399,7 +399,7 @@ async fn a_session_survives_a_restart_of_the_app_on_the_same_database() {
         KeyHasher::new(&secret),
         latchkey::Policy::default(),
     ));
-    let router = build_router(core).layer(MockConnectInfo(app.peer));
+    let router = build_router(latchkey::AppState::new(core)).layer(MockConnectInfo(app.peer));
     let response = router
         .oneshot(
             Request::get("/settings/api-keys")

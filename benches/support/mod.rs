@@ -188,12 +188,12 @@ pub async fn seed(path: &Path, hasher: &KeyHasher, spec: &SeedSpec) -> anyhow::R
 /// seeded database at `path`.
 pub async fn open_core(path: &Path) -> anyhow::Result<AppState> {
     let store = SqliteStore::open_path(path).await?;
-    Ok(Arc::new(Core::new(
+    Ok(AppState::new(Arc::new(Core::new(
         Arc::new(store),
         Arc::new(SystemClock),
         hasher(),
         Policy::default(),
-    )))
+    ))))
 }
 
 /// The keyed route behind the real middleware. The handler asks for
@@ -226,7 +226,7 @@ pub fn request(state: &AppState, key: &HeaderValue) -> Request<Body> {
         .body(Body::empty())
         .expect("valid request");
     req.extensions_mut().insert(ClientIp(client_ip()));
-    req.extensions_mut().insert(state.clone());
+    req.extensions_mut().insert(state.core.clone());
     req
 }
 
@@ -275,15 +275,21 @@ pub fn header_maps(keys: &[HeaderValue]) -> Vec<HeaderMap> {
 pub async fn calls(state: &AppState, headers: &HeaderMap) {
     let ip = client_ip();
     let (value, source) = extract_key(headers, None).expect("a key header");
-    let key = state.verify(&value, source, ip).await.expect("a valid key");
-    let decision = state
-        .limiter
-        .check(&key.id, key.rate_limit_per_minute, state.clock.now());
+    let key = state
+        .core
+        .verify(&value, source, ip)
+        .await
+        .expect("a valid key");
+    let decision =
+        state
+            .core
+            .limiter
+            .check(&key.id, key.rate_limit_per_minute, state.core.clock.now());
     assert!(decision.allowed, "bench key rate limited");
     assert!(key.permissions.contains(Permission::OrdersRead));
-    state.usage.record(Hit {
+    state.core.usage.record(Hit {
         key_id: &key.id,
-        at: state.clock.now(),
+        at: state.core.clock.now(),
         method: &Method::GET,
         route: ROUTE,
         status: 200,
@@ -309,7 +315,7 @@ impl Drainer {
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                 rx.recv_timeout(std::time::Duration::from_secs(1))
             {
-                drop(state.usage.take());
+                drop(state.core.usage.take());
             }
         });
         Drainer {

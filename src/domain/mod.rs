@@ -13,6 +13,8 @@ pub mod sample;
 pub mod token;
 pub mod user;
 
+use serde::Serialize;
+
 use rand::{RngCore, TryRngCore};
 
 /// The base62 alphabet of keys and ids.
@@ -80,4 +82,29 @@ mod tests {
         assert_ne!(unique_base62(20), unique_base62(20));
         assert_eq!(unique_base62(0), "");
     }
+}
+
+/// One invalid field, for `validation_failed` answers and form messages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// For merge-patch fields: absent → `None`, `null` → `Some(None)`.
+pub fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(d).map(Some)
 }

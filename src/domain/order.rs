@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use super::client::ClientInput;
 use super::clock::Timestamp;
 use super::fields;
-use crate::error::FieldError;
+use crate::domain::FieldError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -101,33 +101,33 @@ pub struct Order {
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderInput {
-    #[serde(default, deserialize_with = "crate::http::json::present")]
+    #[serde(default, deserialize_with = "crate::domain::present")]
     #[schema(value_type = Option<String>)]
     pub client_id: Option<Option<String>>,
     /// A new client to create with the order (create only).
     pub client: Option<ClientInput>,
-    #[serde(default, deserialize_with = "crate::http::json::present")]
+    #[serde(default, deserialize_with = "crate::domain::present")]
     #[schema(value_type = Option<OrderStatus>)]
     pub status: Option<Option<OrderStatus>>,
-    #[serde(default, deserialize_with = "crate::http::json::present")]
+    #[serde(default, deserialize_with = "crate::domain::present")]
     #[schema(value_type = Option<String>)]
     pub problem_description: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::http::json::present")]
+    #[serde(default, deserialize_with = "crate::domain::present")]
     #[schema(value_type = Option<String>)]
     pub technician: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::http::json::present")]
+    #[serde(default, deserialize_with = "crate::domain::present")]
     #[schema(value_type = Option<String>, example = "2026-12-04")]
     pub due_date: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::http::json::present")]
+    #[serde(default, deserialize_with = "crate::domain::present")]
     #[schema(value_type = Option<i64>, minimum = 0)]
     pub estimate_cents: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "crate::http::json::present")]
+    #[serde(default, deserialize_with = "crate::domain::present")]
     #[schema(value_type = Option<i64>, minimum = 0)]
     pub price_cents: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "crate::http::json::present")]
+    #[serde(default, deserialize_with = "crate::domain::present")]
     #[schema(value_type = Option<String>, example = "GBP")]
     pub currency: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::http::json::present")]
+    #[serde(default, deserialize_with = "crate::domain::present")]
     #[schema(value_type = Option<String>)]
     pub notes: Option<Option<String>>,
 }

@@ -5,7 +5,6 @@ use super::client::ClientFields;
 use super::device::{DeviceFields, DeviceStatus, DeviceType};
 use super::new_id;
 use super::order::{OrderFields, OrderStatus};
-use crate::store::resources::SampleData;
 
 fn client(
     first: &str,
@@ -272,4 +271,12 @@ mod tests {
             s.orders.iter().map(|(_, o)| o.status).collect();
         assert!(statuses.len() >= 5);
     }
+}
+
+/// A sample data set, ready to store.
+#[derive(Clone, Debug)]
+pub struct SampleData {
+    pub clients: Vec<(String, ClientFields)>,
+    pub orders: Vec<(String, OrderFields)>,
+    pub devices: Vec<(String, String, DeviceFields)>,
 }

@@ -16,7 +16,6 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
 use crate::auth::ratelimit::Decision;
 use crate::auth::usage::Hit;
 use crate::auth::verify::{AuthError, KeySource};
@@ -103,7 +102,7 @@ pub fn extract_key(
 /// Verifies the request's key; on success the handler finds a [`Caller`] in
 /// the request extensions.
 pub async fn require_key(
-    Extension(state): Extension<AppState>,
+    Extension(state): Extension<crate::app::CoreRef>,
     mut req: Request,
     next: Next,
 ) -> Response {

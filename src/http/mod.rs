@@ -73,7 +73,11 @@ fn request_id(req: &Request) -> String {
 /// Around every request: request id, client IP, uniform error bodies for
 /// 405, security headers, and one structured log line (route template, status,
 /// latency, key id; never the key, never the query string).
-async fn request_context(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+async fn request_context(
+    State(state): State<crate::app::CoreRef>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let id = request_id(&req);
     let peer = req

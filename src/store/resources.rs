@@ -93,12 +93,7 @@ pub enum Idempotency {
 }
 
 /// The sample data `test-data reset` installs.
-#[derive(Clone, Debug)]
-pub struct SampleData {
-    pub clients: Vec<(String, ClientFields)>,
-    pub orders: Vec<(String, OrderFields)>,
-    pub devices: Vec<(String, String, DeviceFields)>,
-}
+pub use crate::domain::sample::SampleData;
 
 #[async_trait]
 pub trait ResourceStore: Send + Sync {

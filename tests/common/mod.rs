@@ -225,7 +225,8 @@ impl TestApp {
 
     /// Sends a request as if from the TCP peer `peer`.
     pub async fn send_from(&self, peer: SocketAddr, req: Request<Body>) -> TestResponse {
-        let router = build_router(self.core.clone()).layer(MockConnectInfo(peer));
+        let router =
+            build_router(latchkey::AppState::new(self.core.clone())).layer(MockConnectInfo(peer));
         let response = router.oneshot(req).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
@@ -264,7 +265,7 @@ impl TestApp {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let core = self.core.clone();
         let handle = tokio::spawn(async move {
-            latchkey::serve(listener, core, async {
+            latchkey::serve(listener, latchkey::AppState::new(core), async {
                 let _ = rx.await;
             })
             .await

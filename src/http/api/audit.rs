@@ -42,7 +42,7 @@ pub struct AuditParams {
     security(("bearer" = ["keys:read"])),
     responses((status = 200, description = "A page of audit events", body = AuditEventList)))]
 async fn list(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::KeysRead>,
     query: RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {

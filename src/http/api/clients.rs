@@ -58,7 +58,7 @@ pub fn position(c: &Client) -> Cursor {
     security(("bearer" = ["clients:read"])),
     responses((status = 200, description = "A page of clients", body = ClientList)))]
 async fn list(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::ClientsRead>,
     Query(params): Query<ListParams>,
     Query(search): Query<ClientSearch>,
@@ -84,7 +84,7 @@ async fn list(
     responses((status = 201, description = "Created", body = ClientEnvelope,
         headers(("Location" = String, description = "The new client's URL")))))]
 async fn create(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::ClientsWrite>,
     headers: HeaderMap,
     JsonWithBytes(input, bytes): JsonWithBytes<ClientInput>,
@@ -110,7 +110,7 @@ async fn create(
     security(("bearer" = ["clients:read"])),
     responses((status = 200, description = "The client", body = ClientEnvelope)))]
 async fn show(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::ClientsRead>,
     Id(id): Id,
 ) -> Result<Json<ClientEnvelope>, ApiError> {
@@ -129,7 +129,7 @@ async fn show(
     security(("bearer" = ["clients:write"])),
     responses((status = 200, description = "The updated client", body = ClientEnvelope)))]
 async fn update(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::ClientsWrite>,
     Id(id): Id,
     JsonBody(input): JsonBody<ClientInput>,
@@ -157,7 +157,7 @@ async fn update(
     responses((status = 204, description = "Deleted"),
         (status = 409, description = "`conflict`: the client still has orders", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 async fn delete(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::ClientsDelete>,
     Id(id): Id,
 ) -> Result<StatusCode, ApiError> {

@@ -53,7 +53,7 @@ fn position(d: &Device) -> Cursor {
 }
 
 async fn list_with(
-    core: &AppState,
+    core: &crate::app::Core,
     caller: &crate::http::auth::Caller,
     order_id: Option<String>,
     params: ListParams,
@@ -83,7 +83,7 @@ async fn list_with(
     security(("bearer" = ["devices:read"])),
     responses((status = 200, description = "A page of devices", body = DeviceList)))]
 async fn list(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::DevicesRead>,
     Query(params): Query<ListParams>,
     Query(filters): Query<DeviceFilters>,
@@ -109,7 +109,7 @@ async fn list(
     security(("bearer" = ["devices:read"])),
     responses((status = 200, description = "A page of the order's devices", body = DeviceList)))]
 async fn list_for_order(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::DevicesRead>,
     Id(order_id): Id,
     Query(params): Query<ListParams>,
@@ -125,7 +125,7 @@ async fn list_for_order(
     responses((status = 201, description = "Created", body = DeviceEnvelope,
         headers(("Location" = String, description = "The new device's URL")))))]
 async fn create(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::DevicesWrite>,
     Id(order_id): Id,
     JsonBody(input): JsonBody<DeviceInput>,
@@ -150,7 +150,7 @@ async fn create(
     security(("bearer" = ["devices:read"])),
     responses((status = 200, description = "The device", body = DeviceEnvelope)))]
 async fn show(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::DevicesRead>,
     Id(id): Id,
 ) -> Result<Json<DeviceEnvelope>, ApiError> {
@@ -169,7 +169,7 @@ async fn show(
     security(("bearer" = ["devices:write"])),
     responses((status = 200, description = "The updated device", body = DeviceEnvelope)))]
 async fn update(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::DevicesWrite>,
     Id(id): Id,
     JsonBody(input): JsonBody<DeviceInput>,
@@ -196,7 +196,7 @@ async fn update(
     security(("bearer" = ["devices:delete"])),
     responses((status = 204, description = "Deleted")))]
 async fn delete(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::DevicesDelete>,
     Id(id): Id,
 ) -> Result<StatusCode, ApiError> {

@@ -245,7 +245,7 @@ fn created(core: &Core, c: &Created) -> impl IntoResponse + use<> {
     security(("bearer" = ["keys:read"])),
     responses((status = 200, description = "A page of keys (newest first)", body = KeyList)))]
 async fn list(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::KeysRead>,
     query: RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -293,7 +293,7 @@ async fn list(
         headers(("Location" = String, description = "The new key's URL"))),
         (status = 409, description = "`conflict`: the shop holds the most keys it may", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 async fn create(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::KeysWrite>,
     JsonBody(input): JsonBody<NewKeyInput>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -314,7 +314,7 @@ async fn create(
     security(("bearer" = ["keys:read"])),
     responses((status = 200, description = "The key", body = KeyEnvelope)))]
 async fn show(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::KeysRead>,
     Id(id): Id,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -330,7 +330,7 @@ async fn show(
     responses((status = 200, description = "The updated key", body = KeyEnvelope),
         (status = 409, description = "`conflict`: the key is revoked", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 async fn update(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::KeysWrite>,
     Id(id): Id,
     JsonBody(input): JsonBody<KeyUpdateInput>,
@@ -348,7 +348,7 @@ async fn update(
     security(("bearer" = ["keys:write"])),
     responses((status = 204, description = "Deleted")))]
 async fn delete(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::KeysWrite>,
     Id(id): Id,
 ) -> Result<StatusCode, ApiError> {
@@ -362,7 +362,7 @@ async fn delete(
     security(("bearer" = ["keys:write"])),
     responses((status = 200, description = "The revoked key", body = KeyEnvelope)))]
 async fn revoke(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::KeysWrite>,
     Id(id): Id,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -385,7 +385,7 @@ struct CloneInput {
     responses((status = 201, description = "Created; `secret` is shown this once", body = KeyEnvelope,
         headers(("Location" = String, description = "The new key's URL")))))]
 async fn clone(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::KeysWrite>,
     Id(id): Id,
     OptionalJson(input): OptionalJson<CloneInput>,
@@ -416,7 +416,7 @@ struct RollInput {
         headers(("Location" = String, description = "The new key's URL"))),
         (status = 409, description = "`conflict`: the key was already rolled, is not active, or is a legacy key", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 async fn roll(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::KeysWrite>,
     Id(id): Id,
     OptionalJson(input): OptionalJson<RollInput>,
@@ -448,7 +448,7 @@ struct UpgradeInput {
         headers(("Location" = String, description = "The new key's URL"))),
         (status = 409, description = "`conflict`: the legacy key is revoked", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 async fn upgrade(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::KeysWrite>,
     Id(id): Id,
     OptionalJson(input): OptionalJson<UpgradeInput>,
@@ -506,7 +506,7 @@ pub struct UsageEnvelope {
     security(("bearer" = ["keys:read"])),
     responses((status = 200, description = "The key's usage", body = UsageEnvelope)))]
 async fn usage(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::KeysRead>,
     Id(id): Id,
 ) -> Result<Json<UsageEnvelope>, ApiError> {

@@ -38,7 +38,7 @@ pub struct MeResponse<'a> {
     security(("bearer" = [])),
     responses((status = 200, description = "The calling key and its shop", body = MeResponse)))]
 async fn me(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::AnyKey>,
 ) -> Result<Response, ApiError> {
     // Answered from memory: the verified key and the (cached) shop. This is
@@ -58,7 +58,7 @@ async fn me(
     security(("bearer" = [])),
     responses((status = 200, description = "The key, now revoked", body = super::keys::KeyEnvelope)))]
 async fn revoke_itself(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::AnyKey>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let key = core

@@ -62,7 +62,7 @@ fn position(o: &Order) -> Cursor {
     security(("bearer" = ["orders:read"])),
     responses((status = 200, description = "A page of orders", body = OrderList)))]
 async fn list(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::OrdersRead>,
     Query(params): Query<ListParams>,
     Query(filters): Query<OrderFilters>,
@@ -104,7 +104,7 @@ async fn list(
     responses((status = 201, description = "Created", body = OrderEnvelope,
         headers(("Location" = String, description = "The new order's URL")))))]
 async fn create(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::OrdersWrite>,
     headers: HeaderMap,
     JsonWithBytes(input, bytes): JsonWithBytes<OrderInput>,
@@ -173,7 +173,7 @@ fn unknown_client(e: StoreError) -> ApiError {
     security(("bearer" = ["orders:read"])),
     responses((status = 200, description = "The order", body = OrderEnvelope)))]
 async fn show(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::OrdersRead>,
     Id(id): Id,
 ) -> Result<Json<OrderEnvelope>, ApiError> {
@@ -192,7 +192,7 @@ async fn show(
     security(("bearer" = ["orders:write"])),
     responses((status = 200, description = "The updated order", body = OrderEnvelope)))]
 async fn update(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::OrdersWrite>,
     Id(id): Id,
     JsonBody(input): JsonBody<OrderInput>,
@@ -227,7 +227,7 @@ async fn update(
     security(("bearer" = ["orders:delete"])),
     responses((status = 204, description = "Deleted, with its devices")))]
 async fn delete(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::OrdersDelete>,
     Id(id): Id,
 ) -> Result<StatusCode, ApiError> {

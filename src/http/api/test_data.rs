@@ -39,7 +39,7 @@ pub struct ResetResponse {
     security(("bearer" = ["orders:write"]), ("bearer" = ["clients:write"]), ("bearer" = ["devices:write"])),
     responses((status = 200, description = "The test data now holds the sample set", body = ResetResponse)))]
 async fn reset(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Authorized(caller, ..): Authorized<need::AnyKey>,
 ) -> Result<Json<ResetResponse>, ApiError> {
     if caller.key.environment != Environment::Test {

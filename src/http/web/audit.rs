@@ -40,7 +40,7 @@ struct AuditQuery {
 }
 
 async fn log(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     user: WebUser,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Response {

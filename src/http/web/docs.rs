@@ -120,7 +120,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ),
 ];
 
-async fn docs(State(core): State<AppState>) -> Response {
+async fn docs(State(core): State<crate::app::CoreRef>) -> Response {
     static BODY: LazyLock<String> = LazyLock::new(|| render(crate::http::openapi::document()));
     let body = BODY
         .replace("{{BASE}}", &esc(&core.policy.public_url))

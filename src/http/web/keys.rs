@@ -328,7 +328,7 @@ fn banners(core: &Core, keys: &[KeyRecord], usage: &HashMap<String, UsageSummary
 }
 
 async fn list(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     user: WebUser,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Response {
@@ -541,7 +541,7 @@ struct NewQuery {
 }
 
 async fn new_form(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     user: WebUser,
     query: Result<Query<NewQuery>, QueryRejection>,
 ) -> Response {
@@ -591,7 +591,7 @@ fn read_key_form(f: &FormData) -> KeyForm {
     }
 }
 
-async fn create(State(core): State<AppState>, user: WebUser, body: Bytes) -> Response {
+async fn create(State(core): State<crate::app::CoreRef>, user: WebUser, body: Bytes) -> Response {
     let data = FormData::parse(&body);
     let mut form = read_key_form(&data);
     let mut errors = Errors::default();
@@ -1134,7 +1134,7 @@ struct DetailsQuery {
 }
 
 async fn details(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     user: WebUser,
     Path(id): Path<String>,
     query: Result<Query<DetailsQuery>, QueryRejection>,
@@ -1156,7 +1156,7 @@ async fn details(
 }
 
 async fn edit(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     user: WebUser,
     Path(id): Path<String>,
     body: Bytes,
@@ -1235,7 +1235,7 @@ pub(super) struct ConfirmPage {
 }
 
 async fn revoke(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     user: WebUser,
     Path(id): Path<String>,
     body: Bytes,
@@ -1264,7 +1264,7 @@ async fn revoke(
 }
 
 async fn delete(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     user: WebUser,
     Path(id): Path<String>,
     body: Bytes,
@@ -1293,7 +1293,7 @@ async fn delete(
 }
 
 async fn clone(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     user: WebUser,
     Path(id): Path<String>,
     body: Bytes,
@@ -1319,7 +1319,7 @@ async fn clone(
 }
 
 async fn roll(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     user: WebUser,
     Path(id): Path<String>,
     body: Bytes,
@@ -1350,7 +1350,7 @@ async fn roll(
 }
 
 async fn upgrade(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     user: WebUser,
     Path(id): Path<String>,
     body: Bytes,

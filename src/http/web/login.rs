@@ -103,7 +103,7 @@ fn login_page(
 }
 
 async fn show(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     headers: HeaderMap,
     query: Result<Query<LoginQuery>, QueryRejection>,
 ) -> Response {
@@ -130,7 +130,7 @@ async fn show(
 }
 
 async fn submit(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
     body: Bytes,
@@ -258,7 +258,7 @@ async fn confirm_logout(user: WebUser) -> Response {
     )
 }
 
-async fn logout(State(core): State<AppState>, headers: HeaderMap) -> Response {
+async fn logout(State(core): State<crate::app::CoreRef>, headers: HeaderMap) -> Response {
     if let Some(token) = cookie(&headers, SESSION_COOKIE)
         && let Err(e) = core.store.delete_session(&core.hasher.hash(token)).await
     {
@@ -287,7 +287,7 @@ async fn is_forced(core: &Core, user: &WebUser) -> Result<bool, Response> {
         .map_err(|e| unavailable(&e))
 }
 
-async fn password_form(State(core): State<AppState>, user: WebUser) -> Response {
+async fn password_form(State(core): State<crate::app::CoreRef>, user: WebUser) -> Response {
     let forced = match is_forced(&core, &user).await {
         Ok(f) => f,
         Err(r) => return r,
@@ -304,7 +304,7 @@ async fn password_form(State(core): State<AppState>, user: WebUser) -> Response 
 }
 
 async fn change_password(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     user: WebUser,
     body: Bytes,

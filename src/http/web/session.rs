@@ -226,7 +226,7 @@ async fn csrf_guard(req: Request, next: Next) -> Response {
     if req.method() != Method::POST {
         return next.run(req).await;
     }
-    let Some(core) = req.extensions().get::<AppState>().cloned() else {
+    let Some(core) = req.extensions().get::<crate::app::CoreRef>().cloned() else {
         return next.run(req).await;
     };
     let expected: Vec<String> = [SESSION_COOKIE, LOGIN_COOKIE]
@@ -328,7 +328,8 @@ pub fn urlencode(s: &str) -> String {
 impl FromRequestParts<AppState> for WebUser {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, core: &AppState) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let core = &state.core;
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
             return Err(login_redirect(parts));
         };

@@ -145,7 +145,7 @@ fn unavailable(e: &StoreError) -> Response {
 }
 
 async fn show(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     query: Result<Query<TokenQuery>, QueryRejection>,
 ) -> Response {
     let token = query.ok().and_then(|Query(q)| q.token).unwrap_or_default();
@@ -163,7 +163,7 @@ async fn show(
 }
 
 async fn submit(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     form_data: Result<Form<SetupForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(f)) = form_data else {

@@ -74,7 +74,7 @@ async fn counts(core: &Core, shop_id: &str) -> Result<(u64, u64, u64), Response>
 }
 
 async fn show(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     user: WebUser,
     query: Result<Query<TestDataQuery>, QueryRejection>,
 ) -> Response {
@@ -99,7 +99,7 @@ async fn show(
 }
 
 async fn reset(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     user: WebUser,
     body: Bytes,

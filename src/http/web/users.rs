@@ -115,7 +115,7 @@ async fn users_page(
 }
 
 async fn list(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     user: WebUser,
     query: Result<Query<UsersQuery>, QueryRejection>,
 ) -> Response {
@@ -185,7 +185,7 @@ fn one_time_password() -> String {
 }
 
 async fn add(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     user: WebUser,
     body: Bytes,
@@ -262,7 +262,7 @@ async fn target(core: &Core, user: &WebUser, id: &str) -> Result<User, Response>
 }
 
 async fn change_role(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     user: WebUser,
     Path(id): Path<String>,
@@ -300,7 +300,7 @@ async fn change_role(
 }
 
 async fn reset_password(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     user: WebUser,
     Path(id): Path<String>,
@@ -365,7 +365,7 @@ async fn active_keys_of(
 }
 
 async fn remove(
-    State(core): State<AppState>,
+    State(core): State<crate::app::CoreRef>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     user: WebUser,
     Path(id): Path<String>,

@@ -1,0 +1,37 @@
+//! Services: every rule and every audit event, in one place, between the
+//! surfaces (the JSON API, the web UI, the CLI) and the adapters (stores,
+//! limiters). A service holds only the ports it uses; surfaces call services
+//! and never a store.
+
+use crate::domain::FieldError;
+use crate::domain::permission::Permission;
+use crate::store::StoreError;
+
+/// A service's answer when it refuses or fails. Each surface maps it to its own
+/// form (problem+json, an HTML message, a CLI line) in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("not found")]
+    NotFound,
+    #[error("{detail}")]
+    Forbidden {
+        permission: Permission,
+        detail: String,
+    },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("invalid input: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    Validation(Vec<FieldError>),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ServiceError::NotFound,
+            StoreError::Conflict(m) => ServiceError::Conflict(m),
+            other => ServiceError::Store(other),
+        }
+    }
+}
