@@ -10,40 +10,10 @@ use crate::auth::cache::KeyCache;
 use crate::auth::ratelimit::{FailedAttemptLimiter, KeyLimiter};
 use crate::auth::secret::KeyHasher;
 use crate::auth::usage::UsageRecorder;
-use crate::domain::clock::{Clock, Timestamp};
-use crate::domain::net::TrustedProxies;
+use crate::domain::clock::Clock;
+pub use crate::domain::policy::Policy;
+use crate::service::keys::KeyService;
 use crate::store::Store;
-
-/// Operator-set rules (from configuration).
-#[derive(Clone, Debug)]
-pub struct Policy {
-    pub default_rate_limit: u32,
-    /// Failed authentications per minute per client IP.
-    pub failed_auth_limit: u32,
-    pub max_keys_per_shop: u32,
-    pub legacy_sunset: Timestamp,
-    /// Windows `[start, end)` before the cut-off during which legacy keys
-    /// already fail, to warn integrators who ignore the headers.
-    pub legacy_brownouts: Vec<(Timestamp, Timestamp)>,
-    pub trusted_proxies: TrustedProxies,
-    /// The external URL used in links, without a trailing slash.
-    pub public_url: String,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            default_rate_limit: 100,
-            failed_auth_limit: 30,
-            max_keys_per_shop: 1000,
-            legacy_sunset: Timestamp::parse_rfc3339(crate::config::DEFAULT_LEGACY_SUNSET)
-                .expect("default sunset parses"),
-            legacy_brownouts: Vec::new(),
-            trusted_proxies: TrustedProxies::default(),
-            public_url: "http://127.0.0.1:8080".into(),
-        }
-    }
-}
 
 /// Everything a request or a CLI command works with.
 pub struct Core {
@@ -60,6 +30,8 @@ pub struct Core {
     /// Web UI state kept in memory: login throttling per account.
     pub web: crate::http::web::WebState,
     pub policy: Policy,
+    /// The key lifecycle over the same store, clock, hasher and cache.
+    pub keys: Arc<KeyService>,
 }
 
 /// Cached keys (known and unknown hashes, each).
@@ -74,11 +46,23 @@ impl Core {
         hasher: KeyHasher,
         policy: Policy,
     ) -> Self {
+        let cache = Arc::new(KeyCache::new(KEY_CACHE_CAPACITY));
+        let keys = Arc::new(KeyService::new(
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            clock.clone(),
+            hasher.clone(),
+            cache.clone(),
+            Arc::new(policy.clone()),
+            crate::http::api::permissions::route_permission,
+        ));
         Core {
             store,
             clock,
             hasher,
-            cache: Arc::new(KeyCache::new(KEY_CACHE_CAPACITY)),
+            cache,
+            keys,
             limiter: KeyLimiter::new(KEY_CACHE_CAPACITY),
             usage: Arc::new(UsageRecorder::default()),
             failed_attempts: FailedAttemptLimiter::new(policy.failed_auth_limit),
@@ -112,11 +96,13 @@ pub type CoreRef = Arc<Core>;
 #[derive(Clone, axum::extract::FromRef)]
 pub struct AppState {
     pub core: Arc<Core>,
+    pub keys: Arc<KeyService>,
 }
 
 impl AppState {
     pub fn new(core: Arc<Core>) -> Self {
-        AppState { core }
+        let keys = core.keys.clone();
+        AppState { core, keys }
     }
 }
 

@@ -22,11 +22,10 @@ use crate::domain::random_base62;
 use crate::domain::token::Environment;
 use crate::domain::user::Password;
 use crate::error::ServiceError;
-use crate::http::api::keys::KeyView;
-use crate::keys::{NewKeyInput, Principal};
+use crate::service::keys::{KeyView, NewKeyInput, Principal};
 use crate::shops::NewShop;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{KeyFilter, PageRequest, Store};
+use crate::store::{PageRequest, Store};
 
 /// Prints a line to stdout. A closed pipe (`latchkey keys list | head`) is
 /// the reader's choice, not an error, so write failures are ignored rather
@@ -582,7 +581,7 @@ fn print_key(
     secret: Option<&crate::domain::token::PlainKey>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let view = KeyView::new(core, key, secret);
+    let view = core.keys.view(key, secret);
     if json {
         out!(
             "{}",
@@ -626,16 +625,16 @@ fn print_key(
 
 async fn keys(settings: Settings, cmd: KeysCommand) -> anyhow::Result<()> {
     let (core, _) = open_core(&settings).await?;
+    let keys = core.keys.clone();
     let shop_exists = |id: String| {
-        let store = core.store.clone();
+        let keys = keys.clone();
         async move {
-            match store
-                .get_shop(&id)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-            {
-                Some(_) => Ok(()),
-                None => Err(anyhow::anyhow!("--shop: no shop with id `{id}`")),
+            match keys.shop_exists(&id).await {
+                Ok(()) => Ok(()),
+                Err(ServiceError::Validation(_)) => {
+                    Err(anyhow::anyhow!("--shop: no shop with id `{id}`"))
+                }
+                Err(e) => Err(anyhow::anyhow!("{e}")),
             }
         }
     };
@@ -661,14 +660,10 @@ async fn keys(settings: Settings, cmd: KeysCommand) -> anyhow::Result<()> {
                 expires_at,
                 rate_limit_per_minute: rate_limit,
             };
-            let new = input
-                .validate(
-                    core.clock.now(),
-                    Environment::Live,
-                    core.policy.default_rate_limit,
-                )
-                .map_err(|errors| service_err(ServiceError::Validation(errors)))?;
-            let created = core
+            let new = keys
+                .validate_new(input, Environment::Live)
+                .map_err(service_err)?;
+            let created = keys
                 .create_key(&Principal::cli(&shop), new)
                 .await
                 .map_err(service_err)?;
@@ -689,23 +684,17 @@ async fn keys(settings: Settings, cmd: KeysCommand) -> anyhow::Result<()> {
                 .map(|s| s.parse::<KeyStatus>())
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("--status: {e}"))?;
-            let filter = KeyFilter {
-                environment,
-                status,
-                now: core.clock.now(),
-                legacy_sunset: core.policy.legacy_sunset,
-            };
+            let cli = Principal::cli(&shop);
             let mut all = Vec::new();
             let mut page = PageRequest {
                 page: 1,
                 per_page: 100,
             };
             loop {
-                let batch = core
-                    .store
-                    .list_keys(&shop, &filter, page)
+                let batch = keys
+                    .list(&cli, environment, status, page)
                     .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    .map_err(service_err)?;
                 let done = batch.items.len() < page.per_page as usize;
                 all.extend(batch.items);
                 if done {
@@ -714,8 +703,7 @@ async fn keys(settings: Settings, cmd: KeysCommand) -> anyhow::Result<()> {
                 page.page += 1;
             }
             if json {
-                let views: Vec<KeyView> =
-                    all.iter().map(|k| KeyView::new(&core, k, None)).collect();
+                let views: Vec<KeyView> = all.iter().map(|k| keys.view(k, None)).collect();
                 out!(
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({ "keys": views }))?
@@ -735,7 +723,7 @@ async fn keys(settings: Settings, cmd: KeysCommand) -> anyhow::Result<()> {
                         "{:<29} {:<8} {:<8} {:<22} {}",
                         k.id,
                         k.environment.as_str(),
-                        core.status_of(k).as_str(),
+                        keys.status_of(k).as_str(),
                         k.display,
                         k.name.as_str()
                     );
@@ -749,7 +737,7 @@ async fn keys(settings: Settings, cmd: KeysCommand) -> anyhow::Result<()> {
         }
         KeysCommand::Revoke { key_id, json } => {
             let key = find_key(&core, &key_id).await?;
-            let revoked = core
+            let revoked = keys
                 .revoke_key(&Principal::cli(&key.shop_id), &key_id, false)
                 .await
                 .map_err(service_err)?;
@@ -757,7 +745,7 @@ async fn keys(settings: Settings, cmd: KeysCommand) -> anyhow::Result<()> {
         }
         KeysCommand::Delete { key_id, json } => {
             let key = find_key(&core, &key_id).await?;
-            core.delete_key(&Principal::cli(&key.shop_id), &key_id)
+            keys.delete_key(&Principal::cli(&key.shop_id), &key_id)
                 .await
                 .map_err(service_err)?;
             if json {
@@ -773,7 +761,7 @@ async fn keys(settings: Settings, cmd: KeysCommand) -> anyhow::Result<()> {
             json,
         } => {
             let key = find_key(&core, &key_id).await?;
-            let (c, old) = core
+            let (c, old) = keys
                 .roll_key(&Principal::cli(&key.shop_id), &key_id, expire_old_in)
                 .await
                 .map_err(service_err)?;
@@ -793,7 +781,7 @@ async fn keys(settings: Settings, cmd: KeysCommand) -> anyhow::Result<()> {
             json,
         } => {
             let key = find_key(&core, &key_id).await?;
-            let up = core
+            let up = keys
                 .upgrade_key(
                     &Principal::cli(&key.shop_id),
                     &key_id,
@@ -817,11 +805,8 @@ async fn keys(settings: Settings, cmd: KeysCommand) -> anyhow::Result<()> {
                 out!();
             }
             if json && !up.warnings.is_empty() {
-                let mut view = serde_json::to_value(KeyView::new(
-                    &core,
-                    &up.created.key,
-                    Some(&up.created.secret),
-                ))?;
+                let mut view =
+                    serde_json::to_value(keys.view(&up.created.key, Some(&up.created.secret)))?;
                 if let Some(list) = view.get_mut("warnings").and_then(|w| w.as_array_mut()) {
                     for m in &up.warnings {
                         list.push(serde_json::json!({"code": "not_narrowed", "message": m}));
@@ -848,9 +833,9 @@ async fn legacy_import(
     let text = std::fs::read_to_string(file)
         .map_err(|e| anyhow::anyhow!("--file: cannot read {}: {e}", file.display()))?;
     let (core, _) = open_core(&settings).await?;
-    let summary = match core.import_legacy(shop, &text, skip_invalid).await {
+    let summary = match core.keys.import_legacy(shop, &text, skip_invalid).await {
         Ok(s) => s,
-        Err(crate::legacy::ImportError::Invalid(rows)) if json => {
+        Err(crate::domain::legacy::ImportError::Invalid(rows)) if json => {
             out!(
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({
@@ -889,9 +874,9 @@ async fn legacy_import(
 }
 
 async fn find_key(core: &Core, id: &str) -> anyhow::Result<crate::domain::key::KeyRecord> {
-    core.store
-        .get_key_any_shop(id)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .ok_or_else(|| anyhow::anyhow!("no key with id `{id}`"))
+    match core.keys.get_any_shop(id).await {
+        Ok(key) => Ok(key),
+        Err(ServiceError::NotFound) => Err(anyhow::anyhow!("no key with id `{id}`")),
+        Err(e) => Err(anyhow::anyhow!("{e}")),
+    }
 }

@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use crate::app::Policy;
 use crate::domain::clock::Timestamp;
 use crate::domain::key::validate_rate_limit;
 use crate::domain::net::TrustedProxies;
+use crate::domain::policy::Policy;
 
-pub const DEFAULT_LEGACY_SUNSET: &str = "2026-12-01T00:00:00Z";
+pub use crate::domain::policy::DEFAULT_LEGACY_SUNSET;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./latchkey-data";
 

@@ -255,7 +255,7 @@ impl From<AuthError> for ApiError {
                     "This legacy API key ({}) is failing on purpose for a short brownout, to warn that legacy keys stop working for good at {} ({}). Upgrade it now under Settings → API Keys (the Upgrade action, or `POST /api/v1/keys/{{id}}/upgrade`), then send the new key as `Authorization: Bearer lk_live_…`.",
                     k.display,
                     sunset,
-                    crate::legacy::http_date(sunset)
+                    crate::domain::clock::http_date(sunset)
                 ),
             ),
             AuthError::Retired(k) => ApiError::unauthorized(

@@ -10,8 +10,6 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
-pub mod keys;
-pub mod legacy;
 pub mod service;
 pub mod shops;
 pub mod store;

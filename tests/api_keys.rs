@@ -6,7 +6,7 @@ mod common;
 use axum::body::Body;
 use axum::http::Request;
 use common::{TestApp, TestResponse, assert_problem};
-use latchkey::keys::NewKeyInput;
+use latchkey::service::keys::NewKeyInput;
 use serde_json::{Value, json};
 
 /// Every permission SPEC names.

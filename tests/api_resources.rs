@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashSet};
 use axum::body::Body;
 use axum::http::Request;
 use common::{TestApp, TestResponse, assert_problem};
-use latchkey::keys::NewKeyInput;
+use latchkey::service::keys::NewKeyInput;
 use serde_json::{Value, json};
 
 /// Every resource permission SPEC names.

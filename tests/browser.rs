@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::TestApp;
 use fantoccini::{Client, ClientBuilder, Locator};
 use latchkey::http::web::setup::issue_link;
-use latchkey::keys::NewKeyInput;
+use latchkey::service::keys::NewKeyInput;
 use serde_json::{Value, json};
 
 const CHROMIUM: &str = "/usr/bin/chromium";

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::Request;
 use common::{ClockExt, T0, TestApp};
 use latchkey::domain::clock::Timestamp;
-use latchkey::legacy::ImportError;
+use latchkey::domain::legacy::ImportError;
 use latchkey::store::AuditFilter;
 use latchkey::store::PageRequest;
 
@@ -18,6 +18,7 @@ const WEAK: &str = "shortlegacy00003";
 async fn import(app: &TestApp, csv: &str) -> Vec<String> {
     let summary = app
         .core
+        .keys
         .import_legacy(&app.shop_id, csv, false)
         .await
         .unwrap();
@@ -48,6 +49,7 @@ async fn an_import_stores_hashed_legacy_live_keys_and_flags_weak_ones() {
     );
     let summary = app
         .core
+        .keys
         .import_legacy(&app.shop_id, &csv, false)
         .await
         .unwrap();
@@ -106,6 +108,7 @@ async fn a_bad_row_anywhere_stops_the_whole_import_with_line_numbers() {
     );
     let err = app
         .core
+        .keys
         .import_legacy(&app.shop_id, &csv, false)
         .await
         .unwrap_err();
@@ -131,6 +134,7 @@ async fn keys_already_stored_are_refused_and_skip_invalid_imports_the_rest() {
     let csv = format!("key,name\n{KEY_A},Again\n{KEY_B},New one\n");
     let err = app
         .core
+        .keys
         .import_legacy(&app.shop_id, &csv, false)
         .await
         .unwrap_err();
@@ -142,6 +146,7 @@ async fn keys_already_stored_are_refused_and_skip_invalid_imports_the_rest() {
     assert!(rows[0].reason.contains("already stored"));
     let summary = app
         .core
+        .keys
         .import_legacy(&app.shop_id, &csv, true)
         .await
         .unwrap();

@@ -6,7 +6,7 @@ mod common;
 use axum::body::Body;
 use axum::http::Request;
 use common::TestApp;
-use latchkey::keys::NewKeyInput;
+use latchkey::service::keys::NewKeyInput;
 
 fn named(name: &str, perms: &[&str], limit: Option<i64>) -> NewKeyInput {
     NewKeyInput {

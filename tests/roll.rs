@@ -18,7 +18,7 @@ async fn a_roll_with_no_grace_replaces_the_key_and_expires_the_old_one_at_once()
     let (old_id, old) = app
         .key_with(
             &app.shop_id,
-            latchkey::keys::NewKeyInput {
+            latchkey::service::keys::NewKeyInput {
                 name: Some("Zapier – new orders".into()),
                 permissions: Some(vec!["orders:read".into()]),
                 allowed_ips: Some(vec!["203.0.113.0/24".into()]),
@@ -184,13 +184,25 @@ async fn a_weaker_key_cannot_roll_a_stronger_one() {
 async fn the_cli_rolls_and_upgrades_through_the_same_rules() {
     let app = TestApp::new().await;
     let (old_id, _) = app.key(&["orders:read"]).await;
-    let principal = latchkey::keys::Principal::cli(&app.shop_id);
-    let (created, old) = app.core.roll_key(&principal, &old_id, 30).await.unwrap();
+    let principal = latchkey::service::keys::Principal::cli(&app.shop_id);
+    let (created, old) = app
+        .core
+        .keys
+        .roll_key(&principal, &old_id, 30)
+        .await
+        .unwrap();
     assert_eq!(created.key.name.as_str(), old.name.as_str());
     assert!(old.expires_at.is_some());
-    assert!(app.core.roll_key(&principal, &old_id, 30).await.is_err());
     assert!(
         app.core
+            .keys
+            .roll_key(&principal, &old_id, 30)
+            .await
+            .is_err()
+    );
+    assert!(
+        app.core
+            .keys
             .upgrade_key(&principal, &created.key.id, false, false)
             .await
             .is_err()

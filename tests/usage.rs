@@ -81,7 +81,7 @@ async fn refusals_of_a_known_key_are_counted_by_reason() {
     let (ip_id, ip_key) = app
         .key_with(
             &app.shop_id,
-            latchkey::keys::NewKeyInput {
+            latchkey::service::keys::NewKeyInput {
                 name: Some("Office only".into()),
                 permissions: Some(vec!["orders:read".into()]),
                 allowed_ips: Some(vec!["198.51.100.0/24".into()]),
@@ -97,7 +97,7 @@ async fn refusals_of_a_known_key_are_counted_by_reason() {
     let (slow_id, slow) = app
         .key_with(
             &app.shop_id,
-            latchkey::keys::NewKeyInput {
+            latchkey::service::keys::NewKeyInput {
                 name: Some("One a minute".into()),
                 permissions: Some(vec!["orders:read".into()]),
                 rate_limit_per_minute: Some(1),

@@ -1771,6 +1771,7 @@ async fn upgrading_a_legacy_key_in_the_ui_gives_a_new_key_and_can_retire_the_old
     let csv = format!("key,name,permissions\n{legacy},Old website,orders:write clients:write\n");
     let report = app
         .core
+        .keys
         .import_legacy(&app.shop_id, &csv, false)
         .await
         .unwrap_or_else(|_| panic!("the import succeeds"));

@@ -109,9 +109,7 @@ impl Core {
         }
         let now = self.clock.now();
         match key.status(now, self.policy.legacy_sunset) {
-            KeyStatus::Active
-                if key.kind == KeyKind::Legacy && crate::legacy::in_brownout(&self.policy, now) =>
-            {
+            KeyStatus::Active if key.kind == KeyKind::Legacy && self.policy.in_brownout(now) => {
                 return Err(AuthError::Brownout(key, self.policy.legacy_sunset));
             }
             KeyStatus::Active => {}

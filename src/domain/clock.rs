@@ -182,6 +182,26 @@ impl utoipa::PartialSchema for Timestamp {
 
 impl utoipa::ToSchema for Timestamp {}
 
+/// An instant as an IMF-fixdate (RFC 9110), e.g. `Tue, 01 Dec 2026 00:00:00 GMT`.
+pub fn http_date(t: Timestamp) -> String {
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let dt = time::OffsetDateTime::from_unix_timestamp(t.unix_seconds())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
+        DAYS[usize::from(dt.weekday().number_days_from_monday())],
+        dt.day(),
+        MONTHS[usize::from(u8::from(dt.month()) - 1)],
+        dt.year(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +219,12 @@ mod tests {
             dt.second(),
             dt.microsecond()
         )
+    }
+
+    #[test]
+    fn http_dates_are_imf_fixdates() {
+        let t = Timestamp::parse_rfc3339("2026-12-01T00:00:00Z").unwrap();
+        assert_eq!(http_date(t), "Tue, 01 Dec 2026 00:00:00 GMT");
     }
 
     #[test]

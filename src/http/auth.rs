@@ -22,7 +22,7 @@ use crate::auth::verify::{AuthError, KeySource};
 use crate::domain::key::KeyRecord;
 use crate::domain::permission::Permission;
 use crate::error::ApiError;
-use crate::keys::Principal;
+use crate::service::keys::Principal;
 use crate::store::usage::Rejection;
 
 /// The client address of this request (TCP peer, or per `--trusted-proxies`).
@@ -169,7 +169,7 @@ pub async fn require_key(
             rate_limit_headers(response.headers_mut(), &decision);
             // Every answer to a working legacy key says when it stops working.
             if key.kind == crate::domain::key::KeyKind::Legacy {
-                for (name, value) in crate::legacy::deprecation_headers(&key, &state.policy) {
+                for (name, value) in deprecation_headers(&key, &state.policy) {
                     if let Ok(v) = HeaderValue::from_str(&value) {
                         response.headers_mut().insert(name, v);
                     }
@@ -202,7 +202,7 @@ pub async fn require_key(
             // the reason, so the shop sees a revoked key still being tried.
             let (key, rejection) = match &err {
                 AuthError::KeyInUrl(Some(k)) => {
-                    state.note_key_in_url(k, ip).await;
+                    state.keys.note_key_in_url(k, ip).await;
                     (Some(k.clone()), None)
                 }
                 AuthError::Revoked(k) => (Some(k.clone()), Some(Rejection::Revoked)),
@@ -221,6 +221,25 @@ pub async fn require_key(
             response
         }
     }
+}
+
+/// Where the deprecation `Link` points.
+pub const LEGACY_DOCS_PATH: &str = "/settings/api-keys/docs#legacy-keys";
+
+/// The three headers every answer to a working legacy key carries:
+/// `Deprecation` (RFC 9745), `Sunset` (RFC 8594) and `Link`.
+pub fn deprecation_headers(
+    key: &KeyRecord,
+    policy: &crate::domain::policy::Policy,
+) -> [(&'static str, String); 3] {
+    [
+        ("deprecation", format!("@{}", key.created_at.unix_seconds())),
+        (
+            "sunset",
+            crate::domain::clock::http_date(policy.legacy_sunset),
+        ),
+        ("link", format!("<{LEGACY_DOCS_PATH}>; rel=\"deprecation\"")),
+    ]
 }
 
 static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");

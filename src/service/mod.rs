@@ -3,6 +3,8 @@
 //! limiters). A service holds only the ports it uses; surfaces call services
 //! and never a store.
 
+pub mod keys;
+
 use crate::domain::FieldError;
 use crate::domain::permission::Permission;
 use crate::store::StoreError;

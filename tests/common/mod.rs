@@ -18,7 +18,7 @@ use latchkey::domain::clock::{ManualClock, Timestamp};
 use latchkey::domain::key::Actor;
 use latchkey::domain::new_id;
 use latchkey::domain::user::{Email, Password, Role};
-use latchkey::keys::{NewKeyInput, Principal};
+use latchkey::service::keys::{NewKeyInput, Principal};
 use latchkey::store::sqlite::SqliteStore;
 use latchkey::store::{AuditEvent, Shop, Store, User};
 use latchkey::{Core, Policy, build_router};
@@ -188,6 +188,7 @@ impl TestApp {
             .unwrap();
         let created = self
             .core
+            .keys
             .create_key(&Principal::cli(shop_id), new)
             .await
             .unwrap();

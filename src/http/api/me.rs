@@ -8,10 +8,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::keys::{KeyIdentity, view_json};
+use std::sync::Arc;
+
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::auth::{Authorized, need};
+use crate::service::keys::{KeyIdentity, KeyService};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -45,7 +47,7 @@ async fn me(
     // the cheapest keyed request there is, for integrations checking their key.
     let shop = core.shop(&caller.key.shop_id).await?;
     Ok(Json(MeResponse {
-        key: KeyIdentity::new(&core, &caller.key),
+        key: KeyIdentity::new(&caller.key, core.clock.now(), core.policy.legacy_sunset),
         shop: shop.as_deref().map(|s| ShopRef {
             id: &s.id,
             name: &s.name,
@@ -58,13 +60,13 @@ async fn me(
     security(("bearer" = [])),
     responses((status = 200, description = "The key, now revoked", body = super::keys::KeyEnvelope)))]
 async fn revoke_itself(
-    State(core): State<crate::app::CoreRef>,
+    State(keys): State<Arc<KeyService>>,
     Authorized(caller, ..): Authorized<need::AnyKey>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let key = core
+    let key = keys
         .revoke_key(&caller.principal(), &caller.key.id, true)
         .await?;
     Ok(Json(
-        serde_json::json!({ "key": view_json(&core, &key).await? }),
+        serde_json::json!({ "key": keys.view_json(&key).await? }),
     ))
 }

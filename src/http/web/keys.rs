@@ -25,10 +25,9 @@ use crate::domain::clock::Timestamp;
 use crate::domain::key::{Actor, KeyKind, KeyName, KeyRecord, KeyStatus};
 use crate::domain::permission::{PermissionSet, TEMPLATES};
 use crate::error::{FieldError, ServiceError};
-use crate::http::api::keys::KeyView;
-use crate::keys::{Created, KeyUpdateInput, NewKeyInput};
+use crate::service::keys::{Created, KeyUpdateInput, NewKeyInput};
 use crate::store::usage::{KeyUsage, UsageSummary};
-use crate::store::{AuditFilter, KeyFilter, PageRequest};
+use crate::store::{AuditFilter, PageRequest};
 use std::collections::HashMap;
 
 pub fn router() -> Router<AppState> {
@@ -52,36 +51,17 @@ const PER_PAGE: usize = 50;
 /// Every key of the shop this user may see: all of them for owners and
 /// admins, their own for staff.
 async fn visible_keys(core: &Core, user: &WebUser) -> Result<Vec<KeyRecord>, Response> {
-    let filter = KeyFilter {
-        environment: None,
-        status: None,
-        now: core.clock.now(),
-        legacy_sunset: core.policy.legacy_sunset,
-    };
-    let page = PageRequest {
-        page: 1,
-        per_page: core.policy.max_keys_per_shop.max(1),
-    };
-    let keys = core
-        .store
-        .list_keys(&user.shop.id, &filter, page)
+    core.keys
+        .list_all(&user.principal())
         .await
-        .map_err(|e| unavailable(&e))?
-        .items;
-    let me = Actor::User(user.user.id.clone());
-    Ok(keys
-        .into_iter()
-        .filter(|k| user.reads_all_keys() || k.created_by == me)
-        .collect())
+        .map_err(|e| service_error(user, e))
 }
 
 /// One key this user may see, or the page to answer instead.
 async fn one_key(core: &Core, user: &WebUser, id: &str) -> Result<KeyRecord, Response> {
-    match core.visible_key(&user.principal(), id).await {
-        Ok(k) if user.reads_all_keys() || k.created_by == Actor::User(user.user.id.clone()) => {
-            Ok(k)
-        }
-        Ok(_) | Err(ServiceError::NotFound) => Err(not_found(user, "key")),
+    match core.keys.get(&user.principal(), id).await {
+        Ok(k) => Ok(k),
+        Err(ServiceError::NotFound) => Err(not_found(user, "key")),
         Err(e) => Err(service_error(user, e)),
     }
 }
@@ -244,7 +224,7 @@ fn banners(core: &Core, keys: &[KeyRecord], usage: &HashMap<String, UsageSummary
         ))
     };
     for k in keys {
-        let v = KeyView::new(core, k, None).with_usage(usage.get(&k.id));
+        let v = core.keys.view(k, None).with_usage(usage.get(&k.id));
         let stopped_at = k.revoked_at.or(k.retired_at);
         if matches!(v.key.status, KeyStatus::Revoked | KeyStatus::Retired)
             && v.last_used_at
@@ -342,17 +322,16 @@ async fn list(
         Err(r) => return r,
     };
     let now = core.clock.now();
-    let ids: Vec<String> = keys.iter().map(|k| k.id.clone()).collect();
-    let usage = match core.store.usage_summaries(&ids, now).await {
+    let usage = match core.keys.summaries(&keys.iter().collect::<Vec<_>>()).await {
         Ok(u) => u,
-        Err(e) => return unavailable(&e),
+        Err(e) => return service_error(&user, e),
     };
     let status = q.status.unwrap_or_default();
     let environment = q.environment.unwrap_or_default();
     let wanted_status: Option<KeyStatus> = status.parse().ok();
     let matching: Vec<&KeyRecord> = keys
         .iter()
-        .filter(|k| wanted_status.is_none_or(|s| core.status_of(k) == s))
+        .filter(|k| wanted_status.is_none_or(|s| core.keys.status_of(k) == s))
         .filter(|k| environment.is_empty() || k.environment.as_str() == environment)
         .collect();
     let pages = matching.len().div_ceil(PER_PAGE).max(1);
@@ -366,7 +345,7 @@ async fn list(
         .skip((page - 1) * PER_PAGE)
         .take(PER_PAGE)
         .map(|k| {
-            let v = KeyView::new(&core, k, None).with_usage(usage.get(&k.id));
+            let v = core.keys.view(k, None).with_usage(usage.get(&k.id));
             KeyRow {
                 id: k.id.clone(),
                 name: k.name.as_str().to_owned(),
@@ -688,7 +667,7 @@ async fn create(State(core): State<crate::app::CoreRef>, user: WebUser, body: By
         &core,
         &user,
         &form.form_id,
-        core.create_key(&user.principal(), new),
+        core.keys.create_key(&user.principal(), new),
     )
     .await;
     match made {
@@ -996,8 +975,7 @@ pub(super) fn describe(details: &serde_json::Value) -> String {
 }
 
 fn may_manage(user: &WebUser, key: &KeyRecord) -> bool {
-    key.permissions.is_subset_of(user.user.role.permissions())
-        && (user.reads_all_keys() || key.created_by == Actor::User(user.user.id.clone()))
+    user.principal().may_act_on(key).is_ok()
 }
 
 fn edit_values(key: &KeyRecord) -> EditValues {
@@ -1019,16 +997,16 @@ async fn details_page(
     notice: &str,
 ) -> Response {
     let now = core.clock.now();
-    let usage = match core.store.key_usage(&key.id, now).await {
+    let usage = match core.keys.usage(&user.principal(), &key.id).await {
         Ok(u) => u,
-        Err(e) => return unavailable(&e),
+        Err(e) => return service_error(user, e),
     };
     let summary = UsageSummary {
         last_used_at: usage.last_used_at,
         last_used_ip: usage.last_used_ip.clone(),
         requests_24h: usage.requests.last_24h,
     };
-    let v = KeyView::new(core, key, None).with_usage(Some(&summary));
+    let v = core.keys.view(key, None).with_usage(Some(&summary));
     let mut names = match names(core, user, std::slice::from_ref(key)).await {
         Ok(n) => n,
         Err(r) => return r,
@@ -1217,7 +1195,7 @@ async fn edit(
     let Some(update) = update.filter(|_| errors.is_empty()) else {
         return details_page(&core, &user, &key, typed, errors, "").await;
     };
-    match core.update_key(&user.principal(), &id, update).await {
+    match core.keys.update_key(&user.principal(), &id, update).await {
         Ok(_) => see_other(&format!("/settings/api-keys/{id}?done=saved")),
         Err(e) => service_error(&user, e),
     }
@@ -1257,7 +1235,7 @@ async fn revoke(
             },
         );
     }
-    match core.revoke_key(&user.principal(), &id, false).await {
+    match core.keys.revoke_key(&user.principal(), &id, false).await {
         Ok(_) => see_other(&format!("/settings/api-keys/{id}?done=revoked")),
         Err(e) => service_error(&user, e),
     }
@@ -1286,7 +1264,7 @@ async fn delete(
             },
         );
     }
-    match core.delete_key(&user.principal(), &id).await {
+    match core.keys.delete_key(&user.principal(), &id).await {
         Ok(()) => see_other("/settings/api-keys?done=deleted"),
         Err(e) => service_error(&user, e),
     }
@@ -1308,7 +1286,7 @@ async fn clone(
         &core,
         &user,
         f.get("form_id"),
-        core.clone_key(&user.principal(), &id, name),
+        core.keys.clone_key(&user.principal(), &id, name),
     )
     .await;
     match made {
@@ -1340,7 +1318,7 @@ async fn roll(
         })
     };
     let result = match grace {
-        Ok(g) => core.roll_key(&user.principal(), &id, g).await,
+        Ok(g) => core.keys.roll_key(&user.principal(), &id, g).await,
         Err(e) => Err(e),
     };
     match result {
@@ -1360,6 +1338,7 @@ async fn upgrade(
     }
     let f = FormData::parse(&body);
     match core
+        .keys
         .upgrade_key(
             &user.principal(),
             &id,

@@ -35,7 +35,7 @@ use crate::domain::permission::Permission;
 use crate::domain::random_base62;
 use crate::domain::user::Role;
 use crate::http::auth::ClientIp;
-use crate::keys::Principal;
+use crate::service::keys::Principal;
 use crate::store::users::Session;
 use crate::store::{Shop, StoreError, User};
 

@@ -397,7 +397,7 @@ async fn remove(
     if f.checked("revoke_keys") {
         let principal = user.principal();
         for k in &keys {
-            if let Err(e) = core.revoke_key(&principal, &k.id, false).await {
+            if let Err(e) = core.keys.revoke_key(&principal, &k.id, false).await {
                 tracing::error!(key_id = %k.id, error = %e, "web: could not revoke a removed user's key");
                 return user_message(
                     &user,
