@@ -60,6 +60,32 @@ async fn call(app: &TestApp, method: &str, path: &str, key: &str) -> common::Tes
     app.send(req.body(body).unwrap()).await
 }
 
+#[test]
+fn every_keyed_operation_is_in_the_permission_table_and_every_entry_is_routed() {
+    use latchkey::http::api::permissions::{OPERATIONS, operation};
+    let documented: Vec<(String, String)> = operations()
+        .into_iter()
+        .filter(|(_, path, _)| path.starts_with("/api/v1/"))
+        .map(|(m, p, _)| (m, p))
+        .collect();
+    for (method, path) in &documented {
+        assert!(
+            operation(method, path).is_some(),
+            "{method} {path} is routed under /api/v1 but has no permission table entry"
+        );
+    }
+    for op in OPERATIONS {
+        assert!(
+            documented
+                .iter()
+                .any(|(m, p)| m == op.method && p == op.route),
+            "the permission table names {} {}, which no route serves",
+            op.method,
+            op.route
+        );
+    }
+}
+
 #[tokio::test]
 async fn every_documented_permission_is_the_one_the_route_enforces() {
     let app = TestApp::new().await;

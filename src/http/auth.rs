@@ -22,6 +22,7 @@ use crate::auth::verify::{AuthError, KeySource};
 use crate::domain::key::KeyRecord;
 use crate::domain::permission::Permission;
 use crate::error::ApiError;
+use crate::http::api::permissions;
 use crate::service::keys::Principal;
 use crate::store::usage::Rejection;
 
@@ -39,6 +40,18 @@ pub struct Caller {
 impl Caller {
     pub fn principal(&self) -> Principal {
         Principal::key(&self.key, self.ip)
+    }
+}
+
+/// The verified key, for handlers. Its permission was checked against the
+/// permission table before the handler runs.
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            ApiError::internal(&"a keyed handler is routed without the key middleware")
+        })
     }
 }
 
@@ -140,13 +153,22 @@ pub async fn require_key(
                     .limiter
                     .check(&key.id, key.rate_limit_per_minute, state.clock.now());
             let mut response = if decision.allowed {
-                req.extensions_mut().insert(Caller {
-                    key: key.clone(),
-                    ip,
-                });
-                let response = next.run(req).await;
-                record(&key.id, response.status(), None);
-                response
+                match permission_check(&method, route.as_ref(), &key) {
+                    Ok(()) => {
+                        req.extensions_mut().insert(Caller {
+                            key: key.clone(),
+                            ip,
+                        });
+                        let response = next.run(req).await;
+                        record(&key.id, response.status(), None);
+                        response
+                    }
+                    Err(e) => {
+                        let response = e.into_response();
+                        record(&key.id, response.status(), None);
+                        response
+                    }
+                }
             } else {
                 record(
                     &key.id,
@@ -265,6 +287,37 @@ fn rate_limit_headers(h: &mut HeaderMap, d: &Decision) {
     h.insert(X_RATELIMIT_RESET.clone(), HeaderValue::from(d.reset_secs));
 }
 
+/// The last check before the handler: the permission the route needs, from
+/// the permission table. A method the route does not have passes on (the
+/// router answers 405); a keyed route missing from the table is refused, so a
+/// route can never be reachable without a permission check.
+fn permission_check(
+    method: &axum::http::Method,
+    route: Option<&MatchedPath>,
+    key: &KeyRecord,
+) -> Result<(), ApiError> {
+    let route = route.map_or("", MatchedPath::as_str);
+    match permissions::operation(method.as_str(), route) {
+        Some(op) => match op.need.missing_from(key.permissions) {
+            None => Ok(()),
+            Some(p) => Err(missing_permission(p)),
+        },
+        None if permissions::has_route(route) => Ok(()),
+        None => Err(ApiError::internal(&format!(
+            "{method} {route} has no entry in the permission table"
+        ))),
+    }
+}
+
+fn missing_permission(p: Permission) -> ApiError {
+    ApiError::insufficient_permission(
+        p,
+        format!(
+            "This key lacks the `{p}` permission this request needs. Edit the key's permissions or use a key that has it."
+        ),
+    )
+}
+
 /// What a route needs; see [`need`].
 pub trait Need: Send + Sync + 'static {
     const PERMISSION: Option<Permission>;
@@ -312,12 +365,7 @@ impl<S: Send + Sync, N: Need> FromRequestParts<S> for Authorized<N> {
         if let Some(p) = N::PERMISSION
             && !caller.key.permissions.contains(p)
         {
-            return Err(ApiError::insufficient_permission(
-                p,
-                format!(
-                    "This key lacks the `{p}` permission this request needs. Edit the key's permissions or use a key that has it."
-                ),
-            ));
+            return Err(missing_permission(p));
         }
         Ok(Authorized(caller, PhantomData))
     }

@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
 use utoipa::{OpenApi as _, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::FieldError;
+use crate::http::api::permissions::{self, Need};
 
 /// An error answer (RFC 9457 problem details) as every endpoint sends it.
 #[derive(Serialize, ToSchema)]
@@ -114,20 +115,36 @@ fn build_document() -> OpenApi {
     );
     for (path, item) in doc.paths.paths.iter_mut() {
         let has_path_param = path.contains('{');
-        for op in [
-            &mut item.get,
-            &mut item.post,
-            &mut item.put,
-            &mut item.patch,
-            &mut item.delete,
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for (method, op) in [
+            ("GET", &mut item.get),
+            ("POST", &mut item.post),
+            ("PUT", &mut item.put),
+            ("PATCH", &mut item.patch),
+            ("DELETE", &mut item.delete),
+        ] {
+            let Some(op) = op else { continue };
+            if let Some(keyed) = permissions::operation(method, path) {
+                op.security = Some(security(keyed.need));
+            }
             add_errors(op, has_path_param);
         }
     }
     doc
+}
+
+/// The `security` entry of a keyed operation, from the permission table:
+/// the bearer scheme with the permission as its scope (one entry per
+/// alternative; no scope for "any valid key").
+fn security(need: Need) -> Vec<SecurityRequirement> {
+    let scopes: Vec<Vec<String>> = match need {
+        Need::AnyKey => vec![Vec::new()],
+        Need::One(p) => vec![vec![p.as_str().to_owned()]],
+        Need::AnyOf(ps) => ps.iter().map(|p| vec![p.as_str().to_owned()]).collect(),
+    };
+    scopes
+        .into_iter()
+        .map(|s| SecurityRequirement::new("bearer", s))
+        .collect()
 }
 
 fn problem(description: &str) -> utoipa::openapi::Response {

@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::http::auth::{Authorized, need};
+use crate::http::auth::Caller;
 use crate::http::json::{RawQuery, meta};
 use crate::store::AuditFilter;
 
@@ -39,11 +39,10 @@ pub struct AuditParams {
 /// List audit events, newest first.
 #[utoipa::path(get, path = "/audit-events", tag = "Audit", operation_id = "listAuditEvents",
     params(AuditParams),
-    security(("bearer" = ["keys:read"])),
     responses((status = 200, description = "A page of audit events", body = AuditEventList)))]
 async fn list(
     State(core): State<crate::app::CoreRef>,
-    Authorized(caller, ..): Authorized<need::KeysRead>,
+    caller: Caller,
     query: RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let page = query.page()?;

@@ -17,7 +17,7 @@ use crate::domain::key::{KeyRecord, KeyStatus};
 use crate::domain::permission::TEMPLATES;
 use crate::domain::token::Environment;
 use crate::error::ApiError;
-use crate::http::auth::{Authorized, need};
+use crate::http::auth::Caller;
 use crate::http::json::{JsonBody, OptionalJson, RawQuery, meta};
 use crate::service::keys::{
     Created, KeyService, KeyUpdateInput, KeyView, NewKeyInput, PermissionName,
@@ -100,11 +100,10 @@ fn created(keys: &KeyService, c: &Created) -> impl IntoResponse + use<> {
 /// List keys.
 #[utoipa::path(get, path = "/keys", tag = "Keys", operation_id = "listKeys",
     params(KeyListParams),
-    security(("bearer" = ["keys:read"])),
     responses((status = 200, description = "A page of keys (newest first)", body = KeyList)))]
 async fn list(
     State(keys): State<Arc<KeyService>>,
-    Authorized(caller, ..): Authorized<need::KeysRead>,
+    caller: Caller,
     query: RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let page = query.page()?;
@@ -125,13 +124,12 @@ async fn list(
 /// key holds). The answer carries `secret`, the full key: the only time it is shown.
 #[utoipa::path(post, path = "/keys", tag = "Keys", operation_id = "createKey",
     request_body(content = NewKeyInput, example = json!({"name": "Zapier – new orders", "template": "zapier", "allowed_ips": ["203.0.113.0/24"]})),
-    security(("bearer" = ["keys:write"])),
     responses((status = 201, description = "Created; `secret` is shown this once", body = KeyEnvelope,
         headers(("Location" = String, description = "The new key's URL"))),
         (status = 409, description = "`conflict`: the shop holds the most keys it may", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 async fn create(
     State(keys): State<Arc<KeyService>>,
-    Authorized(caller, ..): Authorized<need::KeysWrite>,
+    caller: Caller,
     JsonBody(input): JsonBody<NewKeyInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     let new = keys.validate_new(input, caller.key.environment)?;
@@ -142,11 +140,10 @@ async fn create(
 /// Get a key.
 #[utoipa::path(get, path = "/keys/{id}", tag = "Keys", operation_id = "getKey",
     params(("id" = String, Path, description = "Key id")),
-    security(("bearer" = ["keys:read"])),
     responses((status = 200, description = "The key", body = KeyEnvelope)))]
 async fn show(
     State(keys): State<Arc<KeyService>>,
-    Authorized(caller, ..): Authorized<need::KeysRead>,
+    caller: Caller,
     Id(id): Id,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let key = keys.get(&caller.principal(), &id).await?;
@@ -157,12 +154,11 @@ async fn show(
 #[utoipa::path(patch, path = "/keys/{id}", tag = "Keys", operation_id = "updateKey",
     params(("id" = String, Path, description = "Key id")),
     request_body(content = KeyUpdateInput, content_type = "application/merge-patch+json", example = json!({"name": "Zapier – orders", "expires_at": null})),
-    security(("bearer" = ["keys:write"])),
     responses((status = 200, description = "The updated key", body = KeyEnvelope),
         (status = 409, description = "`conflict`: the key is revoked", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 async fn update(
     State(keys): State<Arc<KeyService>>,
-    Authorized(caller, ..): Authorized<need::KeysWrite>,
+    caller: Caller,
     Id(id): Id,
     JsonBody(input): JsonBody<KeyUpdateInput>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -174,11 +170,10 @@ async fn update(
 /// Delete a key for good.
 #[utoipa::path(delete, path = "/keys/{id}", tag = "Keys", operation_id = "deleteKey",
     params(("id" = String, Path, description = "Key id")),
-    security(("bearer" = ["keys:write"])),
     responses((status = 204, description = "Deleted")))]
 async fn delete(
     State(keys): State<Arc<KeyService>>,
-    Authorized(caller, ..): Authorized<need::KeysWrite>,
+    caller: Caller,
     Id(id): Id,
 ) -> Result<StatusCode, ApiError> {
     keys.delete_key(&caller.principal(), &id).await?;
@@ -188,11 +183,10 @@ async fn delete(
 /// Revoke a key: it stops working at once. Revoking twice changes nothing.
 #[utoipa::path(post, path = "/keys/{id}/revoke", tag = "Keys", operation_id = "revokeKey",
     params(("id" = String, Path, description = "Key id")),
-    security(("bearer" = ["keys:write"])),
     responses((status = 200, description = "The revoked key", body = KeyEnvelope)))]
 async fn revoke(
     State(keys): State<Arc<KeyService>>,
-    Authorized(caller, ..): Authorized<need::KeysWrite>,
+    caller: Caller,
     Id(id): Id,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let key = keys.revoke_key(&caller.principal(), &id, false).await?;
@@ -210,12 +204,11 @@ struct CloneInput {
 #[utoipa::path(post, path = "/keys/{id}/clone", tag = "Keys", operation_id = "cloneKey",
     params(("id" = String, Path, description = "Key id")),
     request_body(content = Option<CloneInput>, example = json!({"name": "Zapier – second account"})),
-    security(("bearer" = ["keys:write"])),
     responses((status = 201, description = "Created; `secret` is shown this once", body = KeyEnvelope,
         headers(("Location" = String, description = "The new key's URL")))))]
 async fn clone(
     State(keys): State<Arc<KeyService>>,
-    Authorized(caller, ..): Authorized<need::KeysWrite>,
+    caller: Caller,
     Id(id): Id,
     OptionalJson(input): OptionalJson<CloneInput>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -240,13 +233,12 @@ struct RollInput {
 #[utoipa::path(post, path = "/keys/{id}/roll", tag = "Keys", operation_id = "rollKey",
     params(("id" = String, Path, description = "Key id")),
     request_body(content = Option<RollInput>, example = json!({"expire_old_in_seconds": 86400})),
-    security(("bearer" = ["keys:write"])),
     responses((status = 201, description = "The replacement; `secret` is shown this once", body = KeyEnvelope,
         headers(("Location" = String, description = "The new key's URL"))),
         (status = 409, description = "`conflict`: the key was already rolled, is not active, or is a legacy key", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 async fn roll(
     State(keys): State<Arc<KeyService>>,
-    Authorized(caller, ..): Authorized<need::KeysWrite>,
+    caller: Caller,
     Id(id): Id,
     OptionalJson(input): OptionalJson<RollInput>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -272,13 +264,12 @@ struct UpgradeInput {
 #[utoipa::path(post, path = "/keys/{id}/upgrade", tag = "Keys", operation_id = "upgradeKey",
     params(("id" = String, Path, description = "Key id")),
     request_body(content = Option<UpgradeInput>, example = json!({"retire_legacy": false, "narrow_to_used": true})),
-    security(("bearer" = ["keys:write"])),
     responses((status = 201, description = "The new key; `secret` is shown this once", body = KeyEnvelope,
         headers(("Location" = String, description = "The new key's URL"))),
         (status = 409, description = "`conflict`: the legacy key is revoked", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 async fn upgrade(
     State(keys): State<Arc<KeyService>>,
-    Authorized(caller, ..): Authorized<need::KeysWrite>,
+    caller: Caller,
     Id(id): Id,
     OptionalJson(input): OptionalJson<UpgradeInput>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -310,9 +301,8 @@ async fn upgrade(
 
 /// List the prebuilt key templates.
 #[utoipa::path(get, path = "/key-templates", tag = "Keys", operation_id = "listKeyTemplates",
-    security(("bearer" = ["keys:read"])),
     responses((status = 200, description = "The templates", body = TemplateList)))]
-async fn templates(_: Authorized<need::KeysRead>) -> Json<TemplateList> {
+async fn templates(_: Caller) -> Json<TemplateList> {
     Json(TemplateList {
         templates: TEMPLATES,
     })
@@ -328,11 +318,10 @@ pub struct UsageEnvelope {
 /// requests up to 2 seconds old.
 #[utoipa::path(get, path = "/keys/{id}/usage", tag = "Keys", operation_id = "getKeyUsage",
     params(("id" = String, Path, description = "Key id")),
-    security(("bearer" = ["keys:read"])),
     responses((status = 200, description = "The key's usage", body = UsageEnvelope)))]
 async fn usage(
     State(keys): State<Arc<KeyService>>,
-    Authorized(caller, ..): Authorized<need::KeysRead>,
+    caller: Caller,
     Id(id): Id,
 ) -> Result<Json<UsageEnvelope>, ApiError> {
     let usage = keys.usage(&caller.principal(), &id).await?;

@@ -187,3 +187,8 @@ pub fn operation(method: &str, route: &str) -> Option<&'static Operation> {
 pub fn route_permission(method: &str, route: &str) -> Option<Permission> {
     operation(method, route).and_then(|o| o.need.single())
 }
+
+/// Whether `route` is a keyed route (under any method).
+pub fn has_route(route: &str) -> bool {
+    OPERATIONS.iter().any(|o| o.route == route)
+}

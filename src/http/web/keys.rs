@@ -975,7 +975,7 @@ pub(super) fn describe(details: &serde_json::Value) -> String {
 }
 
 fn may_manage(user: &WebUser, key: &KeyRecord) -> bool {
-    user.principal().may_act_on(key).is_ok()
+    user.principal().may_manage(key)
 }
 
 fn edit_values(key: &KeyRecord) -> EditValues {

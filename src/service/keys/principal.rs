@@ -106,10 +106,18 @@ impl Principal {
         Ok(())
     }
 
-    /// Whether a key is visible at all (other shops' and environments' keys are
-    /// not: they answer 404, not 403).
+    /// Whether a key is visible at all: other shops' and environments' keys
+    /// are not (they answer 404, not 403), and staff see only the keys they
+    /// created.
     pub fn can_see(&self, key: &KeyRecord) -> bool {
-        key.shop_id == self.shop_id && self.environment.is_none_or(|e| e == key.environment)
+        key.shop_id == self.shop_id
+            && self.environment.is_none_or(|e| e == key.environment)
+            && (!self.own_keys_only || key.created_by == self.actor)
+    }
+
+    /// Whether this principal may act on `key` (see [`Self::may_act_on`]).
+    pub fn may_manage(&self, key: &KeyRecord) -> bool {
+        self.may_act_on(key).is_ok()
     }
 
     pub(crate) fn audit(
