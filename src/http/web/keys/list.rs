@@ -1,0 +1,256 @@
+//! The keys list: filters, paging and the warnings banner.
+
+use super::*;
+
+pub(super) struct KeyRow {
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) environment: &'static str,
+    pub(super) display: String,
+    pub(super) legacy: bool,
+    pub(super) permissions: String,
+    pub(super) status: &'static str,
+    pub(super) created_by: String,
+    pub(super) created: String,
+    pub(super) last_used: String,
+    pub(super) requests_24h: u64,
+    pub(super) expires: String,
+    pub(super) warning: bool,
+}
+
+pub(super) struct Banner {
+    pub(super) level: &'static str,
+    pub(super) text: String,
+    pub(super) link: Option<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "keys/list.html")]
+pub(super) struct ListPage {
+    pub(super) chrome: Chrome,
+    pub(super) rows: Vec<KeyRow>,
+    pub(super) banners: Vec<Banner>,
+    pub(super) notice: String,
+    pub(super) status: String,
+    pub(super) environment: String,
+    /// Keys before filtering: tells "no keys yet" from "none match".
+    pub(super) total_keys: usize,
+    pub(super) matching: usize,
+    pub(super) page: usize,
+    pub(super) pages: usize,
+    pub(super) prev_href: String,
+    pub(super) next_href: String,
+    pub(super) staff: bool,
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct ListQuery {
+    pub(super) status: Option<String>,
+    pub(super) environment: Option<String>,
+    pub(super) page: Option<String>,
+    pub(super) done: Option<String>,
+}
+
+pub(super) fn banners(
+    core: &Core,
+    keys: &[KeyRecord],
+    usage: &HashMap<String, UsageSummary>,
+) -> Vec<Banner> {
+    let now = core.clock.now();
+    let sunset = core.policy.legacy_sunset;
+    let mut out = Vec::new();
+    let link = |k: &KeyRecord| {
+        Some((
+            format!("/settings/api-keys/{}", k.id),
+            "Open key".to_owned(),
+        ))
+    };
+    for k in keys {
+        let v = core.keys.view(k, None).with_usage(usage.get(&k.id));
+        let stopped_at = k.revoked_at.or(k.retired_at);
+        if matches!(v.key.status, KeyStatus::Revoked | KeyStatus::Retired)
+            && v.last_used_at
+                .zip(stopped_at)
+                .is_some_and(|(used, stopped)| used > stopped)
+        {
+            out.push(Banner {
+                level: "bad",
+                text: format!(
+                    "“{}” is {} but something is still trying to use it (last try {}). Find the integration and give it a new key.",
+                    k.name.as_str(),
+                    v.key.status.as_str(),
+                    v.last_used_at.map(|t| view::relative(t, now)).unwrap_or_default()
+                ),
+                link: link(k),
+            });
+        }
+        for w in &v.key.warnings {
+            match w.code {
+                "expiring_soon" => out.push(Banner {
+                    level: "warn",
+                    text: format!(
+                        "“{}” expires {} ({}). Create its replacement before then.",
+                        k.name.as_str(),
+                        k.expires_at.map(|t| view::relative(t, now)).unwrap_or_default(),
+                        k.expires_at.map(view::time).unwrap_or_default()
+                    ),
+                    link: link(k),
+                }),
+                "sent_in_url" => out.push(Banner {
+                    level: "bad",
+                    text: format!(
+                        "“{}” was sent in a URL, where it may have been logged. Replace it and send keys in the Authorization header.",
+                        k.name.as_str()
+                    ),
+                    link: link(k),
+                }),
+                _ => {}
+            }
+        }
+    }
+    let legacy: Vec<&KeyRecord> = keys
+        .iter()
+        .filter(|k| k.kind == KeyKind::Legacy && k.status(now, sunset) == KeyStatus::Active)
+        .collect();
+    if !legacy.is_empty() {
+        out.push(Banner {
+            level: "warn",
+            text: format!(
+                "{} legacy key{} stop{} working on {} ({}). Replace {} with new keys before then.",
+                legacy.len(),
+                if legacy.len() == 1 { "" } else { "s" },
+                if legacy.len() == 1 { "s" } else { "" },
+                view::date(sunset),
+                view::relative(sunset, now),
+                if legacy.len() == 1 { "it" } else { "them" },
+            ),
+            link: Some((
+                "/settings/api-keys/docs#legacy-keys".into(),
+                "How to upgrade".into(),
+            )),
+        });
+    }
+    let vague: Vec<&str> = keys
+        .iter()
+        .filter(|k| k.status(now, sunset) == KeyStatus::Active && k.name.is_vague())
+        .map(|k| k.name.as_str())
+        .collect();
+    if !vague.is_empty() {
+        out.push(Banner {
+            level: "info",
+            text: format!(
+                "Rename {}: a name like “{}” does not say where the key is used, which makes the right key hard to find in a hurry.",
+                if vague.len() == 1 { "1 key".to_owned() } else { format!("{} keys", vague.len()) },
+                vague[0]
+            ),
+            link: None,
+        });
+    }
+    out
+}
+
+pub(super) async fn list(
+    State(core): State<crate::app::CoreRef>,
+    user: WebUser,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
+    let q = query.ok().map(|Query(q)| q).unwrap_or_default();
+    let keys = match visible_keys(&core, &user).await {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let names = match names(&core, &user, &keys).await {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let now = core.clock.now();
+    let usage = match core.keys.summaries(&keys.iter().collect::<Vec<_>>()).await {
+        Ok(u) => u,
+        Err(e) => return service_error(&user, e),
+    };
+    let status = q.status.unwrap_or_default();
+    let environment = q.environment.unwrap_or_default();
+    let wanted_status: Option<KeyStatus> = status.parse().ok();
+    let matching: Vec<&KeyRecord> = keys
+        .iter()
+        .filter(|k| wanted_status.is_none_or(|s| core.keys.status_of(k) == s))
+        .filter(|k| environment.is_empty() || k.environment.as_str() == environment)
+        .collect();
+    let pages = matching.len().div_ceil(PER_PAGE).max(1);
+    let page = q
+        .page
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(1)
+        .clamp(1, pages);
+    let rows = matching
+        .iter()
+        .skip((page - 1) * PER_PAGE)
+        .take(PER_PAGE)
+        .map(|k| {
+            let v = core.keys.view(k, None).with_usage(usage.get(&k.id));
+            KeyRow {
+                id: k.id.clone(),
+                name: k.name.as_str().to_owned(),
+                environment: k.environment.as_str(),
+                display: k.display.clone(),
+                legacy: k.kind == KeyKind::Legacy,
+                permissions: view::permissions_summary(k.permissions),
+                status: status_label(v.key.status),
+                created_by: names.actor(&k.created_by),
+                created: view::date(k.created_at),
+                last_used: v
+                    .last_used_at
+                    .map_or_else(|| "Never".to_owned(), |t| view::relative(t, now)),
+                requests_24h: v.requests_24h,
+                expires: k
+                    .expires_at
+                    .filter(|_| v.key.status == KeyStatus::Active)
+                    .map(|t| view::relative(t, now))
+                    .unwrap_or_default(),
+                warning: !v.key.warnings.is_empty(),
+            }
+        })
+        .collect();
+    let href = |p: usize| {
+        format!(
+            "/settings/api-keys?status={}&environment={}&page={p}",
+            crate::http::web::session::urlencode(&status),
+            crate::http::web::session::urlencode(&environment)
+        )
+    };
+    let notice = match q.done.as_deref() {
+        Some("deleted") => "The key is deleted. Anything still using it now gets 401 invalid_key.",
+        Some("password_changed") => "Your password is changed.",
+        _ => "",
+    };
+    render(
+        StatusCode::OK,
+        &ListPage {
+            chrome: user.chrome("API keys", "keys"),
+            banners: banners(&core, &keys, &usage),
+            rows,
+            notice: notice.into(),
+            total_keys: keys.len(),
+            matching: matching.len(),
+            prev_href: if page > 1 {
+                href(page - 1)
+            } else {
+                String::new()
+            },
+            next_href: if page < pages {
+                href(page + 1)
+            } else {
+                String::new()
+            },
+            page,
+            pages,
+            status,
+            environment,
+            staff: !user.reads_all_keys(),
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Create
+// ---------------------------------------------------------------------------
