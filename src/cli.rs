@@ -21,7 +21,7 @@ use crate::domain::key::{Actor, KeyStatus};
 use crate::domain::random_base62;
 use crate::domain::token::Environment;
 use crate::domain::user::Password;
-use crate::error::ServiceError;
+use crate::service::ServiceError;
 use crate::service::keys::{KeyView, NewKeyInput, Principal};
 use crate::shops::NewShop;
 use crate::store::sqlite::SqliteStore;

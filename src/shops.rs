@@ -1,11 +1,11 @@
 //! Creating a shop and its owner: shared by `latchkey shop create` and the
 //! first-run `/setup` page.
 
+use crate::domain::FieldError;
 use crate::domain::clock::Timestamp;
 use crate::domain::key::Actor;
 use crate::domain::new_id;
 use crate::domain::user::{Email, Password, Role};
-use crate::error::FieldError;
 use crate::store::{AuditEvent, Shop, User};
 
 /// A validated shop, its owner and the audit event recording both.

@@ -21,8 +21,8 @@ use crate::auth::usage::Hit;
 use crate::auth::verify::{AuthError, KeySource};
 use crate::domain::key::KeyRecord;
 use crate::domain::permission::Permission;
-use crate::error::ApiError;
 use crate::http::api::permissions;
+use crate::http::error::ApiError;
 use crate::service::keys::Principal;
 use crate::store::usage::Rejection;
 

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod error;
 pub mod json;
 pub mod openapi;
 pub mod web;
@@ -19,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
 use crate::domain::unique_base62;
-use crate::error::{ApiError, REQUEST_ID};
+use crate::http::error::{ApiError, REQUEST_ID};
 use auth::{ClientIp, LoggedKeyId};
 
 /// Builds the whole application's router.

@@ -15,8 +15,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::error::FieldError;
 use crate::http::api::permissions::{self, Need};
+use crate::http::error::FieldError;
 
 /// An error answer (RFC 9457 problem details) as every endpoint sends it.
 #[derive(Serialize, ToSchema)]

@@ -14,8 +14,8 @@ use super::common::{ListParams, Meta, idempotent, meta, scope};
 use crate::app::AppState;
 use crate::domain::client::{Client, ClientFields, ClientInput};
 use crate::domain::new_id;
-use crate::error::ApiError;
 use crate::http::auth::{Authorized, need};
+use crate::http::error::ApiError;
 use crate::http::json::{JsonBody, JsonWithBytes, Query};
 use crate::store::resources::Cursor;
 

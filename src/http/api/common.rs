@@ -11,8 +11,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::app::Core;
 use crate::domain::clock::Timestamp;
-use crate::error::{ApiError, FieldError};
 use crate::http::auth::Caller;
+use crate::http::error::{ApiError, FieldError};
 use crate::store::PageRequest;
 use crate::store::resources::{Cursor, Idempotency, ListQuery, Scope, Sort};
 

@@ -15,8 +15,8 @@ use super::common::{ListParams, Meta, created, meta, scope};
 use crate::app::AppState;
 use crate::domain::device::{Device, DeviceInput};
 use crate::domain::new_id;
-use crate::error::ApiError;
 use crate::http::auth::{Authorized, need};
+use crate::http::error::ApiError;
 use crate::http::json::{JsonBody, Query};
 use crate::store::resources::{Cursor, DeviceFilter};
 

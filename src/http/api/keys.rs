@@ -16,8 +16,8 @@ use crate::app::AppState;
 use crate::domain::key::{KeyRecord, KeyStatus};
 use crate::domain::permission::TEMPLATES;
 use crate::domain::token::Environment;
-use crate::error::ApiError;
 use crate::http::auth::Caller;
+use crate::http::error::ApiError;
 use crate::http::json::{JsonBody, OptionalJson, RawQuery, meta};
 use crate::service::keys::{
     Created, KeyService, KeyUpdateInput, KeyView, NewKeyInput, PermissionName,

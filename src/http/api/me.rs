@@ -11,8 +11,8 @@ use utoipa_axum::routes;
 use std::sync::Arc;
 
 use crate::app::AppState;
-use crate::error::ApiError;
 use crate::http::auth::Caller;
+use crate::http::error::ApiError;
 use crate::service::keys::{KeyIdentity, KeyService};
 
 pub fn router() -> OpenApiRouter<AppState> {

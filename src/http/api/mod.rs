@@ -16,7 +16,7 @@ pub mod test_data;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// A path id. Ids are opaque: one that does not parse names nothing, so it is
 /// 404 like any other unknown id.

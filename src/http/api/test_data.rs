@@ -12,8 +12,8 @@ use crate::app::AppState;
 use crate::domain::permission::Permission;
 use crate::domain::sample::sample_data;
 use crate::domain::token::Environment;
-use crate::error::ApiError;
 use crate::http::auth::{Authorized, need};
+use crate::http::error::ApiError;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(reset))

@@ -1,7 +1,7 @@
 //! Reading `application/x-www-form-urlencoded` bodies, where a name may repeat
 //! (the permission checkboxes).
 
-use crate::error::FieldError;
+use crate::http::error::FieldError;
 
 /// The fields of a submitted form, in order.
 #[derive(Debug, Default)]

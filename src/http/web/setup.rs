@@ -16,7 +16,7 @@ use crate::app::{AppState, Core};
 use crate::domain::key::Actor;
 use crate::domain::random_base62;
 use crate::domain::user::Password;
-use crate::error::FieldError;
+use crate::http::error::FieldError;
 use crate::shops::{self, NewShop};
 use crate::store::StoreError;
 

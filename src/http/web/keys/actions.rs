@@ -180,7 +180,7 @@ pub(super) async fn roll(
         Ok(0)
     } else {
         raw.parse::<i64>().map_err(|_| {
-            crate::error::ServiceError::Validation(vec![crate::error::FieldError::new(
+            crate::http::error::ServiceError::Validation(vec![crate::http::error::FieldError::new(
                 "expire_old_in_seconds",
                 format!("`{raw}` is not a whole number of seconds"),
             )])

@@ -24,7 +24,7 @@ use crate::app::{AppState, Core};
 use crate::domain::clock::Timestamp;
 use crate::domain::key::{Actor, KeyKind, KeyName, KeyRecord, KeyStatus};
 use crate::domain::permission::{PermissionSet, TEMPLATES};
-use crate::error::{FieldError, ServiceError};
+use crate::http::error::{FieldError, ServiceError};
 use crate::service::keys::{Created, KeyUpdateInput, NewKeyInput};
 use crate::store::usage::{KeyUsage, UsageSummary};
 use crate::store::{AuditFilter, PageRequest};

@@ -2,8 +2,9 @@
 //!
 //! - [`crate::store::StoreError`]: what a store reports (not found, conflict,
 //!   unavailable, internal). Stores never pick HTTP codes.
-//! - [`ServiceError`]: the key lifecycle's answer (`keys.rs`): validation,
-//!   escalation refusals, conflicts. Shared by the API, the CLI and the web UI.
+//! - [`ServiceError`]: a service's answer (`service/`): validation, refusals,
+//!   conflicts. Shared by the API, the CLI and the web UI.
+//! - [`crate::domain::FieldError`]: one invalid field, made by domain parsers.
 //! - [`ApiError`]: the HTTP answer, rendered as `application/problem+json`
 //!   (RFC 9457) in exactly one place, [`ApiError::into_response`]. Internal causes
 //!   are logged under the request id and never shown.
