@@ -7,10 +7,8 @@
 //! confirmed is durable, and nothing is half-written.
 
 pub mod resources;
+mod row;
 pub mod sqlite;
-mod sqlite_resources;
-mod sqlite_usage;
-mod sqlite_users;
 pub mod usage;
 pub mod users;
 

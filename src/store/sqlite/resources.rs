@@ -1,4 +1,4 @@
-//! SQLite implementation of [`ResourceStore`].
+//! SQLite: clients, orders, devices, test data and idempotency keys.
 //!
 //! Tenancy: every statement here filters on `shop_id` AND `environment` (the
 //! [`Scope`]), so an id from another shop or the other environment behaves
@@ -16,168 +16,28 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use serde::Serialize;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Row, Sqlite, SqliteConnection};
 
-use super::resources::*;
-use super::sqlite::{SqliteStore, map_err};
-use super::{Paged, StoreError, StoreResult};
+use super::{SqliteStore, map_err};
 use crate::domain::client::{Client, ClientFields};
 use crate::domain::clock::Timestamp;
-use crate::domain::device::{Device, DeviceFields, DeviceStatus, DeviceType, parse_enum};
-use crate::domain::order::{Order, OrderFields, OrderStatus};
+use crate::domain::device::{Device, DeviceFields};
+use crate::domain::order::{Order, OrderFields};
 use crate::domain::token::Environment;
-
-/// How long an `Idempotency-Key` is kept: 24 hours, in microseconds.
-const IDEMPOTENCY_TTL_MICROS: i64 = 86_400_000_000;
-
-/// The first order number of a scope (`RM-10001`).
-const FIRST_ORDER_NUMBER: i64 = 10001;
-
-/// Separates the fields in `clients.search_text`. Control characters other
-/// than tab and line breaks never reach stored text (the field rules refuse
-/// them), so a search cannot match across two fields.
-const SEARCH_SEPARATOR: char = '\u{1}';
-
-const CLIENT_COLUMNS: &str = "id, first_name, last_name, business_name, email, phone, address, city, \
-     postcode, country, notes, created_at, updated_at";
-
-const ORDER_COLUMNS: &str = "id, reference, client_id, status, problem_description, technician, \
-     due_date, estimate_cents, price_cents, currency, notes, created_at, updated_at";
-
-const DEVICE_COLUMNS: &str = "id, order_id, device_type, brand, model, serial, imei, color, condition, \
-     fault, status, created_at, updated_at";
+use crate::store::resources::*;
+use crate::store::row::{
+    CLIENT_COLUMNS, DEVICE_COLUMNS, ORDER_COLUMNS, client_from_row, device_from_row, enum_name,
+    idempotency_from_row, like_substring, order_from_row, search_text,
+};
+use crate::store::{Paged, StoreError, StoreResult};
 
 // ---------------------------------------------------------------------------
 // Values in and out
 // ---------------------------------------------------------------------------
 
-fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Internal(format!("stored {what} `{value}` does not parse"))
-}
-
-/// The snake_case name serde gives a unit variant (what `parse_enum` reads
-/// back). Computed here rather than with `DeviceType::as_str`, which leaks
-/// one allocation per call.
-fn enum_name<T: Serialize>(what: &str, v: &T) -> StoreResult<String> {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => Ok(s),
-        _ => Err(StoreError::Internal(format!("{what} has no name to store"))),
-    }
-}
-
 fn env_str(scope: &Scope) -> &'static str {
     scope.environment.as_str()
-}
-
-fn ts(row: &SqliteRow, col: &str) -> StoreResult<Timestamp> {
-    Ok(Timestamp::from_micros(row.try_get(col).map_err(map_err)?))
-}
-
-fn client_from_row(row: &SqliteRow) -> StoreResult<Client> {
-    let text = |col: &str| -> StoreResult<Option<String>> { row.try_get(col).map_err(map_err) };
-    Ok(Client {
-        id: row.try_get("id").map_err(map_err)?,
-        fields: ClientFields {
-            first_name: text("first_name")?,
-            last_name: text("last_name")?,
-            business_name: text("business_name")?,
-            email: text("email")?,
-            phone: text("phone")?,
-            address: text("address")?,
-            city: text("city")?,
-            postcode: text("postcode")?,
-            country: text("country")?,
-            notes: text("notes")?,
-        },
-        created_at: ts(row, "created_at")?,
-        updated_at: ts(row, "updated_at")?,
-    })
-}
-
-fn order_from_row(row: &SqliteRow) -> StoreResult<Order> {
-    let text = |col: &str| -> StoreResult<Option<String>> { row.try_get(col).map_err(map_err) };
-    let status: String = row.try_get("status").map_err(map_err)?;
-    Ok(Order {
-        id: row.try_get("id").map_err(map_err)?,
-        reference: row.try_get("reference").map_err(map_err)?,
-        fields: OrderFields {
-            client_id: row.try_get("client_id").map_err(map_err)?,
-            status: status
-                .parse::<OrderStatus>()
-                .map_err(|_| corrupt("order status", &status))?,
-            problem_description: text("problem_description")?,
-            technician: text("technician")?,
-            due_date: text("due_date")?,
-            estimate_cents: row.try_get("estimate_cents").map_err(map_err)?,
-            price_cents: row.try_get("price_cents").map_err(map_err)?,
-            currency: row.try_get("currency").map_err(map_err)?,
-            notes: text("notes")?,
-        },
-        created_at: ts(row, "created_at")?,
-        updated_at: ts(row, "updated_at")?,
-    })
-}
-
-fn device_from_row(row: &SqliteRow) -> StoreResult<Device> {
-    let text = |col: &str| -> StoreResult<Option<String>> { row.try_get(col).map_err(map_err) };
-    let device_type: String = row.try_get("device_type").map_err(map_err)?;
-    let status: String = row.try_get("status").map_err(map_err)?;
-    Ok(Device {
-        id: row.try_get("id").map_err(map_err)?,
-        order_id: row.try_get("order_id").map_err(map_err)?,
-        fields: DeviceFields {
-            device_type: parse_enum::<DeviceType>(&device_type)
-                .ok_or_else(|| corrupt("device type", &device_type))?,
-            brand: text("brand")?,
-            model: text("model")?,
-            serial: text("serial")?,
-            imei: text("imei")?,
-            color: text("color")?,
-            condition: text("condition")?,
-            fault: text("fault")?,
-            status: parse_enum::<DeviceStatus>(&status)
-                .ok_or_else(|| corrupt("device status", &status))?,
-        },
-        created_at: ts(row, "created_at")?,
-        updated_at: ts(row, "updated_at")?,
-    })
-}
-
-/// What `q` is matched against: the searchable fields, lower-cased by Rust
-/// (full Unicode, unlike SQLite's ASCII-only `lower()` and `LIKE`).
-fn search_text(f: &ClientFields) -> String {
-    [
-        &f.first_name,
-        &f.last_name,
-        &f.business_name,
-        &f.email,
-        &f.phone,
-    ]
-    .iter()
-    .map(|v| v.as_deref().unwrap_or("").to_lowercase())
-    .collect::<Vec<_>>()
-    .join(&SEARCH_SEPARATOR.to_string())
-}
-
-/// A `LIKE … ESCAPE '\'` pattern matching `q` as a substring, with `%`, `_`
-/// and `\` taken literally.
-fn like_substring(q: &str) -> String {
-    let mut pattern = String::with_capacity(q.len() + 2);
-    pattern.push('%');
-    for c in q.to_lowercase().chars() {
-        match c {
-            '%' | '_' | '\\' => {
-                pattern.push('\\');
-                pattern.push(c);
-            }
-            c if c == SEARCH_SEPARATOR => {}
-            c => pattern.push(c),
-        }
-    }
-    pattern.push('%');
-    pattern
 }
 
 // ---------------------------------------------------------------------------
@@ -960,50 +820,37 @@ impl ResourceStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        let row = sqlx::query(
-            "SELECT fingerprint, status, body, resource_path FROM idempotency_keys
-             WHERE shop_id = ?1 AND environment = ?2 AND idem_key = ?3",
+        // Claim first, read second: of two identical requests racing, exactly
+        // one inserts the row (and runs); the other reads the claim.
+        let claimed = sqlx::query(
+            "INSERT INTO idempotency_keys (shop_id, environment, idem_key, fingerprint, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (shop_id, environment, idem_key) DO NOTHING",
         )
         .bind(&scope.shop_id)
         .bind(env_str(scope))
         .bind(key)
-        .fetch_optional(&mut *tx)
+        .bind(fingerprint)
+        .bind(at.as_micros())
+        .execute(&mut *tx)
         .await
-        .map_err(map_err)?;
-        let answer = match row {
-            None => {
-                sqlx::query(
-                    "INSERT INTO idempotency_keys (shop_id, environment, idem_key, fingerprint, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .bind(&scope.shop_id)
-                .bind(env_str(scope))
-                .bind(key)
-                .bind(fingerprint)
-                .bind(at.as_micros())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                Idempotency::New
-            }
-            Some(row) => {
-                let stored: String = row.try_get("fingerprint").map_err(map_err)?;
-                let status: Option<i64> = row.try_get("status").map_err(map_err)?;
-                match status {
-                    _ if stored != fingerprint => Idempotency::Mismatch,
-                    None => Idempotency::InProgress,
-                    Some(status) => Idempotency::Replay {
-                        status: u16::try_from(status).map_err(|_| {
-                            corrupt("idempotent answer status", &status.to_string())
-                        })?,
-                        body: row
-                            .try_get::<Option<String>, _>("body")
-                            .map_err(map_err)?
-                            .unwrap_or_default(),
-                        resource_path: row.try_get("resource_path").map_err(map_err)?,
-                    },
-                }
-            }
+        .map_err(map_err)?
+        .rows_affected()
+            > 0;
+        let answer = if claimed {
+            Idempotency::New
+        } else {
+            let row = sqlx::query(
+                "SELECT fingerprint, status, body, resource_path FROM idempotency_keys
+                 WHERE shop_id = ?1 AND environment = ?2 AND idem_key = ?3",
+            )
+            .bind(&scope.shop_id)
+            .bind(env_str(scope))
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            idempotency_from_row(&row, fingerprint)?
         };
         tx.commit().await.map_err(map_err)?;
         Ok(answer)
