@@ -1,10 +1,10 @@
 //! The store contract: what every `Store` implementation promises its callers.
 //!
 //! Each contract is an `async fn contract_…(store: Arc<dyn Store>)` written
-//! against the trait alone, so the same suite pins SQLite today and PostgreSQL
-//! when `PostgresStore` exists (DESIGN.md, "Store"). The `contracts!` list at
-//! the bottom turns every contract into one `#[tokio::test]` per backend
-//! (`sqlite::contract_…`, later `postgres::contract_…`).
+//! against the trait alone, so the same suite pins SQLite and PostgreSQL
+//! (DESIGN.md, "Store"). The `contracts!` list at the bottom turns every
+//! contract into one `#[tokio::test]` per backend (`sqlite::contract_…` and
+//! `postgres::contract_…`; see `tests/common/backends.rs`).
 //!
 //! A backend hands each test a fresh, empty store: contracts may assume no
 //! shops, keys, feed rows or audit events exist when they start.
@@ -19,7 +19,6 @@ use latchkey::domain::new_id;
 use latchkey::domain::permission::{Permission, PermissionSet};
 use latchkey::domain::token::Environment;
 use latchkey::domain::user::{Email, Role};
-use latchkey::store::sqlite::SqliteStore;
 use latchkey::store::{
     AuditEvent, AuditFilter, KeyChange, KeyFilter, KeyUpdate, PageRequest, Shop, Store, StoreError,
     User,
@@ -27,74 +26,8 @@ use latchkey::store::{
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-// ---------------------------------------------------------------------------
-// Backends
-// ---------------------------------------------------------------------------
-
-/// A store under test and what must outlive it (its temporary directory, or a
-/// PostgreSQL schema to drop).
-struct OpenedStore {
-    store: Arc<dyn Store>,
-    _keep_alive: Box<dyn Send>,
-}
-
-/// SQLite: always, a fresh database file in its own temporary directory.
-async fn open_sqlite() -> OpenedStore {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let store = SqliteStore::open_path(&dir.path().join("latchkey.db"))
-        .await
-        .expect("open a fresh SQLite store");
-    OpenedStore {
-        store: Arc::new(store),
-        _keep_alive: Box::new(dir),
-    }
-}
-
-// PostgreSQL: the extension point. There is no `PostgresStore` yet, so nothing
-// here runs against PostgreSQL; do not read a pass of this suite as saying
-// anything about it. When `src/store/postgres.rs` lands:
-//
-// 1. Add the opener next to `open_sqlite`. It must give every test its own
-//    empty database (e.g. `CREATE SCHEMA t_<random>` and a connection whose
-//    `search_path` is that schema, migrations applied), and skip when the URL
-//    is not set:
-//
-//        async fn open_postgres() -> Option<OpenedStore> {
-//            let url = std::env::var("LATCHKEY_TEST_DATABASE_URL").ok()?;
-//            let (store, schema_guard) = PostgresStore::open_fresh_schema(&url).await.unwrap();
-//            Some(OpenedStore { store: Arc::new(store), _keep_alive: Box::new(schema_guard) })
-//        }
-//
-// 2. Uncomment the `mod postgres` block inside `contracts!` below. Every
-//    contract then also runs as `postgres::contract_…`.
-
-/// Turns each contract into a `#[tokio::test]` per backend.
-macro_rules! contracts {
-    ($($contract:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $contract() {
-                    let opened = super::open_sqlite().await;
-                    super::$contract(opened.store.clone()).await;
-                }
-            )+
-        }
-
-        // mod postgres {
-        //     $(
-        //         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        //         async fn $contract() {
-        //             let Some(opened) = super::open_postgres().await else {
-        //                 eprintln!("LATCHKEY_TEST_DATABASE_URL is not set: PostgreSQL contract skipped");
-        //                 return;
-        //             };
-        //             super::$contract(opened.store.clone()).await;
-        //         }
-        //     )+
-        // }
-    };
-}
+#[path = "common/backends.rs"]
+mod backends;
 
 // ---------------------------------------------------------------------------
 // Fixtures
