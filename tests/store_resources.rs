@@ -1384,6 +1384,32 @@ async fn idempotency_keys_expire_after_24_hours(store: Arc<dyn Store>) {
     );
 }
 
+async fn identical_requests_racing_on_one_idempotency_key_get_exactly_one_new(
+    store: Arc<dyn Store>,
+) {
+    let scope = live(&new_shop(&store).await);
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            let scope = scope.clone();
+            tokio::spawn(async move {
+                store
+                    .begin_idempotent(&scope, "same-key", "POST /clients abc", t(0))
+                    .await
+            })
+        })
+        .collect();
+    let mut new = 0;
+    for task in tasks {
+        match task.await.unwrap().expect("begin_idempotent") {
+            Idempotency::New => new += 1,
+            Idempotency::InProgress => {}
+            other => panic!("a racing identical request got {other:?}"),
+        }
+    }
+    assert_eq!(new, 1, "exactly one request runs");
+}
+
 contracts! {
     client_crud_round_trip,
     order_crud_round_trip,
@@ -1402,4 +1428,5 @@ contracts! {
     reset_test_data_replaces_only_test_data_and_references_keep_counting,
     idempotency_keys_claim_replay_mismatch_and_abandon,
     idempotency_keys_expire_after_24_hours,
+    identical_requests_racing_on_one_idempotency_key_get_exactly_one_new,
 }

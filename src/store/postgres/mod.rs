@@ -38,8 +38,8 @@ use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Postgres, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, Postgres, Transaction};
 use tokio::sync::Notify;
 
 use super::{StoreError, StoreResult};
@@ -73,13 +73,23 @@ impl PostgresStore {
     /// [`Self::open`] with options built by the caller (tests use it to pick
     /// a database).
     pub async fn open_with(options: PgConnectOptions) -> StoreResult<Self> {
+        let options = options.application_name("latchkey");
+        // One direct connection first: the pool retries until its timeout and
+        // then only says it timed out; this says why (refused, unknown host,
+        // bad password).
+        PgConnection::connect_with(&options)
+            .await
+            .map_err(map_err)?
+            .close()
+            .await
+            .map_err(map_err)?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             // A connection the server dropped (a restart) is replaced, not
             // handed to a request that would then fail.
             .test_before_acquire(true)
-            .connect_with(options.application_name("latchkey"))
+            .connect_with(options)
             .await
             .map_err(map_err)?;
         MIGRATOR.run(&pool).await.map_err(|e| match e {

@@ -25,7 +25,7 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Connection, Sqlite, Transaction};
 
 use super::{StoreError, StoreResult};
 
@@ -53,10 +53,19 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(map_err)?;
+        // Migrate under the database's write lock: a server and a CLI opening
+        // one new file at once would otherwise both see "not migrated" and
+        // the second would fail on tables the first just made. The migrator
+        // runs each migration in a savepoint of this transaction; the other
+        // opener waits (busy timeout), then finds nothing left to do.
+        let mut conn = pool.acquire().await.map_err(map_err)?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
         MIGRATOR
-            .run(&pool)
+            .run_direct(&mut *tx)
             .await
             .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+        tx.commit().await.map_err(map_err)?;
+        drop(conn);
         Ok(SqliteStore { pool })
     }
 
