@@ -24,6 +24,7 @@ pub struct OpenedStore {
 }
 
 /// SQLite: a fresh database file in its own temporary directory.
+#[allow(dead_code, reason = "not every test binary runs SQLite")]
 pub async fn open_sqlite() -> OpenedStore {
     let dir = tempfile::tempdir().expect("temporary directory");
     let store = SqliteStore::open_path(&dir.path().join("latchkey.db"))

@@ -321,7 +321,7 @@ impl Throwaway {
 
     fn start_server(&self) {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
              -c full_page_writes=off -c max_connections=300",
             self.port,
             sh_quote(&self.socket_dir.display().to_string())
