@@ -3,20 +3,50 @@
 #
 # The browser test (tests/browser.rs) drives headless Chromium through
 # chromedriver; on Debian and Ubuntu those are the `chromium` and
-# `chromium-driver` packages, installed here when missing (with sudo when not
-# root). Arguments are passed to `cargo test`.
+# `chromium-driver` packages. The PostgreSQL tests start their own throwaway
+# server (tests/common/pg.rs) from the `postgresql` package's binaries; the
+# package's own cluster service is not started. Both are installed here when
+# missing (with sudo when not root). Arguments are passed to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+fi
+
+# initdb is not on PATH in Debian's package: look where it installs.
+have_postgres() {
+    command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+}
+
+if ! have_postgres && [ -z "${LATCHKEY_TEST_DATABASE_URL:-}" ]; then
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "scripts/test.sh: the PostgreSQL tests need the PostgreSQL server binaries (initdb, pg_ctl," \
+             "postgres); install PostgreSQL with your package manager, or set LATCHKEY_TEST_DATABASE_URL" >&2
+        exit 1
+    fi
+    echo "==> installing postgresql (for the PostgreSQL store tests; its cluster service is not started)"
+    $sudo apt-get update
+    # policy-rc.d 101: the package's post-install must not start a system-wide
+    # cluster; the tests run their own.
+    own_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+        $sudo chmod +x /usr/sbin/policy-rc.d
+        own_policy=1
+    fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql
+    if [ -n "$own_policy" ]; then
+        $sudo rm -f /usr/sbin/policy-rc.d
+    fi
+fi
 
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
     if ! command -v apt-get >/dev/null 2>&1; then
         echo "scripts/test.sh: the browser test needs /usr/bin/chromium and /usr/bin/chromedriver;" \
              "install Chromium and its chromedriver with your package manager" >&2
         exit 1
-    fi
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then
-        sudo="sudo"
     fi
     echo "==> installing chromium and chromium-driver (for the browser test)"
     $sudo apt-get update

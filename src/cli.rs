@@ -24,7 +24,6 @@ use crate::domain::user::Password;
 use crate::service::ServiceError;
 use crate::service::keys::{KeyView, NewKeyInput, Principal};
 use crate::shops::NewShop;
-use crate::store::sqlite::SqliteStore;
 use crate::store::{PageRequest, Store};
 
 /// Prints a line to stdout. A closed pipe (`latchkey keys list | head`) is
@@ -364,13 +363,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// The store `--database-url` names (SQLite or PostgreSQL, by its scheme),
+/// migrated. A bad or unreachable database is one line naming the URL with
+/// its password redacted.
 async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
-    if settings.database_url.starts_with("postgres") {
-        bail!(
-            "PostgreSQL ({}) is not supported by this build yet; use sqlite://PATH",
-            redact_url(&settings.database_url)
-        );
-    }
+    // The data directory holds the secret whatever the database is.
     std::fs::create_dir_all(&settings.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
@@ -384,15 +381,14 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
             format!("cannot create the database directory {}", parent.display())
         })?;
     }
-    let store = SqliteStore::open(&settings.database_url)
+    crate::store::open(&settings.database_url)
         .await
         .with_context(|| {
             format!(
                 "cannot open the database {}",
                 redact_url(&settings.database_url)
             )
-        })?;
-    Ok(Arc::new(store))
+        })
 }
 
 /// The server secret, from `LATCHKEY_SECRET`, `--secret-file`, or

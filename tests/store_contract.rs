@@ -1,10 +1,10 @@
 //! The store contract: what every `Store` implementation promises its callers.
 //!
 //! Each contract is an `async fn contract_…(store: Arc<dyn Store>)` written
-//! against the trait alone, so the same suite pins SQLite today and PostgreSQL
-//! when `PostgresStore` exists (DESIGN.md, "Store"). The `contracts!` list at
-//! the bottom turns every contract into one `#[tokio::test]` per backend
-//! (`sqlite::contract_…`, later `postgres::contract_…`).
+//! against the trait alone, so the same suite pins SQLite and PostgreSQL
+//! (DESIGN.md, "Store"). The `contracts!` list at the bottom turns every
+//! contract into one `#[tokio::test]` per backend (`sqlite::contract_…` and
+//! `postgres::contract_…`; see `tests/common/backends.rs`).
 //!
 //! A backend hands each test a fresh, empty store: contracts may assume no
 //! shops, keys, feed rows or audit events exist when they start.
@@ -19,7 +19,6 @@ use latchkey::domain::new_id;
 use latchkey::domain::permission::{Permission, PermissionSet};
 use latchkey::domain::token::Environment;
 use latchkey::domain::user::{Email, Role};
-use latchkey::store::sqlite::SqliteStore;
 use latchkey::store::{
     AuditEvent, AuditFilter, KeyChange, KeyFilter, KeyUpdate, PageRequest, Shop, Store, StoreError,
     User,
@@ -27,74 +26,8 @@ use latchkey::store::{
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-// ---------------------------------------------------------------------------
-// Backends
-// ---------------------------------------------------------------------------
-
-/// A store under test and what must outlive it (its temporary directory, or a
-/// PostgreSQL schema to drop).
-struct OpenedStore {
-    store: Arc<dyn Store>,
-    _keep_alive: Box<dyn Send>,
-}
-
-/// SQLite: always, a fresh database file in its own temporary directory.
-async fn open_sqlite() -> OpenedStore {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let store = SqliteStore::open_path(&dir.path().join("latchkey.db"))
-        .await
-        .expect("open a fresh SQLite store");
-    OpenedStore {
-        store: Arc::new(store),
-        _keep_alive: Box::new(dir),
-    }
-}
-
-// PostgreSQL: the extension point. There is no `PostgresStore` yet, so nothing
-// here runs against PostgreSQL; do not read a pass of this suite as saying
-// anything about it. When `src/store/postgres.rs` lands:
-//
-// 1. Add the opener next to `open_sqlite`. It must give every test its own
-//    empty database (e.g. `CREATE SCHEMA t_<random>` and a connection whose
-//    `search_path` is that schema, migrations applied), and skip when the URL
-//    is not set:
-//
-//        async fn open_postgres() -> Option<OpenedStore> {
-//            let url = std::env::var("LATCHKEY_TEST_DATABASE_URL").ok()?;
-//            let (store, schema_guard) = PostgresStore::open_fresh_schema(&url).await.unwrap();
-//            Some(OpenedStore { store: Arc::new(store), _keep_alive: Box::new(schema_guard) })
-//        }
-//
-// 2. Uncomment the `mod postgres` block inside `contracts!` below. Every
-//    contract then also runs as `postgres::contract_…`.
-
-/// Turns each contract into a `#[tokio::test]` per backend.
-macro_rules! contracts {
-    ($($contract:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $contract() {
-                    let opened = super::open_sqlite().await;
-                    super::$contract(opened.store.clone()).await;
-                }
-            )+
-        }
-
-        // mod postgres {
-        //     $(
-        //         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        //         async fn $contract() {
-        //             let Some(opened) = super::open_postgres().await else {
-        //                 eprintln!("LATCHKEY_TEST_DATABASE_URL is not set: PostgreSQL contract skipped");
-        //                 return;
-        //             };
-        //             super::$contract(opened.store.clone()).await;
-        //         }
-        //     )+
-        // }
-    };
-}
+#[path = "common/backends.rs"]
+mod backends;
 
 // ---------------------------------------------------------------------------
 // Fixtures
@@ -1875,6 +1808,144 @@ async fn contract_list_audit_events_is_newest_first_filters_and_paginates_within
     );
 }
 
+// ---------------------------------------------------------------------------
+// Concurrency: nothing may rely on a single writer
+// ---------------------------------------------------------------------------
+
+async fn contract_fifty_concurrent_audit_appends_are_all_kept_in_one_stable_order(
+    store: Arc<dyn Store>,
+) {
+    let (shop, _) = new_shop(&*store, "Fix-It Phones", "owner@fixit.example").await;
+    // One instant for all: only `seq` orders them, so equal positions would
+    // make pages overlap or skip.
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let store = store.clone();
+            let event = AuditEvent {
+                id: new_id("evt"),
+                shop_id: shop.id.clone(),
+                at: at(60),
+                actor: Actor::Cli,
+                action: format!("test.event{i}"),
+                key_id: None,
+                environment: None,
+                ip: None,
+                details: json!({ "i": i }),
+            };
+            tokio::spawn(async move {
+                store.append_audit(&event).await?;
+                Ok::<_, StoreError>(event.id)
+            })
+        })
+        .collect();
+    let mut appended = BTreeSet::new();
+    for task in tasks {
+        appended.insert(task.await.unwrap().expect("append_audit"));
+    }
+    let mut paged_ids = Vec::new();
+    for n in 1..=8 {
+        let page = store
+            .list_audit_events(&shop.id, &AuditFilter::default(), page(n, 7))
+            .await
+            .unwrap();
+        assert_eq!(page.total, 51, "50 appends and the shop's own event");
+        paged_ids.extend(page.items.into_iter().map(|e| e.id));
+    }
+    let distinct: BTreeSet<String> = paged_ids.iter().cloned().collect();
+    assert_eq!(
+        distinct.len(),
+        paged_ids.len(),
+        "pages repeat an event: two appends share a position"
+    );
+    assert!(appended.is_subset(&distinct), "every append is listed");
+}
+
+async fn contract_thirty_creations_racing_at_the_limit_never_exceed_it(store: Arc<dyn Store>) {
+    let (shop, _) = new_shop(&*store, "Fix-It Phones", "owner@fixit.example").await;
+    let max = 5;
+    insert(&*store, &key(&shop.id, "Already there", at(0))).await;
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let store = store.clone();
+            let k = key(&shop.id, &format!("Integration {i}"), at(i + 1));
+            tokio::spawn(async move {
+                let audit = audit_for(&k, "key.created", k.created_at);
+                store.insert_key(&k, max, &audit).await
+            })
+        })
+        .collect();
+    let mut inserted = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => inserted += 1,
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => panic!("a racing insert failed with {e:?}, not Conflict"),
+        }
+    }
+    assert_eq!(inserted, max - 1, "the shop fills up exactly");
+    let (_, total) = listed_ids(&*store, &shop.id, &any_status(at(DAY)), all_pages()).await;
+    assert_eq!(total, u64::from(max));
+}
+
+async fn contract_a_tailer_polling_while_a_hundred_revokes_commit_sees_every_one(
+    store: Arc<dyn Store>,
+) {
+    let (shop, _) = new_shop(&*store, "Fix-It Phones", "owner@fixit.example").await;
+    let keys: Vec<KeyRecord> = (0..100)
+        .map(|i| key(&shop.id, &format!("Integration {i}"), at(i)))
+        .collect();
+    store
+        .insert_keys(&keys, NO_LIMIT, &[])
+        .await
+        .expect("insert 100 keys");
+    let start = store.last_key_change().await.unwrap();
+    let expected: BTreeSet<String> = keys.iter().map(|k| k.id.clone()).collect();
+
+    // The tailer reads small batches as fast as it can, advancing its
+    // position as the server's tailer does, while the revokes commit.
+    let tailer = {
+        let store = store.clone();
+        let expected = expected.clone();
+        tokio::spawn(async move {
+            let mut last = start;
+            let mut seen = BTreeSet::new();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while seen != expected && std::time::Instant::now() < deadline {
+                for change in store.key_changes_since(last, 7).await.unwrap() {
+                    assert!(change.seq > last, "the feed went backwards");
+                    last = change.seq;
+                    seen.insert(change.key_id);
+                }
+                tokio::task::yield_now().await;
+            }
+            seen
+        })
+    };
+    let revokes: Vec<_> = keys
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, k)| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let when = at(HOUR + i as i64);
+                let audit = audit_for(&k, "key.revoked", when);
+                store.revoke_key(&k.shop_id, &k.id, when, &audit).await
+            })
+        })
+        .collect();
+    for r in revokes {
+        r.await.unwrap().expect("revoke");
+    }
+    let seen = tailer.await.unwrap();
+    let missed: Vec<&String> = expected.difference(&seen).collect();
+    assert!(
+        missed.is_empty(),
+        "the tailer never saw {} revokes: {missed:?}",
+        missed.len()
+    );
+}
+
 contracts! {
     contract_has_shops_is_false_on_an_empty_store_and_true_once_a_shop_exists,
     contract_create_shop_stores_the_shop_its_owner_and_its_audit_event,
@@ -1900,4 +1971,128 @@ contracts! {
     contract_prune_key_changes_drops_only_rows_older_than_the_cutoff,
     contract_a_mutation_whose_audit_event_cannot_be_written_is_rolled_back,
     contract_list_audit_events_is_newest_first_filters_and_paginates_within_one_shop,
+    contract_fifty_concurrent_audit_appends_are_all_kept_in_one_stable_order,
+    contract_thirty_creations_racing_at_the_limit_never_exceed_it,
+    contract_a_tailer_polling_while_a_hundred_revokes_commit_sees_every_one,
+}
+
+// ---------------------------------------------------------------------------
+// Opening
+// ---------------------------------------------------------------------------
+
+/// Opens `url` eight times at once; all must succeed, and the migrations must
+/// have been applied exactly once each.
+async fn eight_concurrent_opens(url: String) -> Vec<Arc<dyn Store>> {
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { latchkey::store::open(&url).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for task in tasks {
+        stores.push(task.await.unwrap().expect("a concurrent open"));
+    }
+    for store in &stores {
+        assert!(!store.has_shops().await.unwrap());
+    }
+    stores
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_eight_instances_opening_one_empty_database_at_once_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("latchkey.db").display());
+    let stores = eight_concurrent_opens(url.clone()).await;
+    drop(stores);
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let (applied, distinct): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT version) FROM _sqlx_migrations")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(applied, distinct, "a migration ran twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_eight_instances_opening_one_empty_database_at_once_all_succeed() {
+    let db = backends::pg::fresh_database().await;
+    let stores = eight_concurrent_opens(db.url()).await;
+    drop(stores);
+    let pool = sqlx::PgPool::connect_with(db.options.clone())
+        .await
+        .unwrap();
+    let (applied, distinct): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT version) FROM _sqlx_migrations")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(applied, distinct, "a migration ran twice");
+    assert!(applied >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_change_made_by_another_instance_wakes_wait_for_change_at_once() {
+    use latchkey::store::postgres::PostgresStore;
+    use std::time::{Duration, Instant};
+    let db = backends::pg::fresh_database().await;
+    let here: Arc<dyn Store> =
+        Arc::new(PostgresStore::open_with(db.options.clone()).await.unwrap());
+    let there: Arc<dyn Store> =
+        Arc::new(PostgresStore::open_with(db.options.clone()).await.unwrap());
+    let (shop, _) = new_shop(&*there, "Fix-It Phones", "owner@fixit.example").await;
+    let k = key(&shop.id, "Integration", at(0));
+    insert(&*there, &k).await;
+    // The first wait starts the listener; let it connect and drain.
+    here.wait_for_change(Duration::from_millis(500)).await;
+    here.wait_for_change(Duration::from_millis(500)).await;
+
+    let waiter = {
+        let here = here.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            here.wait_for_change(Duration::from_secs(20)).await;
+            started.elapsed()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    there
+        .revoke_key(
+            &shop.id,
+            &k.id,
+            at(60),
+            &audit_for(&k, "key.revoked", at(60)),
+        )
+        .await
+        .unwrap();
+    let waited = waiter.await.unwrap();
+    assert!(
+        waited < Duration::from_secs(5),
+        "wait_for_change slept {waited:?} through another instance's revoke"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_database_url_scheme_is_refused_without_repeating_the_url() {
+    let err = latchkey::store::open("mysql://app:hunter2@db/lk")
+        .await
+        .err()
+        .expect("mysql:// is refused");
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(!err.to_string().contains("hunter2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_postgres_is_unavailable_not_a_panic() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = latchkey::store::open(&format!("postgres://app:hunter2@127.0.0.1:{port}/lk"))
+        .await
+        .err()
+        .expect("nothing listens there");
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(!err.to_string().contains("hunter2"));
 }

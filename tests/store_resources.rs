@@ -1,6 +1,6 @@
 //! The resource store contract: clients, orders, devices, test data and
-//! idempotency keys, written against `Arc<dyn Store>` alone (so a PostgreSQL
-//! store can be pinned by the same tests) and run on a fresh SQLite file.
+//! idempotency keys, written against `Arc<dyn Store>` alone and run on every
+//! backend (`sqlite::…` and `postgres::…`, see `tests/common/backends.rs`).
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
@@ -16,28 +16,14 @@ use latchkey::domain::user::{Email, Role};
 use latchkey::store::resources::{
     Cursor, DeviceFilter, Idempotency, ListQuery, OrderFilter, SampleData, Scope, Sort,
 };
-use latchkey::store::sqlite::SqliteStore;
 use latchkey::store::{AuditEvent, PageRequest, Shop, Store, StoreError, User};
 
 // ---------------------------------------------------------------------------
 // Harness
 // ---------------------------------------------------------------------------
 
-struct Fixture {
-    store: Arc<dyn Store>,
-    _dir: tempfile::TempDir,
-}
-
-async fn open() -> Fixture {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let store = SqliteStore::open_path(&dir.path().join("latchkey.db"))
-        .await
-        .expect("open a fresh SQLite store");
-    Fixture {
-        store: Arc::new(store),
-        _dir: dir,
-    }
-}
+#[path = "common/backends.rs"]
+mod backends;
 
 /// 2026-11-23T12:00:00Z plus `micros`.
 fn t(micros: i64) -> Timestamp {
@@ -174,10 +160,8 @@ fn is_not_found<T>(r: Result<T, StoreError>) -> bool {
 // CRUD round trips
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
-async fn client_crud_round_trip() {
-    let f = open().await;
-    let s = &f.store;
+async fn client_crud_round_trip(store: Arc<dyn Store>) {
+    let s = &store;
     let scope = live(&new_shop(s).await);
     let id = new_id("cli");
     let mut fields = client("Sam");
@@ -229,10 +213,8 @@ async fn client_crud_round_trip() {
     ));
 }
 
-#[tokio::test]
-async fn order_crud_round_trip() {
-    let f = open().await;
-    let s = &f.store;
+async fn order_crud_round_trip(store: Arc<dyn Store>) {
+    let s = &store;
     let scope = live(&new_shop(s).await);
     let c1 = add_client(s, &scope, "Sam", t(0)).await;
     let c2 = add_client(s, &scope, "Jo", t(0)).await;
@@ -315,10 +297,8 @@ async fn order_crud_round_trip() {
     ));
 }
 
-#[tokio::test]
-async fn create_order_with_an_inline_client_is_one_transaction() {
-    let f = open().await;
-    let s = &f.store;
+async fn create_order_with_an_inline_client_is_one_transaction(store: Arc<dyn Store>) {
+    let s = &store;
     let scope = live(&new_shop(s).await);
     let client_id = new_id("cli");
     let fields = order(&client_id);
@@ -359,10 +339,8 @@ async fn create_order_with_an_inline_client_is_one_transaction() {
     assert_eq!(next, "RM-10002");
 }
 
-#[tokio::test]
-async fn device_crud_round_trip() {
-    let f = open().await;
-    let s = &f.store;
+async fn device_crud_round_trip(store: Arc<dyn Store>) {
+    let s = &store;
     let scope = live(&new_shop(s).await);
     let c = add_client(s, &scope, "Sam", t(0)).await;
     let (order_id, _) = add_order(s, &scope, &c, t(0)).await;
@@ -439,10 +417,8 @@ async fn device_crud_round_trip() {
 // Tenancy
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
-async fn another_shop_or_environment_cannot_reach_a_scopes_rows() {
-    let f = open().await;
-    let s = &f.store;
+async fn another_shop_or_environment_cannot_reach_a_scopes_rows(store: Arc<dyn Store>) {
+    let s = &store;
     let shop_a = new_shop(s).await;
     let shop_b = new_shop(s).await;
     let a = live(&shop_a);
@@ -600,10 +576,8 @@ async fn another_shop_or_environment_cannot_reach_a_scopes_rows() {
 // References
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
-async fn references_count_per_shop_and_environment_and_never_repeat() {
-    let f = open().await;
-    let s = &f.store;
+async fn references_count_per_shop_and_environment_and_never_repeat(store: Arc<dyn Store>) {
+    let s = &store;
     let shop_a = new_shop(s).await;
     let shop_b = new_shop(s).await;
     let (a_live, a_test, b_live) = (live(&shop_a), test_env(&shop_a), live(&shop_b));
@@ -629,10 +603,8 @@ async fn references_count_per_shop_and_environment_and_never_repeat() {
     assert_eq!(add_order(s, &a_live, &ca, t(0)).await.1, "RM-10004");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_creates_never_share_a_reference() {
-    let f = open().await;
-    let s = &f.store;
+async fn concurrent_creates_never_share_a_reference(store: Arc<dyn Store>) {
+    let s = &store;
     let scope = live(&new_shop(s).await);
     let c = add_client(s, &scope, "Sam", t(0)).await;
     let tasks: Vec<_> = (0..50)
@@ -673,10 +645,8 @@ async fn concurrent_creates_never_share_a_reference() {
 // Deletes
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
-async fn a_client_with_orders_cannot_be_deleted() {
-    let f = open().await;
-    let s = &f.store;
+async fn a_client_with_orders_cannot_be_deleted(store: Arc<dyn Store>) {
+    let s = &store;
     let scope = live(&new_shop(s).await);
     let c = add_client(s, &scope, "Sam", t(0)).await;
     let (o1, _) = add_order(s, &scope, &c, t(0)).await;
@@ -700,10 +670,8 @@ async fn a_client_with_orders_cannot_be_deleted() {
     assert!(s.get_client(&scope, &c).await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn deleting_an_order_deletes_its_devices_only() {
-    let f = open().await;
-    let s = &f.store;
+async fn deleting_an_order_deletes_its_devices_only(store: Arc<dyn Store>) {
+    let s = &store;
     let scope = live(&new_shop(s).await);
     let c = add_client(s, &scope, "Sam", t(0)).await;
     let (doomed, _) = add_order(s, &scope, &c, t(0)).await;
@@ -737,10 +705,8 @@ async fn deleting_an_order_deletes_its_devices_only() {
 // Lists
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
-async fn lists_page_and_sort_with_totals() {
-    let f = open().await;
-    let s = &f.store;
+async fn lists_page_and_sort_with_totals(store: Arc<dyn Store>) {
+    let s = &store;
     let scope = live(&new_shop(s).await);
     // Five clients created in order c0..c4, updated in the order c3, c0, c4,
     // c1, c2; c1 and c2 share created_at (ties are broken by id).
@@ -794,10 +760,8 @@ async fn lists_page_and_sort_with_totals() {
     assert_eq!(past.total, 5);
 }
 
-#[tokio::test]
-async fn updated_since_is_inclusive_and_filters_the_total() {
-    let f = open().await;
-    let s = &f.store;
+async fn updated_since_is_inclusive_and_filters_the_total(store: Arc<dyn Store>) {
+    let s = &store;
     let scope = live(&new_shop(s).await);
     let c = add_client(s, &scope, "Sam", t(0)).await;
     let mut orders = Vec::new();
@@ -845,10 +809,8 @@ async fn updated_since_is_inclusive_and_filters_the_total() {
     );
 }
 
-#[tokio::test]
-async fn a_cursor_walk_returns_every_row_once_despite_equal_timestamps() {
-    let f = open().await;
-    let s = &f.store;
+async fn a_cursor_walk_returns_every_row_once_despite_equal_timestamps(store: Arc<dyn Store>) {
+    let s = &store;
     let scope = live(&new_shop(s).await);
     let c = add_client(s, &scope, "Sam", t(0)).await;
     // Eleven orders; only three distinct updated_at values.
@@ -918,10 +880,8 @@ async fn a_cursor_walk_returns_every_row_once_despite_equal_timestamps() {
     );
 }
 
-#[tokio::test]
-async fn order_and_device_list_filters() {
-    let f = open().await;
-    let s = &f.store;
+async fn order_and_device_list_filters(store: Arc<dyn Store>) {
+    let s = &store;
     let scope = live(&new_shop(s).await);
     let c1 = add_client(s, &scope, "Sam", t(0)).await;
     let c2 = add_client(s, &scope, "Jo", t(0)).await;
@@ -1016,10 +976,8 @@ async fn order_and_device_list_filters() {
     assert_eq!((p.total, p.items[0].id.clone()), (2, d2));
 }
 
-#[tokio::test]
-async fn client_search_is_a_case_insensitive_literal_substring() {
-    let f = open().await;
-    let s = &f.store;
+async fn client_search_is_a_case_insensitive_literal_substring(store: Arc<dyn Store>) {
+    let s = &store;
     let scope = live(&new_shop(s).await);
     let add = |fields: ClientFields| {
         let s = s.clone();
@@ -1130,10 +1088,10 @@ async fn client_search_is_a_case_insensitive_literal_substring() {
 // Test data
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
-async fn reset_test_data_replaces_only_test_data_and_references_keep_counting() {
-    let f = open().await;
-    let s = &f.store;
+async fn reset_test_data_replaces_only_test_data_and_references_keep_counting(
+    store: Arc<dyn Store>,
+) {
+    let s = &store;
     let shop = new_shop(s).await;
     let other_shop = new_shop(s).await;
     let (l, te, other) = (live(&shop), test_env(&shop), test_env(&other_shop));
@@ -1253,10 +1211,8 @@ async fn reset_test_data_replaces_only_test_data_and_references_keep_counting() 
 // Idempotency keys
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
-async fn idempotency_keys_claim_replay_mismatch_and_abandon() {
-    let f = open().await;
-    let s = &f.store;
+async fn idempotency_keys_claim_replay_mismatch_and_abandon(store: Arc<dyn Store>) {
+    let s = &store;
     let shop = new_shop(s).await;
     let scope = live(&shop);
 
@@ -1373,10 +1329,8 @@ async fn idempotency_keys_claim_replay_mismatch_and_abandon() {
     ));
 }
 
-#[tokio::test]
-async fn idempotency_keys_expire_after_24_hours() {
-    let f = open().await;
-    let s = &f.store;
+async fn idempotency_keys_expire_after_24_hours(store: Arc<dyn Store>) {
+    let s = &store;
     let scope = live(&new_shop(s).await);
     assert_eq!(
         s.begin_idempotent(&scope, "k", "fp-a", t(0)).await.unwrap(),
@@ -1428,4 +1382,51 @@ async fn idempotency_keys_expire_after_24_hours() {
             .unwrap(),
         Idempotency::Mismatch
     );
+}
+
+async fn identical_requests_racing_on_one_idempotency_key_get_exactly_one_new(
+    store: Arc<dyn Store>,
+) {
+    let scope = live(&new_shop(&store).await);
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            let scope = scope.clone();
+            tokio::spawn(async move {
+                store
+                    .begin_idempotent(&scope, "same-key", "POST /clients abc", t(0))
+                    .await
+            })
+        })
+        .collect();
+    let mut new = 0;
+    for task in tasks {
+        match task.await.unwrap().expect("begin_idempotent") {
+            Idempotency::New => new += 1,
+            Idempotency::InProgress => {}
+            other => panic!("a racing identical request got {other:?}"),
+        }
+    }
+    assert_eq!(new, 1, "exactly one request runs");
+}
+
+contracts! {
+    client_crud_round_trip,
+    order_crud_round_trip,
+    create_order_with_an_inline_client_is_one_transaction,
+    device_crud_round_trip,
+    another_shop_or_environment_cannot_reach_a_scopes_rows,
+    references_count_per_shop_and_environment_and_never_repeat,
+    concurrent_creates_never_share_a_reference,
+    a_client_with_orders_cannot_be_deleted,
+    deleting_an_order_deletes_its_devices_only,
+    lists_page_and_sort_with_totals,
+    updated_since_is_inclusive_and_filters_the_total,
+    a_cursor_walk_returns_every_row_once_despite_equal_timestamps,
+    order_and_device_list_filters,
+    client_search_is_a_case_insensitive_literal_substring,
+    reset_test_data_replaces_only_test_data_and_references_keep_counting,
+    idempotency_keys_claim_replay_mismatch_and_abandon,
+    idempotency_keys_expire_after_24_hours,
+    identical_requests_racing_on_one_idempotency_key_get_exactly_one_new,
 }

@@ -20,6 +20,9 @@ use crate::store::Store;
 /// instance within this interval plus one query.
 pub const FEED_INTERVAL: Duration = Duration::from_millis(250);
 
+/// How often [`run_feed`] runs [`housekeeping`].
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(3600);
+
 pub struct KeyCache {
     known: Cache<[u8; 32], Arc<KeyRecord>>,
     unknown: Cache<[u8; 32], ()>,
@@ -101,12 +104,12 @@ pub async fn run_feed(
             0
         }
     };
-    let mut ticker = tokio::time::interval(FEED_INTERVAL);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut ticks: u64 = 0;
+    let mut last_housekeeping = std::time::Instant::now();
     loop {
+        // Polls every FEED_INTERVAL, and at once when the store signals a
+        // change (PostgreSQL's NOTIFY from another instance or the CLI).
         tokio::select! {
-            _ = ticker.tick() => {}
+            _ = store.wait_for_change(FEED_INTERVAL) => {}
             _ = shutdown.changed() => return,
         }
         loop {
@@ -126,8 +129,8 @@ pub async fn run_feed(
                 }
             }
         }
-        ticks += 1;
-        if ticks.is_multiple_of(3600 * 4) {
+        if last_housekeeping.elapsed() >= HOUSEKEEPING_INTERVAL {
+            last_housekeeping = std::time::Instant::now();
             housekeeping(store.as_ref(), clock.now()).await;
         }
     }

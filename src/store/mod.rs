@@ -6,13 +6,14 @@
 //! (the invalidation feed every instance tails) and its audit event: what the API
 //! confirmed is durable, and nothing is half-written.
 
+pub mod postgres;
 pub mod resources;
+mod row;
 pub mod sqlite;
-mod sqlite_resources;
-mod sqlite_usage;
-mod sqlite_users;
 pub mod usage;
 pub mod users;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -41,6 +42,23 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Opens the store `url` names, by its scheme: `sqlite://PATH` (or
+/// `sqlite::memory:`), `postgres://…` or `postgresql://…`; pending migrations
+/// are applied. An unknown scheme or an unreachable database is
+/// [`StoreError::Unavailable`], whose message never repeats the URL (the
+/// caller names it, with its password redacted).
+pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PostgresStore::open(url).await?))
+    } else {
+        Err(StoreError::Unavailable(
+            "the database URL is neither sqlite://PATH nor postgres://…".into(),
+        ))
+    }
+}
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Shop {
@@ -258,6 +276,14 @@ pub trait ChangeFeed: Send + Sync {
     async fn last_key_change(&self) -> StoreResult<i64>;
     /// Drops feed rows older than `before`; instances only ever need the recent ones.
     async fn prune_key_changes(&self, before: Timestamp) -> StoreResult<u64>;
+    /// Returns when a change may have been recorded (by any instance or the
+    /// CLI), or after `max`. Only a hint to poll early: a tailer still polls
+    /// [`Self::key_changes_since`] at least every `max`, so a lost wake-up
+    /// costs latency, never a change. The default just sleeps; PostgreSQL
+    /// wakes on `LISTEN/NOTIFY`.
+    async fn wait_for_change(&self, max: std::time::Duration) {
+        tokio::time::sleep(max).await;
+    }
 }
 
 /// The audit log.

@@ -12,6 +12,12 @@ use crate::domain::device::{Device, DeviceFields};
 use crate::domain::order::{Order, OrderFields, OrderStatus};
 use crate::domain::token::Environment;
 
+/// How long an `Idempotency-Key` is kept: 24 hours, in microseconds.
+pub const IDEMPOTENCY_TTL_MICROS: i64 = 86_400_000_000;
+
+/// The first order number of a scope (`RM-10001`).
+pub const FIRST_ORDER_NUMBER: i64 = 10001;
+
 /// Whose data, and which of its two data sets.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scope {

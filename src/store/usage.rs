@@ -223,3 +223,188 @@ pub trait UsageStore: Send + Sync {
     /// The full usage view of one key.
     async fn key_usage(&self, key_id: &str, now: Timestamp) -> StoreResult<KeyUsage>;
 }
+
+/// Distinct (IP, user agent) pairs kept per key.
+pub(crate) const CLIENTS_PER_KEY: i64 = 50;
+
+/// The first hour of the "last 24 hours" (hour-granular, 24 buckets).
+pub(crate) fn day_window(now: Timestamp) -> Timestamp {
+    Timestamp::from_micros(hour_start(now).as_micros() - 23 * HOUR)
+}
+
+/// A count as the databases store it (a signed 64-bit integer).
+pub(crate) fn count_value(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// One `usage_endpoints` row a flush adds.
+pub(crate) struct EndpointRow<'a> {
+    pub key_id: &'a str,
+    pub endpoint: &'a Endpoint,
+    pub counts: Counts,
+    pub last_used_at: Timestamp,
+}
+
+/// One `usage_totals` row a flush adds.
+pub(crate) struct TotalsRow<'a> {
+    pub key_id: &'a str,
+    pub counts: Counts,
+    pub rejected: Rejected,
+    pub last_seen: Option<&'a LastSeen>,
+}
+
+impl UsageBatch {
+    /// The batch aggregated per endpoint and per key, as every backend's
+    /// flush writes it: with 100,000 keys in use a flush touches tens of
+    /// thousands of rows, so each table is written with multi-row upserts of
+    /// these rows rather than one statement per request bucket.
+    pub(crate) fn endpoint_and_total_rows(&self) -> (Vec<EndpointRow<'_>>, Vec<TotalsRow<'_>>) {
+        let mut endpoints: HashMap<(&str, &Endpoint), (Counts, Timestamp)> = HashMap::new();
+        let mut totals: HashMap<&str, Counts> = HashMap::new();
+        for ((key, minute, endpoint), c) in &self.minutes {
+            let last = minute.plus_seconds(59);
+            let e = endpoints
+                .entry((key.as_str(), endpoint))
+                .or_insert((Counts::default(), *minute));
+            e.0.add(*c);
+            e.1 = e.1.max(last);
+            totals.entry(key.as_str()).or_default().add(*c);
+        }
+        let endpoint_rows = endpoints
+            .into_iter()
+            .map(|((key_id, endpoint), (counts, seen))| EndpointRow {
+                key_id,
+                endpoint,
+                counts,
+                // Minute precision: the end of the endpoint's latest minute, or
+                // the key's last request if that came earlier (exact when this
+                // endpoint was the last one called).
+                last_used_at: self.last_seen.get(key_id).map_or(seen, |s| s.at.min(seen)),
+            })
+            .collect();
+        let mut keys: std::collections::BTreeSet<&str> = totals.keys().copied().collect();
+        keys.extend(self.rejected.keys().map(String::as_str));
+        keys.extend(self.last_seen.keys().map(String::as_str));
+        let total_rows = keys
+            .into_iter()
+            .map(|key_id| TotalsRow {
+                key_id,
+                counts: totals.get(key_id).copied().unwrap_or_default(),
+                rejected: self.rejected.get(key_id).copied().unwrap_or_default(),
+                last_seen: self.last_seen.get(key_id),
+            })
+            .collect();
+        (endpoint_rows, total_rows)
+    }
+}
+
+/// What `usage_totals` holds for a key.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct StoredTotals {
+    pub requests: u64,
+    pub errors_4xx: u64,
+    pub errors_5xx: u64,
+    pub rejected: Rejected,
+    pub last_used_at: Option<Timestamp>,
+    pub last_used_ip: Option<String>,
+}
+
+/// A bucket's start (microseconds), requests and errors.
+pub(crate) type Bucket = (i64, u64, u64);
+
+/// What a backend reads for [`UsageStore::key_usage`]; [`Self::into_key_usage`]
+/// turns it into the view, the same way for every backend.
+pub(crate) struct KeyUsageRows {
+    pub totals: Option<StoredTotals>,
+    pub endpoints: Vec<EndpointUsage>,
+    /// Minute buckets since [`KeyUsageRows::first_bucket`], summed over endpoints.
+    pub minutes: Vec<Bucket>,
+    /// Hour buckets since the first hour of the week.
+    pub hours: Vec<Bucket>,
+    pub clients: Vec<ClientSeen>,
+}
+
+impl KeyUsageRows {
+    /// The first minute of the last hour.
+    pub fn first_minute(now: Timestamp) -> i64 {
+        minute_start(now).as_micros() - 59 * MINUTE
+    }
+
+    /// The first hour of the last 7 days.
+    pub fn first_hour(now: Timestamp) -> i64 {
+        hour_start(now).as_micros() - 167 * HOUR
+    }
+
+    /// The oldest minute bucket to read: minutes not yet rolled up count
+    /// towards both series.
+    pub fn first_bucket(now: Timestamp) -> i64 {
+        Self::first_hour(now).min(Self::first_minute(now))
+    }
+
+    pub fn into_key_usage(self, now: Timestamp) -> KeyUsage {
+        let first_minute = Self::first_minute(now);
+        let first_hour = Self::first_hour(now);
+        let mut minutes: HashMap<i64, (u64, u64)> = HashMap::new();
+        let mut hours: HashMap<i64, (u64, u64)> = HashMap::new();
+        for (at, req, err) in self.minutes {
+            if at >= first_minute {
+                let m = minutes.entry(at).or_default();
+                m.0 += req;
+                m.1 += err;
+            }
+            let h = hours.entry(at.div_euclid(HOUR) * HOUR).or_default();
+            h.0 += req;
+            h.1 += err;
+        }
+        for (at, req, err) in self.hours {
+            let h = hours.entry(at).or_default();
+            h.0 += req;
+            h.1 += err;
+        }
+        let series =
+            |start: i64, step: i64, n: i64, map: &HashMap<i64, (u64, u64)>| -> Vec<SeriesPoint> {
+                (0..n)
+                    .map(|k| {
+                        let at = start + k * step;
+                        let (requests, errors) = map.get(&at).copied().unwrap_or_default();
+                        SeriesPoint {
+                            at: Timestamp::from_micros(at),
+                            requests,
+                            errors,
+                        }
+                    })
+                    .collect()
+            };
+        let per_minute = series(first_minute, MINUTE, 60, &minutes);
+        let per_hour = series(first_hour, HOUR, 168, &hours);
+        let day_start = day_window(now);
+        let last_24h = per_hour
+            .iter()
+            .filter(|p| p.at >= day_start)
+            .map(|p| p.requests)
+            .sum();
+        let last_7d = per_hour.iter().map(|p| p.requests).sum();
+        let totals = self.totals.unwrap_or_default();
+        let (total, e4, e5) = (totals.requests, totals.errors_4xx, totals.errors_5xx);
+        KeyUsage {
+            requests: RequestCounts {
+                total,
+                last_24h,
+                last_7d,
+            },
+            errors: ErrorCounts { e4xx: e4, e5xx: e5 },
+            error_rate: if total == 0 {
+                0.0
+            } else {
+                (e4 + e5) as f64 / total as f64
+            },
+            last_used_at: totals.last_used_at,
+            last_used_ip: totals.last_used_ip,
+            endpoints: self.endpoints,
+            per_minute,
+            per_hour,
+            rejected: totals.rejected,
+            clients: self.clients,
+        }
+    }
+}

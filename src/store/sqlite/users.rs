@@ -1,15 +1,16 @@
-//! SQLite implementation of [`UserStore`]: users of the web UI, one-time
+//! SQLite: users of the web UI, one-time
 //! passwords and login sessions.
 
 use async_trait::async_trait;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
-use super::sqlite::{SqliteStore, insert_audit, map_err, user_from_row};
-use super::users::{Session, SessionUser, UserStore};
-use super::{AuditEvent, StoreError, StoreResult, User};
+use super::audit::insert_audit;
+use super::{SqliteStore, map_err};
 use crate::domain::clock::Timestamp;
 use crate::domain::user::{Email, Role};
+use crate::store::row::{RowExt, session_from_row, user_from_row};
+use crate::store::users::{Session, SessionUser, UserStore};
+use crate::store::{AuditEvent, StoreError, StoreResult, User};
 
 fn email_taken(user: &User) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
     move |e| match map_err(e) {
@@ -19,22 +20,6 @@ fn email_taken(user: &User) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
         )),
         other => other,
     }
-}
-
-fn session_from_row(row: &SqliteRow) -> StoreResult<Session> {
-    let hash: Vec<u8> = row.try_get("token_hash").map_err(map_err)?;
-    Ok(Session {
-        token_hash: hash
-            .as_slice()
-            .try_into()
-            .map_err(|_| StoreError::Internal("stored session hash has the wrong length".into()))?,
-        user_id: row.try_get("user_id").map_err(map_err)?,
-        shop_id: row.try_get("shop_id").map_err(map_err)?,
-        created_at: Timestamp::from_micros(row.try_get("s_created_at").map_err(map_err)?),
-        last_seen_at: Timestamp::from_micros(row.try_get("last_seen_at").map_err(map_err)?),
-        expires_at: Timestamp::from_micros(row.try_get("expires_at").map_err(map_err)?),
-        ip: row.try_get("ip").map_err(map_err)?,
-    })
 }
 
 #[async_trait]
@@ -261,7 +246,7 @@ impl UserStore for SqliteStore {
         Ok(Some(SessionUser {
             session: session_from_row(&row)?,
             user: user_from_row(&row)?,
-            must_change_password: row.try_get("one_time").map_err(map_err)?,
+            must_change_password: row.flag("one_time")?,
         }))
     }
 

@@ -1,11 +1,11 @@
-//! SQLite implementation of [`ResourceStore`].
+//! PostgreSQL: clients, orders, devices, test data and idempotency keys.
 //!
 //! Tenancy: every statement here filters on `shop_id` AND `environment` (the
 //! [`Scope`]), so an id from another shop or the other environment behaves
 //! exactly like an id that does not exist.
 //!
-//! Lists run their count and their page in one read transaction (one WAL
-//! snapshot), so `total` and `items` agree. `total` counts the rows matching
+//! Lists run their count and their page in one REPEATABLE READ transaction
+//! (one snapshot), so `total` and `items` agree. `total` counts the rows matching
 //! the filters (`q`, `status`, `client_id`, `order_id`, `updated_since`) and
 //! NOT the cursor condition: with `after`, it stays the size of the whole
 //! filtered set while a poller walks it, it is not "how many are left".
@@ -16,168 +16,28 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use serde::Serialize;
-use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::{Row, Sqlite, SqliteConnection};
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::{PgConnection, Postgres, Row};
 
-use super::resources::*;
-use super::sqlite::{SqliteStore, map_err};
-use super::{Paged, StoreError, StoreResult};
+use super::{PostgresStore, is_fk_violation, map_err};
 use crate::domain::client::{Client, ClientFields};
 use crate::domain::clock::Timestamp;
-use crate::domain::device::{Device, DeviceFields, DeviceStatus, DeviceType, parse_enum};
-use crate::domain::order::{Order, OrderFields, OrderStatus};
+use crate::domain::device::{Device, DeviceFields};
+use crate::domain::order::{Order, OrderFields};
 use crate::domain::token::Environment;
-
-/// How long an `Idempotency-Key` is kept: 24 hours, in microseconds.
-const IDEMPOTENCY_TTL_MICROS: i64 = 86_400_000_000;
-
-/// The first order number of a scope (`RM-10001`).
-const FIRST_ORDER_NUMBER: i64 = 10001;
-
-/// Separates the fields in `clients.search_text`. Control characters other
-/// than tab and line breaks never reach stored text (the field rules refuse
-/// them), so a search cannot match across two fields.
-const SEARCH_SEPARATOR: char = '\u{1}';
-
-const CLIENT_COLUMNS: &str = "id, first_name, last_name, business_name, email, phone, address, city, \
-     postcode, country, notes, created_at, updated_at";
-
-const ORDER_COLUMNS: &str = "id, reference, client_id, status, problem_description, technician, \
-     due_date, estimate_cents, price_cents, currency, notes, created_at, updated_at";
-
-const DEVICE_COLUMNS: &str = "id, order_id, device_type, brand, model, serial, imei, color, condition, \
-     fault, status, created_at, updated_at";
+use crate::store::resources::*;
+use crate::store::row::{
+    CLIENT_COLUMNS, DEVICE_COLUMNS, ORDER_COLUMNS, client_from_row, device_from_row, enum_name,
+    idempotency_from_row, like_substring, order_from_row, search_text,
+};
+use crate::store::{Paged, StoreError, StoreResult};
 
 // ---------------------------------------------------------------------------
 // Values in and out
 // ---------------------------------------------------------------------------
 
-fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Internal(format!("stored {what} `{value}` does not parse"))
-}
-
-/// The snake_case name serde gives a unit variant (what `parse_enum` reads
-/// back). Computed here rather than with `DeviceType::as_str`, which leaks
-/// one allocation per call.
-fn enum_name<T: Serialize>(what: &str, v: &T) -> StoreResult<String> {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => Ok(s),
-        _ => Err(StoreError::Internal(format!("{what} has no name to store"))),
-    }
-}
-
 fn env_str(scope: &Scope) -> &'static str {
     scope.environment.as_str()
-}
-
-fn ts(row: &SqliteRow, col: &str) -> StoreResult<Timestamp> {
-    Ok(Timestamp::from_micros(row.try_get(col).map_err(map_err)?))
-}
-
-fn client_from_row(row: &SqliteRow) -> StoreResult<Client> {
-    let text = |col: &str| -> StoreResult<Option<String>> { row.try_get(col).map_err(map_err) };
-    Ok(Client {
-        id: row.try_get("id").map_err(map_err)?,
-        fields: ClientFields {
-            first_name: text("first_name")?,
-            last_name: text("last_name")?,
-            business_name: text("business_name")?,
-            email: text("email")?,
-            phone: text("phone")?,
-            address: text("address")?,
-            city: text("city")?,
-            postcode: text("postcode")?,
-            country: text("country")?,
-            notes: text("notes")?,
-        },
-        created_at: ts(row, "created_at")?,
-        updated_at: ts(row, "updated_at")?,
-    })
-}
-
-fn order_from_row(row: &SqliteRow) -> StoreResult<Order> {
-    let text = |col: &str| -> StoreResult<Option<String>> { row.try_get(col).map_err(map_err) };
-    let status: String = row.try_get("status").map_err(map_err)?;
-    Ok(Order {
-        id: row.try_get("id").map_err(map_err)?,
-        reference: row.try_get("reference").map_err(map_err)?,
-        fields: OrderFields {
-            client_id: row.try_get("client_id").map_err(map_err)?,
-            status: status
-                .parse::<OrderStatus>()
-                .map_err(|_| corrupt("order status", &status))?,
-            problem_description: text("problem_description")?,
-            technician: text("technician")?,
-            due_date: text("due_date")?,
-            estimate_cents: row.try_get("estimate_cents").map_err(map_err)?,
-            price_cents: row.try_get("price_cents").map_err(map_err)?,
-            currency: row.try_get("currency").map_err(map_err)?,
-            notes: text("notes")?,
-        },
-        created_at: ts(row, "created_at")?,
-        updated_at: ts(row, "updated_at")?,
-    })
-}
-
-fn device_from_row(row: &SqliteRow) -> StoreResult<Device> {
-    let text = |col: &str| -> StoreResult<Option<String>> { row.try_get(col).map_err(map_err) };
-    let device_type: String = row.try_get("device_type").map_err(map_err)?;
-    let status: String = row.try_get("status").map_err(map_err)?;
-    Ok(Device {
-        id: row.try_get("id").map_err(map_err)?,
-        order_id: row.try_get("order_id").map_err(map_err)?,
-        fields: DeviceFields {
-            device_type: parse_enum::<DeviceType>(&device_type)
-                .ok_or_else(|| corrupt("device type", &device_type))?,
-            brand: text("brand")?,
-            model: text("model")?,
-            serial: text("serial")?,
-            imei: text("imei")?,
-            color: text("color")?,
-            condition: text("condition")?,
-            fault: text("fault")?,
-            status: parse_enum::<DeviceStatus>(&status)
-                .ok_or_else(|| corrupt("device status", &status))?,
-        },
-        created_at: ts(row, "created_at")?,
-        updated_at: ts(row, "updated_at")?,
-    })
-}
-
-/// What `q` is matched against: the searchable fields, lower-cased by Rust
-/// (full Unicode, unlike SQLite's ASCII-only `lower()` and `LIKE`).
-fn search_text(f: &ClientFields) -> String {
-    [
-        &f.first_name,
-        &f.last_name,
-        &f.business_name,
-        &f.email,
-        &f.phone,
-    ]
-    .iter()
-    .map(|v| v.as_deref().unwrap_or("").to_lowercase())
-    .collect::<Vec<_>>()
-    .join(&SEARCH_SEPARATOR.to_string())
-}
-
-/// A `LIKE … ESCAPE '\'` pattern matching `q` as a substring, with `%`, `_`
-/// and `\` taken literally.
-fn like_substring(q: &str) -> String {
-    let mut pattern = String::with_capacity(q.len() + 2);
-    pattern.push('%');
-    for c in q.to_lowercase().chars() {
-        match c {
-            '%' | '_' | '\\' => {
-                pattern.push('\\');
-                pattern.push(c);
-            }
-            c if c == SEARCH_SEPARATOR => {}
-            c => pattern.push(c),
-        }
-    }
-    pattern.push('%');
-    pattern
 }
 
 // ---------------------------------------------------------------------------
@@ -190,7 +50,7 @@ enum Arg {
     Int(i64),
 }
 
-/// A `WHERE` clause under construction, with `?N`-numbered arguments.
+/// A `WHERE` clause under construction, with `$N`-numbered arguments.
 #[derive(Clone, Debug)]
 struct Conditions {
     clauses: Vec<String>,
@@ -201,7 +61,7 @@ impl Conditions {
     /// Starts with the scope: every list filters on shop and environment.
     fn scoped(scope: &Scope) -> Self {
         Conditions {
-            clauses: vec!["shop_id = ?1".into(), "environment = ?2".into()],
+            clauses: vec!["shop_id = $1".into(), "environment = $2".into()],
             args: vec![
                 Arg::Text(scope.shop_id.clone()),
                 Arg::Text(env_str(scope).into()),
@@ -212,7 +72,7 @@ impl Conditions {
     /// Adds an argument; returns its placeholder.
     fn arg(&mut self, a: Arg) -> String {
         self.args.push(a);
-        format!("?{}", self.args.len())
+        format!("${}", self.args.len())
     }
 
     fn push(&mut self, clause: String) {
@@ -225,8 +85,8 @@ impl Conditions {
 
     fn bind<'q>(
         &'q self,
-        mut q: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
-    ) -> sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>> {
+        mut q: sqlx::query::Query<'q, Postgres, PgArguments>,
+    ) -> sqlx::query::Query<'q, Postgres, PgArguments> {
         for a in &self.args {
             q = match a {
                 Arg::Text(s) => q.bind(s.as_str()),
@@ -246,7 +106,7 @@ fn order_by(sort: Sort) -> &'static str {
     }
 }
 
-impl SqliteStore {
+impl PostgresStore {
     /// Runs a list: `filters` must already hold the scope and the
     /// resource-specific filters; `query` adds `updated_since`, the cursor,
     /// the order and the page.
@@ -256,7 +116,7 @@ impl SqliteStore {
         columns: &str,
         mut filters: Conditions,
         query: &ListQuery,
-        from_row: fn(&SqliteRow) -> StoreResult<T>,
+        from_row: fn(&PgRow) -> StoreResult<T>,
     ) -> StoreResult<Paged<T>> {
         if let Some(since) = query.updated_since {
             let p = filters.arg(Arg::Int(since.as_micros()));
@@ -276,8 +136,12 @@ impl SqliteStore {
         let limit = filters.arg(Arg::Int(i64::from(query.page.per_page)));
         let off = filters.arg(Arg::Int(offset));
 
-        // One read transaction: the count and the page see the same snapshot.
+        // One snapshot: the count and the page agree.
         let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         let count_sql = format!("SELECT COUNT(*) AS n FROM {table} WHERE {}", counted.sql());
         let total: i64 = counted
             .bind(sqlx::query(&count_sql))
@@ -310,7 +174,7 @@ impl SqliteStore {
 // ---------------------------------------------------------------------------
 
 async fn insert_client(
-    conn: &mut SqliteConnection,
+    conn: &mut PgConnection,
     shop_id: &str,
     env: Environment,
     id: &str,
@@ -319,7 +183,7 @@ async fn insert_client(
 ) -> StoreResult<()> {
     sqlx::query(&format!(
         "INSERT INTO clients (shop_id, environment, search_text, {CLIENT_COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)"
     ))
     .bind(shop_id)
     .bind(env.as_str())
@@ -347,13 +211,9 @@ async fn insert_client(
     Ok(())
 }
 
-async fn client_in_scope(
-    conn: &mut SqliteConnection,
-    scope: &Scope,
-    id: &str,
-) -> StoreResult<bool> {
+async fn client_in_scope(conn: &mut PgConnection, scope: &Scope, id: &str) -> StoreResult<bool> {
     let row = sqlx::query(
-        "SELECT EXISTS (SELECT 1 FROM clients WHERE shop_id = ?1 AND environment = ?2 AND id = ?3) AS found",
+        "SELECT EXISTS (SELECT 1 FROM clients WHERE shop_id = $1 AND environment = $2 AND id = $3 FOR KEY SHARE) AS found",
     )
     .bind(&scope.shop_id)
     .bind(env_str(scope))
@@ -366,15 +226,15 @@ async fn client_in_scope(
 
 /// The scope's next order reference. The `order_sequences` row is never
 /// reset or deleted by this store, so references never repeat; the upsert
-/// runs inside a `BEGIN IMMEDIATE` transaction, so writers are serialised.
+/// locks the row until commit, so concurrent orders take numbers in turn.
 async fn next_reference(
-    conn: &mut SqliteConnection,
+    conn: &mut PgConnection,
     shop_id: &str,
     env: Environment,
 ) -> StoreResult<String> {
     let n: i64 = sqlx::query(
-        "INSERT INTO order_sequences (shop_id, environment, last_number) VALUES (?1, ?2, ?3)
-         ON CONFLICT (shop_id, environment) DO UPDATE SET last_number = last_number + 1
+        "INSERT INTO order_sequences (shop_id, environment, last_number) VALUES ($1, $2, $3)
+         ON CONFLICT (shop_id, environment) DO UPDATE SET last_number = order_sequences.last_number + 1
          RETURNING last_number",
     )
     .bind(shop_id)
@@ -389,7 +249,7 @@ async fn next_reference(
 }
 
 async fn insert_order(
-    conn: &mut SqliteConnection,
+    conn: &mut PgConnection,
     shop_id: &str,
     env: Environment,
     id: &str,
@@ -399,7 +259,7 @@ async fn insert_order(
 ) -> StoreResult<Order> {
     sqlx::query(&format!(
         "INSERT INTO orders (shop_id, environment, {ORDER_COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)"
     ))
     .bind(shop_id)
     .bind(env.as_str())
@@ -417,11 +277,17 @@ async fn insert_order(
     .bind(at.as_micros())
     .execute(&mut *conn)
     .await
-    .map_err(|e| match map_err(e) {
-        StoreError::Conflict(_) => {
-            StoreError::Conflict(format!("an order with id {id} already exists"))
+    .map_err(|e| {
+        // What it belongs to was deleted meanwhile: as if never there.
+        if is_fk_violation(&e) {
+            return StoreError::NotFound;
         }
-        other => other,
+        match map_err(e) {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("an order with id {id} already exists"))
+            }
+            other => other,
+        }
     })?;
     Ok(Order {
         id: id.to_owned(),
@@ -434,7 +300,7 @@ async fn insert_order(
 
 /// Inserts a device if its order is in (`shop_id`, `env`); `false` if not.
 async fn insert_device(
-    conn: &mut SqliteConnection,
+    conn: &mut PgConnection,
     shop_id: &str,
     env: Environment,
     order_id: &str,
@@ -444,8 +310,8 @@ async fn insert_device(
 ) -> StoreResult<bool> {
     let result = sqlx::query(&format!(
         "INSERT INTO devices (shop_id, environment, {DEVICE_COLUMNS})
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14
-         WHERE EXISTS (SELECT 1 FROM orders WHERE shop_id = ?1 AND environment = ?2 AND id = ?4)"
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14
+         WHERE EXISTS (SELECT 1 FROM orders WHERE shop_id = $1 AND environment = $2 AND id = $4)"
     ))
     .bind(shop_id)
     .bind(env.as_str())
@@ -463,17 +329,23 @@ async fn insert_device(
     .bind(at.as_micros())
     .execute(&mut *conn)
     .await
-    .map_err(|e| match map_err(e) {
-        StoreError::Conflict(_) => {
-            StoreError::Conflict(format!("a device with id {id} already exists"))
+    .map_err(|e| {
+        // What it belongs to was deleted meanwhile: as if never there.
+        if is_fk_violation(&e) {
+            return StoreError::NotFound;
         }
-        other => other,
+        match map_err(e) {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("a device with id {id} already exists"))
+            }
+            other => other,
+        }
     })?;
     Ok(result.rows_affected() > 0)
 }
 
 #[async_trait]
-impl ResourceStore for SqliteStore {
+impl ResourceStore for PostgresStore {
     // -----------------------------------------------------------------------
     // Clients
     // -----------------------------------------------------------------------
@@ -497,7 +369,7 @@ impl ResourceStore for SqliteStore {
 
     async fn get_client(&self, scope: &Scope, id: &str) -> StoreResult<Option<Client>> {
         let row = sqlx::query(&format!(
-            "SELECT {CLIENT_COLUMNS} FROM clients WHERE shop_id = ?1 AND environment = ?2 AND id = ?3"
+            "SELECT {CLIENT_COLUMNS} FROM clients WHERE shop_id = $1 AND environment = $2 AND id = $3"
         ))
         .bind(&scope.shop_id)
         .bind(env_str(scope))
@@ -532,10 +404,10 @@ impl ResourceStore for SqliteStore {
     ) -> StoreResult<Client> {
         let row = sqlx::query(&format!(
             "UPDATE clients SET
-                first_name = ?4, last_name = ?5, business_name = ?6, email = ?7, phone = ?8,
-                address = ?9, city = ?10, postcode = ?11, country = ?12, notes = ?13,
-                search_text = ?14, updated_at = ?15
-             WHERE shop_id = ?1 AND environment = ?2 AND id = ?3
+                first_name = $4, last_name = $5, business_name = $6, email = $7, phone = $8,
+                address = $9, city = $10, postcode = $11, country = $12, notes = $13,
+                search_text = $14, updated_at = $15
+             WHERE shop_id = $1 AND environment = $2 AND id = $3
              RETURNING {CLIENT_COLUMNS}"
         ))
         .bind(&scope.shop_id)
@@ -563,9 +435,21 @@ impl ResourceStore for SqliteStore {
     }
 
     async fn delete_client(&self, scope: &Scope, id: &str) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.tx().await?;
+        // Lock the client first: an order being created for it holds a key
+        // share lock on it (its foreign key), so the count below sees every
+        // order that will ever refer to it.
+        sqlx::query(
+            "SELECT 1 FROM clients WHERE shop_id = $1 AND environment = $2 AND id = $3 FOR UPDATE",
+        )
+        .bind(&scope.shop_id)
+        .bind(env_str(scope))
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         let orders: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM orders WHERE shop_id = ?1 AND environment = ?2 AND client_id = ?3",
+            "SELECT COUNT(*) AS n FROM orders WHERE shop_id = $1 AND environment = $2 AND client_id = $3",
         )
         .bind(&scope.shop_id)
         .bind(env_str(scope))
@@ -582,7 +466,7 @@ impl ResourceStore for SqliteStore {
             )));
         }
         let result =
-            sqlx::query("DELETE FROM clients WHERE shop_id = ?1 AND environment = ?2 AND id = ?3")
+            sqlx::query("DELETE FROM clients WHERE shop_id = $1 AND environment = $2 AND id = $3")
                 .bind(&scope.shop_id)
                 .bind(env_str(scope))
                 .bind(id)
@@ -607,7 +491,7 @@ impl ResourceStore for SqliteStore {
         new_client: Option<(&str, &ClientFields)>,
         at: Timestamp,
     ) -> StoreResult<Order> {
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.tx().await?;
         match new_client {
             Some((client_id, client)) => {
                 if client_id != fields.client_id {
@@ -649,7 +533,7 @@ impl ResourceStore for SqliteStore {
 
     async fn get_order(&self, scope: &Scope, id: &str) -> StoreResult<Option<Order>> {
         let row = sqlx::query(&format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE shop_id = ?1 AND environment = ?2 AND id = ?3"
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE shop_id = $1 AND environment = $2 AND id = $3"
         ))
         .bind(&scope.shop_id)
         .bind(env_str(scope))
@@ -686,7 +570,7 @@ impl ResourceStore for SqliteStore {
         fields: &OrderFields,
         at: Timestamp,
     ) -> StoreResult<Order> {
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.tx().await?;
         // The client must be in scope whether or not it changed; an unchanged
         // one always is, so this only ever refuses a changed client_id.
         if !client_in_scope(&mut tx, scope, &fields.client_id).await? {
@@ -694,10 +578,10 @@ impl ResourceStore for SqliteStore {
         }
         let row = sqlx::query(&format!(
             "UPDATE orders SET
-                client_id = ?4, status = ?5, problem_description = ?6, technician = ?7,
-                due_date = ?8, estimate_cents = ?9, price_cents = ?10, currency = ?11, notes = ?12,
-                updated_at = ?13
-             WHERE shop_id = ?1 AND environment = ?2 AND id = ?3
+                client_id = $4, status = $5, problem_description = $6, technician = $7,
+                due_date = $8, estimate_cents = $9, price_cents = $10, currency = $11, notes = $12,
+                updated_at = $13
+             WHERE shop_id = $1 AND environment = $2 AND id = $3
              RETURNING {ORDER_COLUMNS}"
         ))
         .bind(&scope.shop_id)
@@ -726,11 +610,11 @@ impl ResourceStore for SqliteStore {
     }
 
     async fn delete_order(&self, scope: &Scope, id: &str) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.tx().await?;
         // Explicitly, not only by ON DELETE CASCADE: the store does not depend
         // on the connection having foreign keys switched on.
         sqlx::query(
-            "DELETE FROM devices WHERE shop_id = ?1 AND environment = ?2 AND order_id = ?3",
+            "DELETE FROM devices WHERE shop_id = $1 AND environment = $2 AND order_id = $3",
         )
         .bind(&scope.shop_id)
         .bind(env_str(scope))
@@ -739,7 +623,7 @@ impl ResourceStore for SqliteStore {
         .await
         .map_err(map_err)?;
         let result =
-            sqlx::query("DELETE FROM orders WHERE shop_id = ?1 AND environment = ?2 AND id = ?3")
+            sqlx::query("DELETE FROM orders WHERE shop_id = $1 AND environment = $2 AND id = $3")
                 .bind(&scope.shop_id)
                 .bind(env_str(scope))
                 .bind(id)
@@ -791,7 +675,7 @@ impl ResourceStore for SqliteStore {
 
     async fn get_device(&self, scope: &Scope, id: &str) -> StoreResult<Option<Device>> {
         let row = sqlx::query(&format!(
-            "SELECT {DEVICE_COLUMNS} FROM devices WHERE shop_id = ?1 AND environment = ?2 AND id = ?3"
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE shop_id = $1 AND environment = $2 AND id = $3"
         ))
         .bind(&scope.shop_id)
         .bind(env_str(scope))
@@ -826,9 +710,9 @@ impl ResourceStore for SqliteStore {
     ) -> StoreResult<Device> {
         let row = sqlx::query(&format!(
             "UPDATE devices SET
-                device_type = ?4, brand = ?5, model = ?6, serial = ?7, imei = ?8, color = ?9,
-                condition = ?10, fault = ?11, status = ?12, updated_at = ?13
-             WHERE shop_id = ?1 AND environment = ?2 AND id = ?3
+                device_type = $4, brand = $5, model = $6, serial = $7, imei = $8, color = $9,
+                condition = $10, fault = $11, status = $12, updated_at = $13
+             WHERE shop_id = $1 AND environment = $2 AND id = $3
              RETURNING {DEVICE_COLUMNS}"
         ))
         .bind(&scope.shop_id)
@@ -855,7 +739,7 @@ impl ResourceStore for SqliteStore {
 
     async fn delete_device(&self, scope: &Scope, id: &str) -> StoreResult<()> {
         let result =
-            sqlx::query("DELETE FROM devices WHERE shop_id = ?1 AND environment = ?2 AND id = ?3")
+            sqlx::query("DELETE FROM devices WHERE shop_id = $1 AND environment = $2 AND id = $3")
                 .bind(&scope.shop_id)
                 .bind(env_str(scope))
                 .bind(id)
@@ -902,10 +786,10 @@ impl ResourceStore for SqliteStore {
         }
 
         let env = Environment::Test;
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.tx().await?;
         // Answers kept for Idempotency-Key retries name resources that are
         // about to disappear.
-        sqlx::query("DELETE FROM idempotency_keys WHERE shop_id = ?1 AND environment = ?2")
+        sqlx::query("DELETE FROM idempotency_keys WHERE shop_id = $1 AND environment = $2")
             .bind(shop_id)
             .bind(env.as_str())
             .execute(&mut *tx)
@@ -915,7 +799,7 @@ impl ResourceStore for SqliteStore {
         // counting.
         for table in ["devices", "orders", "clients"] {
             sqlx::query(&format!(
-                "DELETE FROM {table} WHERE shop_id = ?1 AND environment = ?2"
+                "DELETE FROM {table} WHERE shop_id = $1 AND environment = $2"
             ))
             .bind(shop_id)
             .bind(env.as_str())
@@ -951,59 +835,46 @@ impl ResourceStore for SqliteStore {
         fingerprint: &str,
         at: Timestamp,
     ) -> StoreResult<Idempotency> {
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.tx().await?;
         // Expire this scope's old keys first, so an expired key is simply new.
-        sqlx::query("DELETE FROM idempotency_keys WHERE shop_id = ?1 AND environment = ?2 AND created_at < ?3")
+        sqlx::query("DELETE FROM idempotency_keys WHERE shop_id = $1 AND environment = $2 AND created_at < $3")
             .bind(&scope.shop_id)
             .bind(env_str(scope))
             .bind(at.as_micros().saturating_sub(IDEMPOTENCY_TTL_MICROS))
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        let row = sqlx::query(
-            "SELECT fingerprint, status, body, resource_path FROM idempotency_keys
-             WHERE shop_id = ?1 AND environment = ?2 AND idem_key = ?3",
+        // Claim first, read second: of two identical requests racing, exactly
+        // one inserts the row (and runs); the other reads the claim.
+        let claimed = sqlx::query(
+            "INSERT INTO idempotency_keys (shop_id, environment, idem_key, fingerprint, created_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (shop_id, environment, idem_key) DO NOTHING",
         )
         .bind(&scope.shop_id)
         .bind(env_str(scope))
         .bind(key)
-        .fetch_optional(&mut *tx)
+        .bind(fingerprint)
+        .bind(at.as_micros())
+        .execute(&mut *tx)
         .await
-        .map_err(map_err)?;
-        let answer = match row {
-            None => {
-                sqlx::query(
-                    "INSERT INTO idempotency_keys (shop_id, environment, idem_key, fingerprint, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .bind(&scope.shop_id)
-                .bind(env_str(scope))
-                .bind(key)
-                .bind(fingerprint)
-                .bind(at.as_micros())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                Idempotency::New
-            }
-            Some(row) => {
-                let stored: String = row.try_get("fingerprint").map_err(map_err)?;
-                let status: Option<i64> = row.try_get("status").map_err(map_err)?;
-                match status {
-                    _ if stored != fingerprint => Idempotency::Mismatch,
-                    None => Idempotency::InProgress,
-                    Some(status) => Idempotency::Replay {
-                        status: u16::try_from(status).map_err(|_| {
-                            corrupt("idempotent answer status", &status.to_string())
-                        })?,
-                        body: row
-                            .try_get::<Option<String>, _>("body")
-                            .map_err(map_err)?
-                            .unwrap_or_default(),
-                        resource_path: row.try_get("resource_path").map_err(map_err)?,
-                    },
-                }
-            }
+        .map_err(map_err)?
+        .rows_affected()
+            > 0;
+        let answer = if claimed {
+            Idempotency::New
+        } else {
+            let row = sqlx::query(
+                "SELECT fingerprint, status, body, resource_path FROM idempotency_keys
+                 WHERE shop_id = $1 AND environment = $2 AND idem_key = $3",
+            )
+            .bind(&scope.shop_id)
+            .bind(env_str(scope))
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            idempotency_from_row(&row, fingerprint)?
         };
         tx.commit().await.map_err(map_err)?;
         Ok(answer)
@@ -1018,8 +889,8 @@ impl ResourceStore for SqliteStore {
         resource_path: Option<&str>,
     ) -> StoreResult<()> {
         let result = sqlx::query(
-            "UPDATE idempotency_keys SET status = ?4, body = ?5, resource_path = ?6
-             WHERE shop_id = ?1 AND environment = ?2 AND idem_key = ?3",
+            "UPDATE idempotency_keys SET status = $4, body = $5, resource_path = $6
+             WHERE shop_id = $1 AND environment = $2 AND idem_key = $3",
         )
         .bind(&scope.shop_id)
         .bind(env_str(scope))
@@ -1039,7 +910,7 @@ impl ResourceStore for SqliteStore {
     }
 
     async fn abandon_idempotent(&self, scope: &Scope, key: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE shop_id = ?1 AND environment = ?2 AND idem_key = ?3")
+        sqlx::query("DELETE FROM idempotency_keys WHERE shop_id = $1 AND environment = $2 AND idem_key = $3")
             .bind(&scope.shop_id)
             .bind(env_str(scope))
             .bind(key)

@@ -1,33 +1,25 @@
-//! SQLite implementation of [`UsageStore`].
+//! SQLite: key usage counts, written by the batched flush.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 
-use super::StoreResult;
-use super::sqlite::{SqliteStore, map_err};
-use super::usage::*;
+use super::{SqliteStore, map_err};
 use crate::domain::clock::Timestamp;
+use crate::store::StoreResult;
+use crate::store::row::{
+    bucket_from_row, client_seen_from_row, endpoint_usage_from_row, stored_totals_from_row,
+    usage_summary_from_row,
+};
+use crate::store::usage::*;
 
 /// Rows per multi-row upsert: 12 values each at most, well under SQLite's
 /// 32,766 bound parameters per statement.
 const ROWS_PER_STATEMENT: usize = 500;
 
-/// Distinct (IP, user agent) pairs kept per key.
-const CLIENTS_PER_KEY: i64 = 50;
-
 fn i(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn u(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
-
-/// The first hour of the "last 24 hours" (hour-granular, 24 buckets).
-fn day_window(now: Timestamp) -> Timestamp {
-    Timestamp::from_micros(hour_start(now).as_micros() - 23 * HOUR)
+    count_value(n)
 }
 
 #[async_trait]
@@ -36,25 +28,7 @@ impl UsageStore for SqliteStore {
         if batch.is_empty() {
             return Ok(());
         }
-        // Aggregate per endpoint and per key first, then write each table
-        // with multi-row upserts: with 100,000 keys in use a flush touches
-        // tens of thousands of rows, and one statement per row (each a round
-        // trip to the SQLite worker thread) took the server's whole core.
-        let mut endpoints: HashMap<(&str, &Endpoint), (Counts, Timestamp)> = HashMap::new();
-        let mut totals: HashMap<&str, Counts> = HashMap::new();
-        for ((key, minute, endpoint), c) in &batch.minutes {
-            let last = minute.plus_seconds(59);
-            let e = endpoints
-                .entry((key.as_str(), endpoint))
-                .or_insert((Counts::default(), *minute));
-            e.0.add(*c);
-            e.1 = e.1.max(last);
-            totals.entry(key.as_str()).or_default().add(*c);
-        }
-        let mut keys: BTreeSet<&str> = totals.keys().copied().collect();
-        keys.extend(batch.rejected.keys().map(String::as_str));
-        keys.extend(batch.last_seen.keys().map(String::as_str));
-
+        let (endpoints, totals) = batch.endpoint_and_total_rows();
         let mut tx = self.write_tx().await?;
         let minutes: Vec<_> = batch.minutes.iter().collect();
         for chunk in minutes.chunks(ROWS_PER_STATEMENT) {
@@ -78,23 +52,18 @@ impl UsageStore for SqliteStore {
             );
             q.build().execute(&mut *tx).await.map_err(map_err)?;
         }
-        let endpoints: Vec<_> = endpoints.into_iter().collect();
         for chunk in endpoints.chunks(ROWS_PER_STATEMENT) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO usage_endpoints (key_id, method, route, requests, errors_4xx, errors_5xx, last_used_at) ",
             );
-            q.push_values(chunk, |mut row, ((key, endpoint), (c, seen))| {
-                // Minute precision: the end of the endpoint's latest minute, or
-                // the key's last request if that came earlier (exact when this
-                // endpoint was the last one called).
-                let at = batch.last_seen.get(*key).map_or(*seen, |s| s.at.min(*seen));
-                row.push_bind(*key)
-                    .push_bind(&endpoint.method)
-                    .push_bind(&endpoint.route)
-                    .push_bind(i(c.requests))
-                    .push_bind(i(c.errors_4xx))
-                    .push_bind(i(c.errors_5xx))
-                    .push_bind(at.as_micros());
+            q.push_values(chunk, |mut row, e| {
+                row.push_bind(e.key_id)
+                    .push_bind(&e.endpoint.method)
+                    .push_bind(&e.endpoint.route)
+                    .push_bind(i(e.counts.requests))
+                    .push_bind(i(e.counts.errors_4xx))
+                    .push_bind(i(e.counts.errors_5xx))
+                    .push_bind(e.last_used_at.as_micros());
             });
             q.push(
                 " ON CONFLICT (key_id, method, route) DO UPDATE SET
@@ -105,17 +74,14 @@ impl UsageStore for SqliteStore {
             );
             q.build().execute(&mut *tx).await.map_err(map_err)?;
         }
-        let keys: Vec<&str> = keys.into_iter().collect();
-        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        for chunk in totals.chunks(ROWS_PER_STATEMENT) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO usage_totals (key_id, requests, errors_4xx, errors_5xx, rejected_revoked, rejected_expired,
                     rejected_retired, rejected_ip, rejected_rate, last_used_at, last_used_ip, last_user_agent) ",
             );
-            q.push_values(chunk, |mut row, key| {
-                let c = totals.get(key).copied().unwrap_or_default();
-                let r = batch.rejected.get(*key).copied().unwrap_or_default();
-                let seen = batch.last_seen.get(*key);
-                row.push_bind(*key)
+            q.push_values(chunk, |mut row, t| {
+                let (c, r, seen) = (t.counts, t.rejected, t.last_seen);
+                row.push_bind(t.key_id)
                     .push_bind(i(c.requests))
                     .push_bind(i(c.errors_4xx))
                     .push_bind(i(c.errors_5xx))
@@ -216,9 +182,8 @@ impl UsageStore for SqliteStore {
         key_ids: &[String],
         now: Timestamp,
     ) -> StoreResult<HashMap<String, UsageSummary>> {
-        let mut out = HashMap::new();
         if key_ids.is_empty() {
-            return Ok(out);
+            return Ok(HashMap::new());
         }
         let marks = (1..=key_ids.len())
             .map(|n| format!("?{}", n + 1))
@@ -234,19 +199,12 @@ impl UsageStore for SqliteStore {
         for id in key_ids {
             q = q.bind(id);
         }
-        for row in q.fetch_all(&self.pool).await.map_err(map_err)? {
-            let id: String = row.try_get("key_id").map_err(map_err)?;
-            let at: Option<i64> = row.try_get("last_used_at").map_err(map_err)?;
-            out.insert(
-                id,
-                UsageSummary {
-                    last_used_at: at.filter(|a| *a > 0).map(Timestamp::from_micros),
-                    last_used_ip: row.try_get("last_used_ip").map_err(map_err)?,
-                    requests_24h: u(row.try_get("day").map_err(map_err)?),
-                },
-            );
-        }
-        Ok(out)
+        q.fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(usage_summary_from_row)
+            .collect()
     }
 
     async fn key_usage(&self, key_id: &str, now: Timestamp) -> StoreResult<KeyUsage> {
@@ -254,36 +212,10 @@ impl UsageStore for SqliteStore {
             .bind(key_id)
             .fetch_optional(&self.pool)
             .await
-            .map_err(map_err)?;
-        let get = |name: &str| -> i64 {
-            totals
-                .as_ref()
-                .and_then(|r| r.try_get::<i64, _>(name).ok())
-                .unwrap_or(0)
-        };
-        let (total, e4, e5) = (
-            u(get("requests")),
-            u(get("errors_4xx")),
-            u(get("errors_5xx")),
-        );
-        let rejected = Rejected {
-            revoked: u(get("rejected_revoked")),
-            expired: u(get("rejected_expired")),
-            retired: u(get("rejected_retired")),
-            ip_denied: u(get("rejected_ip")),
-            rate_limited: u(get("rejected_rate")),
-        };
-        let last_used_at = totals
+            .map_err(map_err)?
             .as_ref()
-            .and_then(|r| r.try_get::<Option<i64>, _>("last_used_at").ok().flatten())
-            .filter(|a| *a > 0)
-            .map(Timestamp::from_micros);
-        let last_used_ip = totals.as_ref().and_then(|r| {
-            r.try_get::<Option<String>, _>("last_used_ip")
-                .ok()
-                .flatten()
-        });
-
+            .map(stored_totals_from_row)
+            .transpose()?;
         let endpoints = sqlx::query(
             "SELECT method, route, requests, errors_4xx, errors_5xx, last_used_at FROM usage_endpoints
              WHERE key_id = ?1 ORDER BY requests DESC, method, route",
@@ -293,87 +225,32 @@ impl UsageStore for SqliteStore {
         .await
         .map_err(map_err)?
         .iter()
-        .map(|r| {
-            Ok(EndpointUsage {
-                method: r.try_get("method").map_err(map_err)?,
-                route: r.try_get("route").map_err(map_err)?,
-                requests: u(r.try_get("requests").map_err(map_err)?),
-                errors_4xx: u(r.try_get("errors_4xx").map_err(map_err)?),
-                errors_5xx: u(r.try_get("errors_5xx").map_err(map_err)?),
-                last_used_at: Timestamp::from_micros(r.try_get("last_used_at").map_err(map_err)?),
-            })
-        })
+        .map(endpoint_usage_from_row)
         .collect::<StoreResult<Vec<_>>>()?;
-
-        // Minutes of the last hour, and hours of the last week (stored hours
-        // plus minutes not yet rolled up).
-        let first_minute = minute_start(now).as_micros() - 59 * MINUTE;
-        let first_hour = hour_start(now).as_micros() - 167 * HOUR;
-        let mut minutes: HashMap<i64, (u64, u64)> = HashMap::new();
-        let mut hours: HashMap<i64, (u64, u64)> = HashMap::new();
-        let rows = sqlx::query(
-            "SELECT minute_start, SUM(requests) AS r, SUM(errors_4xx + errors_5xx) AS e FROM usage_minutes
+        let minutes = sqlx::query(
+            "SELECT minute_start AS bucket, SUM(requests) AS r, SUM(errors_4xx + errors_5xx) AS e FROM usage_minutes
              WHERE key_id = ?1 AND minute_start >= ?2 GROUP BY minute_start",
         )
         .bind(key_id)
-        .bind(first_hour.min(first_minute))
+        .bind(KeyUsageRows::first_bucket(now))
         .fetch_all(&self.pool)
         .await
-        .map_err(map_err)?;
-        for r in rows {
-            let at: i64 = r.try_get("minute_start").map_err(map_err)?;
-            let (req, err) = (
-                u(r.try_get("r").map_err(map_err)?),
-                u(r.try_get("e").map_err(map_err)?),
-            );
-            if at >= first_minute {
-                let m = minutes.entry(at).or_default();
-                m.0 += req;
-                m.1 += err;
-            }
-            let h = hours.entry(at.div_euclid(HOUR) * HOUR).or_default();
-            h.0 += req;
-            h.1 += err;
-        }
-        let rows = sqlx::query(
-            "SELECT hour_start, requests, errors_4xx + errors_5xx AS e FROM usage_hours WHERE key_id = ?1 AND hour_start >= ?2",
+        .map_err(map_err)?
+        .iter()
+        .map(bucket_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+        let hours = sqlx::query(
+            "SELECT hour_start AS bucket, requests AS r, errors_4xx + errors_5xx AS e FROM usage_hours
+             WHERE key_id = ?1 AND hour_start >= ?2",
         )
         .bind(key_id)
-        .bind(first_hour)
+        .bind(KeyUsageRows::first_hour(now))
         .fetch_all(&self.pool)
         .await
-        .map_err(map_err)?;
-        for r in rows {
-            let h = hours
-                .entry(r.try_get("hour_start").map_err(map_err)?)
-                .or_default();
-            h.0 += u(r.try_get("requests").map_err(map_err)?);
-            h.1 += u(r.try_get("e").map_err(map_err)?);
-        }
-        let series =
-            |start: i64, step: i64, n: i64, map: &HashMap<i64, (u64, u64)>| -> Vec<SeriesPoint> {
-                (0..n)
-                    .map(|k| {
-                        let at = start + k * step;
-                        let (requests, errors) = map.get(&at).copied().unwrap_or_default();
-                        SeriesPoint {
-                            at: Timestamp::from_micros(at),
-                            requests,
-                            errors,
-                        }
-                    })
-                    .collect()
-            };
-        let per_minute = series(first_minute, MINUTE, 60, &minutes);
-        let per_hour = series(first_hour, HOUR, 168, &hours);
-        let day_start = day_window(now);
-        let last_24h = per_hour
-            .iter()
-            .filter(|p| p.at >= day_start)
-            .map(|p| p.requests)
-            .sum();
-        let last_7d = per_hour.iter().map(|p| p.requests).sum();
-
+        .map_err(map_err)?
+        .iter()
+        .map(bucket_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
         let clients = sqlx::query(
             "SELECT ip, user_agent, requests, last_used_at FROM usage_clients WHERE key_id = ?1
              ORDER BY last_used_at DESC LIMIT 20",
@@ -383,35 +260,15 @@ impl UsageStore for SqliteStore {
         .await
         .map_err(map_err)?
         .iter()
-        .map(|r| {
-            Ok(ClientSeen {
-                ip: r.try_get("ip").map_err(map_err)?,
-                user_agent: r.try_get("user_agent").map_err(map_err)?,
-                requests: u(r.try_get("requests").map_err(map_err)?),
-                last_used_at: Timestamp::from_micros(r.try_get("last_used_at").map_err(map_err)?),
-            })
-        })
+        .map(client_seen_from_row)
         .collect::<StoreResult<Vec<_>>>()?;
-
-        Ok(KeyUsage {
-            requests: RequestCounts {
-                total,
-                last_24h,
-                last_7d,
-            },
-            errors: ErrorCounts { e4xx: e4, e5xx: e5 },
-            error_rate: if total == 0 {
-                0.0
-            } else {
-                (e4 + e5) as f64 / total as f64
-            },
-            last_used_at,
-            last_used_ip,
+        Ok(KeyUsageRows {
+            totals,
             endpoints,
-            per_minute,
-            per_hour,
-            rejected,
+            minutes,
+            hours,
             clients,
-        })
+        }
+        .into_key_usage(now))
     }
 }

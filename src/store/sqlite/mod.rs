@@ -1,0 +1,100 @@
+//! The embedded store: SQLite in WAL mode through sqlx.
+//!
+//! Write transactions start with `BEGIN IMMEDIATE`, so two writers (the server and
+//! a CLI process on the same file) queue on the busy timeout instead of failing
+//! halfway through a read-then-write transaction. The statements do not lean on
+//! that: counters are bumped with `UPDATE … RETURNING`, claims are made with
+//! `INSERT … ON CONFLICT`, exactly as on PostgreSQL.
+//!
+//! Rows become domain values through [`super::row`], shared with PostgreSQL;
+//! only the SQL lives here. One file per port: [`shops`], [`keys`], [`feed`],
+//! [`audit`], [`resources`], [`users`], [`usage`].
+
+mod audit;
+mod feed;
+mod keys;
+mod resources;
+mod shops;
+mod usage;
+mod users;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Connection, Sqlite, Transaction};
+
+use super::{StoreError, StoreResult};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://path` or
+    /// `sqlite::memory:`) and applies pending migrations.
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unavailable(format!("bad SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a committed transaction survives power loss, not only a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        // Migrate under the database's write lock: a server and a CLI opening
+        // one new file at once would otherwise both see "not migrated" and
+        // the second would fail on tables the first just made. The migrator
+        // runs each migration in a savepoint of this transaction; the other
+        // opener waits (busy timeout), then finds nothing left to do.
+        let mut conn = pool.acquire().await.map_err(map_err)?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
+        MIGRATOR
+            .run_direct(&mut *tx)
+            .await
+            .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+        tx.commit().await.map_err(map_err)?;
+        drop(conn);
+        Ok(SqliteStore { pool })
+    }
+
+    /// Opens the database file at `path`.
+    pub async fn open_path(path: &Path) -> StoreResult<Self> {
+        Self::open(&format!("sqlite://{}", path.display())).await
+    }
+
+    async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)
+    }
+}
+
+fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(db.message().to_owned())
+        }
+        // SQLITE_BUSY / SQLITE_LOCKED after the busy timeout: overloaded, not a bug.
+        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6" | "517")) => {
+            StoreError::Unavailable(db.message().to_owned())
+        }
+        _ => StoreError::Internal(e.to_string()),
+    }
+}

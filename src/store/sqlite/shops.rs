@@ -1,0 +1,130 @@
+//! SQLite: shops, the first-run setup token, and health.
+
+use async_trait::async_trait;
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::audit::insert_audit;
+use super::{SqliteStore, map_err};
+use crate::domain::clock::Timestamp;
+use crate::store::row::shop_from_row;
+use crate::store::{AuditEvent, Shop, ShopStore, StoreError, StoreResult, User};
+
+async fn insert_shop_and_owner(
+    tx: &mut Transaction<'_, Sqlite>,
+    shop: &Shop,
+    owner: &User,
+    audit: &AuditEvent,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO shops (id, name, created_at) VALUES (?1, ?2, ?3)")
+        .bind(&shop.id)
+        .bind(&shop.name)
+        .bind(shop.created_at.as_micros())
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    sqlx::query(
+        "INSERT INTO users (id, shop_id, email, role, password_hash, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+    )
+    .bind(&owner.id)
+    .bind(&owner.shop_id)
+    .bind(owner.email.as_str())
+    .bind(owner.role.as_str())
+    .bind(&owner.password_hash)
+    .bind(owner.created_at.as_micros())
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| match map_err(e) {
+        StoreError::Conflict(_) => StoreError::Conflict(format!(
+            "a user with the email {} already exists",
+            owner.email.as_str()
+        )),
+        other => other,
+    })?;
+    insert_audit(tx, audit).await
+}
+
+#[async_trait]
+impl ShopStore for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn has_shops(&self) -> StoreResult<bool> {
+        let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM shops) AS any")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.try_get::<bool, _>("any").map_err(map_err)
+    }
+
+    async fn create_shop(&self, shop: &Shop, owner: &User, audit: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        insert_shop_and_owner(&mut tx, shop, owner, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn put_setup_token(&self, token_hash: &[u8; 32], at: Timestamp) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM setup_tokens WHERE used_at IS NULL")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("INSERT INTO setup_tokens (token_hash, created_at) VALUES (?1, ?2)")
+            .bind(&token_hash[..])
+            .bind(at.as_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn setup_token_valid(&self, token_hash: &[u8; 32]) -> StoreResult<bool> {
+        let row = sqlx::query(
+            "SELECT EXISTS (SELECT 1 FROM setup_tokens WHERE token_hash = ?1 AND used_at IS NULL)
+                AND NOT EXISTS (SELECT 1 FROM shops) AS ok",
+        )
+        .bind(&token_hash[..])
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.try_get::<bool, _>("ok").map_err(map_err)
+    }
+
+    async fn complete_setup(
+        &self,
+        token_hash: &[u8; 32],
+        shop: &Shop,
+        owner: &User,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let used = sqlx::query(
+            "UPDATE setup_tokens SET used_at = ?2
+             WHERE token_hash = ?1 AND used_at IS NULL AND NOT EXISTS (SELECT 1 FROM shops)",
+        )
+        .bind(&token_hash[..])
+        .bind(shop.created_at.as_micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if used.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_shop_and_owner(&mut tx, shop, owner, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_shop(&self, id: &str) -> StoreResult<Option<Shop>> {
+        let row = sqlx::query("SELECT id, name, created_at FROM shops WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(shop_from_row).transpose()
+    }
+}
