@@ -10,7 +10,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::Id;
-use super::common::{ListParams, Meta, idempotent, meta, scope};
+use super::common::{idempotent, scope};
+use super::paging::{ListParams, Meta};
 use crate::app::AppState;
 use crate::domain::client::{Client, ClientFields, ClientInput};
 use crate::domain::new_id;
@@ -66,7 +67,7 @@ async fn list(
     let query = params.parse()?;
     let q = search.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     let paged = core.store.list_clients(&scope(&caller), q, &query).await?;
-    let meta = meta(&query, paged.total, &paged.items, position);
+    let meta = Meta::of_listing(&query, paged.total, &paged.items, position);
     Ok(Json(ClientList {
         clients: paged.items,
         meta,

@@ -11,7 +11,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::Id;
-use super::common::{ListParams, Meta, created, meta, scope};
+use super::common::{created, scope};
+use super::paging::{ListParams, Meta};
 use crate::app::AppState;
 use crate::domain::device::{Device, DeviceInput};
 use crate::domain::new_id;
@@ -70,7 +71,7 @@ async fn list_with(
         .store
         .list_devices(&scope, &DeviceFilter { order_id }, &query)
         .await?;
-    let meta = meta(&query, paged.total, &paged.items, position);
+    let meta = Meta::of_listing(&query, paged.total, &paged.items, position);
     Ok(Json(DeviceList {
         devices: paged.items,
         meta,
@@ -96,7 +97,7 @@ async fn list(
         .store
         .list_devices(&scope(&caller), &DeviceFilter { order_id }, &query)
         .await?;
-    let meta = meta(&query, paged.total, &paged.items, position);
+    let meta = Meta::of_listing(&query, paged.total, &paged.items, position);
     Ok(Json(DeviceList {
         devices: paged.items,
         meta,

@@ -18,7 +18,7 @@ use crate::domain::permission::{PermissionSet, TEMPLATES};
 use crate::domain::token::{Environment, PlainKey};
 use crate::error::ApiError;
 use crate::http::auth::{Authorized, need};
-use crate::http::json::{JsonBody, OptionalJson, RawQuery, meta};
+use crate::http::json::{JsonBody, OptionalJson, RawQuery};
 use crate::keys::{Created, KeyUpdateInput, NewKeyInput};
 use crate::store::KeyFilter;
 use crate::store::usage::{KeyUsage, UsageSummary};
@@ -146,7 +146,7 @@ pub struct KeyEnvelope<'a> {
 #[derive(Serialize, ToSchema)]
 pub struct KeyList<'a> {
     pub keys: Vec<KeyView<'a>>,
-    pub meta: super::common::Meta,
+    pub meta: super::paging::Meta,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -278,7 +278,7 @@ async fn list(
         .map(|k| KeyView::new(&core, k, None).with_usage(usage.get(&k.id)))
         .collect();
     Ok(Json(
-        serde_json::json!({ "keys": keys, "meta": meta(page, paged.total) }),
+        serde_json::json!({ "keys": keys, "meta": super::paging::Meta::of(page, paged.total) }),
     ))
 }
 

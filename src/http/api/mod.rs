@@ -10,6 +10,7 @@ pub mod health;
 pub mod keys;
 pub mod me;
 pub mod orders;
+pub mod paging;
 pub mod test_data;
 
 use axum::extract::{FromRequestParts, Path};

@@ -10,7 +10,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::Id;
-use super::common::{ListParams, Meta, idempotent, meta, scope};
+use super::common::{idempotent, scope};
+use super::paging::{ListParams, Meta};
 use crate::app::AppState;
 use crate::domain::client::ClientFields;
 use crate::domain::new_id;
@@ -83,7 +84,7 @@ async fn list(
         .store
         .list_orders(&scope(&caller), &filter, &query)
         .await?;
-    let meta = meta(&query, paged.total, &paged.items, position);
+    let meta = Meta::of_listing(&query, paged.total, &paged.items, position);
     Ok(Json(OrderList {
         orders: paged.items,
         meta,
