@@ -12,7 +12,10 @@ use crate::auth::secret::KeyHasher;
 use crate::auth::usage::UsageRecorder;
 use crate::domain::clock::{Clock, Timestamp};
 use crate::domain::net::TrustedProxies;
-use crate::store::Store;
+use crate::service::idempotency::IdempotencyService;
+use crate::service::resources::ResourceService;
+use crate::store::resources::ResourceStore;
+use crate::store::{AuditStore, Store};
 
 /// Operator-set rules (from configuration).
 #[derive(Clone, Debug)]
@@ -112,11 +115,23 @@ pub type CoreRef = Arc<Core>;
 #[derive(Clone, axum::extract::FromRef)]
 pub struct AppState {
     pub core: Arc<Core>,
+    pub resources: Arc<ResourceService>,
+    pub idempotency: Arc<IdempotencyService>,
 }
 
 impl AppState {
     pub fn new(core: Arc<Core>) -> Self {
-        AppState { core }
+        let store: Arc<dyn ResourceStore> = core.store.clone();
+        let audit: Arc<dyn AuditStore> = core.store.clone();
+        AppState {
+            resources: Arc::new(ResourceService::new(
+                store.clone(),
+                audit,
+                core.clock.clone(),
+            )),
+            idempotency: Arc::new(IdempotencyService::new(store, core.clock.clone())),
+            core,
+        }
     }
 }
 

@@ -2,8 +2,9 @@
 //!
 //! - [`crate::store::StoreError`]: what a store reports (not found, conflict,
 //!   unavailable, internal). Stores never pick HTTP codes.
-//! - [`ServiceError`]: the key lifecycle's answer (`keys.rs`): validation,
-//!   escalation refusals, conflicts. Shared by the API, the CLI and the web UI.
+//! - [`ServiceError`]: a service's answer (`service/`; the key lifecycle in
+//!   `keys.rs`): validation, refusals, conflicts. Shared by the API, the CLI
+//!   and the web UI.
 //! - [`ApiError`]: the HTTP answer, rendered as `application/problem+json`
 //!   (RFC 9457) in exactly one place, [`ApiError::into_response`]. Internal causes
 //!   are logged under the request id and never shown.
@@ -141,6 +142,18 @@ impl ApiError {
         e
     }
 
+    /// 403 for a request no permission would allow (so none is named).
+    pub fn refused(detail: impl Into<String>) -> Self {
+        let mut e = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_permission",
+            "Insufficient permission",
+            detail,
+        );
+        e.www_authenticate = Some(format!(r#"{REALM}, error="insufficient_scope""#));
+        e
+    }
+
     pub fn unavailable(cause: &str) -> Self {
         tracing::error!(
             request_id = current_request_id(),
@@ -193,6 +206,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden { permission, detail } => {
                 ApiError::insufficient_permission(permission, detail)
             }
+            ServiceError::Refused(detail) => ApiError::refused(detail),
             ServiceError::Conflict(m) => ApiError::conflict(m),
             ServiceError::Validation(errors) => ApiError::validation(errors),
             ServiceError::Store(s) => s.into(),

@@ -90,7 +90,7 @@ async fn one_key(core: &Core, user: &WebUser, id: &str) -> Result<KeyRecord, Res
 fn service_error(user: &WebUser, e: ServiceError) -> Response {
     match e {
         ServiceError::NotFound => not_found(user, "key"),
-        ServiceError::Forbidden { detail, .. } => user_message(
+        ServiceError::Forbidden { detail, .. } | ServiceError::Refused(detail) => user_message(
             user,
             StatusCode::FORBIDDEN,
             "Not allowed",
