@@ -1,5 +1,7 @@
 //! `/api/v1/clients`: the shop's clients.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -13,11 +15,12 @@ use super::Id;
 use super::common::{idempotent, scope};
 use super::paging::{ListParams, Meta};
 use crate::app::AppState;
-use crate::domain::client::{Client, ClientFields, ClientInput};
-use crate::domain::new_id;
+use crate::domain::client::{Client, ClientInput};
 use crate::error::ApiError;
 use crate::http::auth::{Authorized, need};
 use crate::http::json::{JsonBody, JsonWithBytes, Query};
+use crate::service::idempotency::IdempotencyService;
+use crate::service::resources::ResourceService;
 use crate::store::resources::Cursor;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -59,14 +62,15 @@ pub fn position(c: &Client) -> Cursor {
     security(("bearer" = ["clients:read"])),
     responses((status = 200, description = "A page of clients", body = ClientList)))]
 async fn list(
-    State(core): State<crate::app::CoreRef>,
+    State(resources): State<Arc<ResourceService>>,
     Authorized(caller, ..): Authorized<need::ClientsRead>,
     Query(params): Query<ListParams>,
     Query(search): Query<ClientSearch>,
 ) -> Result<Json<ClientList>, ApiError> {
     let query = params.parse()?;
-    let q = search.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
-    let paged = core.store.list_clients(&scope(&caller), q, &query).await?;
+    let paged = resources
+        .list_clients(&scope(&caller), search.q.as_deref(), &query)
+        .await?;
     let meta = Meta::of_listing(&query, paged.total, &paged.items, position);
     Ok(Json(ClientList {
         clients: paged.items,
@@ -85,23 +89,25 @@ async fn list(
     responses((status = 201, description = "Created", body = ClientEnvelope,
         headers(("Location" = String, description = "The new client's URL")))))]
 async fn create(
-    State(core): State<crate::app::CoreRef>,
+    State(resources): State<Arc<ResourceService>>,
+    State(idempotency): State<Arc<IdempotencyService>>,
     Authorized(caller, ..): Authorized<need::ClientsWrite>,
     headers: HeaderMap,
     JsonWithBytes(input, bytes): JsonWithBytes<ClientInput>,
 ) -> Result<Response, ApiError> {
     let scope = scope(&caller);
-    idempotent(&core, &scope, &headers, "POST /clients", &bytes, || async {
-        let fields = input
-            .apply(ClientFields::default(), "")
-            .map_err(ApiError::validation)?;
-        let client = core
-            .store
-            .create_client(&scope, &new_id("cli"), &fields, core.clock.now())
-            .await?;
-        let location = format!("/api/v1/clients/{}", client.id);
-        Ok((location, serde_json::json!({ "client": client })))
-    })
+    idempotent(
+        &idempotency,
+        &scope,
+        &headers,
+        "/clients",
+        &bytes,
+        || async {
+            let client = resources.create_client(&scope, input).await?;
+            let location = format!("/api/v1/clients/{}", client.id);
+            Ok((location, serde_json::json!({ "client": client })))
+        },
+    )
     .await
 }
 
@@ -111,15 +117,11 @@ async fn create(
     security(("bearer" = ["clients:read"])),
     responses((status = 200, description = "The client", body = ClientEnvelope)))]
 async fn show(
-    State(core): State<crate::app::CoreRef>,
+    State(resources): State<Arc<ResourceService>>,
     Authorized(caller, ..): Authorized<need::ClientsRead>,
     Id(id): Id,
 ) -> Result<Json<ClientEnvelope>, ApiError> {
-    let client = core
-        .store
-        .get_client(&scope(&caller), &id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let client = resources.get_client(&scope(&caller), &id).await?;
     Ok(Json(ClientEnvelope { client }))
 }
 
@@ -130,24 +132,12 @@ async fn show(
     security(("bearer" = ["clients:write"])),
     responses((status = 200, description = "The updated client", body = ClientEnvelope)))]
 async fn update(
-    State(core): State<crate::app::CoreRef>,
+    State(resources): State<Arc<ResourceService>>,
     Authorized(caller, ..): Authorized<need::ClientsWrite>,
     Id(id): Id,
-    JsonBody(input): JsonBody<ClientInput>,
+    JsonBody(patch): JsonBody<ClientInput>,
 ) -> Result<Json<ClientEnvelope>, ApiError> {
-    let scope = scope(&caller);
-    let current = core
-        .store
-        .get_client(&scope, &id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let fields = input
-        .apply(current.fields, "")
-        .map_err(ApiError::validation)?;
-    let client = core
-        .store
-        .update_client(&scope, &id, &fields, core.clock.now())
-        .await?;
+    let client = resources.update_client(&scope(&caller), &id, patch).await?;
     Ok(Json(ClientEnvelope { client }))
 }
 
@@ -158,10 +148,10 @@ async fn update(
     responses((status = 204, description = "Deleted"),
         (status = 409, description = "`conflict`: the client still has orders", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 async fn delete(
-    State(core): State<crate::app::CoreRef>,
+    State(resources): State<Arc<ResourceService>>,
     Authorized(caller, ..): Authorized<need::ClientsDelete>,
     Id(id): Id,
 ) -> Result<StatusCode, ApiError> {
-    core.store.delete_client(&scope(&caller), &id).await?;
+    resources.delete_client(&scope(&caller), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
