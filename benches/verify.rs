@@ -12,7 +12,7 @@
 //!     extraction, `Core::verify`, the rate limit, the permission check and
 //!     the usage bump (no router, no response headers).
 //!   - `middleware`: one request through the real `require_key` middleware
-//!     and the `Authorized<OrdersRead>` extractor: everything above plus the
+//!     (its permission check reads the permission table): everything above plus the
 //!     rate limit, the permission check and whatever else the middleware does
 //!     per request (usage recording).
 //!   - `baseline`: the same request through the same router without the

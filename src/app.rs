@@ -12,8 +12,11 @@ use crate::auth::secret::KeyHasher;
 use crate::auth::usage::UsageRecorder;
 use crate::domain::clock::Clock;
 pub use crate::domain::policy::Policy;
+use crate::service::idempotency::IdempotencyService;
 use crate::service::keys::KeyService;
-use crate::store::Store;
+use crate::service::resources::ResourceService;
+use crate::store::resources::ResourceStore;
+use crate::store::{AuditStore, Store};
 
 /// Everything a request or a CLI command works with.
 pub struct Core {
@@ -97,12 +100,24 @@ pub type CoreRef = Arc<Core>;
 pub struct AppState {
     pub core: Arc<Core>,
     pub keys: Arc<KeyService>,
+    pub resources: Arc<ResourceService>,
+    pub idempotency: Arc<IdempotencyService>,
 }
 
 impl AppState {
     pub fn new(core: Arc<Core>) -> Self {
-        let keys = core.keys.clone();
-        AppState { core, keys }
+        let store: Arc<dyn ResourceStore> = core.store.clone();
+        let audit: Arc<dyn AuditStore> = core.store.clone();
+        AppState {
+            keys: core.keys.clone(),
+            resources: Arc::new(ResourceService::new(
+                store.clone(),
+                audit,
+                core.clock.clone(),
+            )),
+            idempotency: Arc::new(IdempotencyService::new(store, core.clock.clone())),
+            core,
+        }
     }
 }
 

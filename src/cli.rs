@@ -340,16 +340,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             {
                 bail!("--shop: no shop with id `{shop}`");
             }
-            let sample = crate::domain::sample::sample_data();
-            core.store
-                .reset_test_data(&shop, &sample, core.clock.now())
+            let resources = crate::service::resources::ResourceService::new(
+                core.store.clone(),
+                core.store.clone(),
+                core.clock.clone(),
+            );
+            let by = crate::service::resources::ResetBy::Operator { shop_id: &shop };
+            let counts = resources
+                .reset_test_data(by)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let (c, o, d) = (
-                sample.clients.len(),
-                sample.orders.len(),
-                sample.devices.len(),
-            );
+            let (c, o, d) = (counts.clients, counts.orders, counts.devices);
             if json {
                 out!(
                     "{}",

@@ -1,11 +1,10 @@
 //! The keyed-request middleware and the permission extractor.
 //!
 //! [`require_key`] runs extract → verify (parse, hash, cache/lookup, status,
-//! allowed IPs) for every route under `/api/v1` that needs a key. The
-//! permission is checked last, by the [`Authorized`] extractor in the handler's
-//! signature: the route declares what it needs where it is defined.
+//! allowed IPs) → rate limit → permission for every route under `/api/v1`
+//! that needs a key. The permission comes from the permission table
+//! (`http/api/permissions.rs`); handlers take the verified [`Caller`].
 
-use std::marker::PhantomData;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -316,59 +315,6 @@ fn missing_permission(p: Permission) -> ApiError {
             "This key lacks the `{p}` permission this request needs. Edit the key's permissions or use a key that has it."
         ),
     )
-}
-
-/// What a route needs; see [`need`].
-pub trait Need: Send + Sync + 'static {
-    const PERMISSION: Option<Permission>;
-}
-
-/// Marker types, one per permission, plus [`need::AnyKey`].
-pub mod need {
-    use super::*;
-
-    macro_rules! needs {
-        ($($name:ident => $perm:ident),+ $(,)?) => {$(
-            #[derive(Debug)]
-            pub struct $name;
-            impl Need for $name {
-                const PERMISSION: Option<Permission> = Some(Permission::$perm);
-            }
-        )+};
-    }
-
-    needs! {
-        OrdersRead => OrdersRead, OrdersWrite => OrdersWrite, OrdersDelete => OrdersDelete,
-        ClientsRead => ClientsRead, ClientsWrite => ClientsWrite, ClientsDelete => ClientsDelete,
-        DevicesRead => DevicesRead, DevicesWrite => DevicesWrite, DevicesDelete => DevicesDelete,
-        KeysRead => KeysRead, KeysWrite => KeysWrite,
-    }
-
-    /// Any valid key.
-    #[derive(Debug)]
-    pub struct AnyKey;
-    impl Need for AnyKey {
-        const PERMISSION: Option<Permission> = None;
-    }
-}
-
-/// The caller, once it is known to hold `N`'s permission.
-pub struct Authorized<N: Need>(pub Caller, pub PhantomData<N>);
-
-impl<S: Send + Sync, N: Need> FromRequestParts<S> for Authorized<N> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let caller = parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
-            ApiError::internal(&"route declared a permission but has no key middleware")
-        })?;
-        if let Some(p) = N::PERMISSION
-            && !caller.key.permissions.contains(p)
-        {
-            return Err(missing_permission(p));
-        }
-        Ok(Authorized(caller, PhantomData))
-    }
 }
 
 #[cfg(test)]

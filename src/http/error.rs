@@ -142,6 +142,18 @@ impl ApiError {
         e
     }
 
+    /// 403 for a request no permission would allow (so none is named).
+    pub fn refused(detail: impl Into<String>) -> Self {
+        let mut e = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_permission",
+            "Insufficient permission",
+            detail,
+        );
+        e.www_authenticate = Some(format!(r#"{REALM}, error="insufficient_scope""#));
+        e
+    }
+
     pub fn unavailable(cause: &str) -> Self {
         tracing::error!(
             request_id = current_request_id(),
@@ -194,6 +206,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden { permission, detail } => {
                 ApiError::insufficient_permission(permission, detail)
             }
+            ServiceError::Refused(detail) => ApiError::refused(detail),
             ServiceError::Conflict(m) => ApiError::conflict(m),
             ServiceError::Validation(errors) => ApiError::validation(errors),
             ServiceError::Store(s) => s.into(),

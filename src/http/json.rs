@@ -166,36 +166,10 @@ impl RawQuery {
             .map(|(_, v)| v.as_str())
     }
 
-    /// `page` and `per_page` as SPEC defines them: 1-based, per_page 1–100,
-    /// default 25. Not a number is 400; out of range 422.
+    /// `page` and `per_page`, parsed by the one paging parser
+    /// ([`crate::http::api::paging::page_request`]).
     pub fn page(&self) -> Result<crate::store::PageRequest, ApiError> {
-        let number = |name: &str, default: u32| -> Result<u32, ApiError> {
-            match self.get(name) {
-                None | Some("") => Ok(default),
-                Some(v) => v.parse::<u32>().map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "`{name}` must be a positive whole number (got `{v}`)."
-                    ))
-                }),
-            }
-        };
-        let page = number("page", 1)?;
-        let per_page = number("per_page", 25)?;
-        let mut errors = Vec::new();
-        if page < 1 {
-            errors.push(FieldError::new("page", "pages start at 1"));
-        }
-        if !(1..=100).contains(&per_page) {
-            errors.push(FieldError::new(
-                "per_page",
-                format!("must be between 1 and 100 (got {per_page})"),
-            ));
-        }
-        if errors.is_empty() {
-            Ok(crate::store::PageRequest { page, per_page })
-        } else {
-            Err(ApiError::validation(errors))
-        }
+        crate::http::api::paging::page_request(self.get("page"), self.get("per_page"))
     }
 
     /// An optional enumerated parameter; an unknown value is 400 naming the choices.
@@ -211,17 +185,6 @@ impl RawQuery {
                 .map_err(|m| ApiError::bad_request(format!("`{name}`: {m}"))),
         }
     }
-}
-
-/// The `meta` of list answers.
-pub fn meta(page: crate::store::PageRequest, total: u64) -> serde_json::Value {
-    let per = u64::from(page.per_page);
-    serde_json::json!({
-        "page": page.page,
-        "per_page": page.per_page,
-        "total_pages": total.div_ceil(per),
-        "total_entries": total,
-    })
 }
 
 /// Query parameters deserialised into `T`; a malformed query string is 400.

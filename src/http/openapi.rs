@@ -57,7 +57,7 @@ pub struct Problem {
             never put one in a web page's JavaScript. Every error is `application/problem+json` with a stable `code`.",
         license(name = "MIT")
     ),
-    components(schemas(Problem, FieldError, crate::http::api::common::SortParam)),
+    components(schemas(Problem, FieldError, crate::http::api::paging::SortParam)),
     tags(
         (name = "Key", description = "The calling key"),
         (name = "Keys", description = "Managing API keys (keys:read / keys:write)"),

@@ -3,7 +3,9 @@
 //! limiters). A service holds only the ports it uses; surfaces call services
 //! and never a store.
 
+pub mod idempotency;
 pub mod keys;
+pub mod resources;
 
 use crate::domain::FieldError;
 use crate::domain::permission::Permission;
@@ -20,6 +22,10 @@ pub enum ServiceError {
         permission: Permission,
         detail: String,
     },
+    /// Not allowed whatever permissions the caller holds (a live key asking
+    /// to reset test data): no permission to name, nothing to grant.
+    #[error("{0}")]
+    Refused(String),
     #[error("{0}")]
     Conflict(String),
     #[error("invalid input: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]

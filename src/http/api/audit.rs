@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
-use crate::http::json::{RawQuery, meta};
+use crate::http::json::RawQuery;
 use crate::store::AuditFilter;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -20,7 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Serialize, ToSchema)]
 pub struct AuditEventList {
     pub audit_events: Vec<crate::store::AuditEvent>,
-    pub meta: super::common::Meta,
+    pub meta: super::paging::Meta,
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -64,6 +64,6 @@ async fn list(
         .await?;
     Ok(Json(serde_json::json!({
         "audit_events": paged.items,
-        "meta": meta(page, paged.total),
+        "meta": super::paging::Meta::of(page, paged.total),
     })))
 }

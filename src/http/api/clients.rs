@@ -1,5 +1,7 @@
 //! `/api/v1/clients`: the shop's clients.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -10,13 +12,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::Id;
-use super::common::{ListParams, Meta, idempotent, meta, scope};
+use super::common::{idempotent, scope};
+use super::paging::{ListParams, Meta};
 use crate::app::AppState;
-use crate::domain::client::{Client, ClientFields, ClientInput};
-use crate::domain::new_id;
-use crate::http::auth::{Authorized, need};
+use crate::domain::client::{Client, ClientInput};
+use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::json::{JsonBody, JsonWithBytes, Query};
+use crate::service::idempotency::IdempotencyService;
+use crate::service::resources::ResourceService;
 use crate::store::resources::Cursor;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -55,18 +59,18 @@ pub fn position(c: &Client) -> Cursor {
 /// List clients.
 #[utoipa::path(get, path = "/clients", tag = "Clients", operation_id = "listClients",
     params(ListParams, ClientSearch),
-    security(("bearer" = ["clients:read"])),
     responses((status = 200, description = "A page of clients", body = ClientList)))]
 async fn list(
-    State(core): State<crate::app::CoreRef>,
-    Authorized(caller, ..): Authorized<need::ClientsRead>,
+    State(resources): State<Arc<ResourceService>>,
+    caller: Caller,
     Query(params): Query<ListParams>,
     Query(search): Query<ClientSearch>,
 ) -> Result<Json<ClientList>, ApiError> {
     let query = params.parse()?;
-    let q = search.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
-    let paged = core.store.list_clients(&scope(&caller), q, &query).await?;
-    let meta = meta(&query, paged.total, &paged.items, position);
+    let paged = resources
+        .list_clients(&scope(&caller), search.q.as_deref(), &query)
+        .await?;
+    let meta = Meta::of_listing(&query, paged.total, &paged.items, position);
     Ok(Json(ClientList {
         clients: paged.items,
         meta,
@@ -80,45 +84,41 @@ async fn list(
 #[utoipa::path(post, path = "/clients", tag = "Clients", operation_id = "createClient",
     request_body(content = ClientInput, example = json!({"first_name": "Sam", "last_name": "Patel", "email": "sam@example.com", "phone": "+44 20 7946 0958"})),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body give the first answer (kept 24 h)")),
-    security(("bearer" = ["clients:write"])),
     responses((status = 201, description = "Created", body = ClientEnvelope,
         headers(("Location" = String, description = "The new client's URL")))))]
 async fn create(
-    State(core): State<crate::app::CoreRef>,
-    Authorized(caller, ..): Authorized<need::ClientsWrite>,
+    State(resources): State<Arc<ResourceService>>,
+    State(idempotency): State<Arc<IdempotencyService>>,
+    caller: Caller,
     headers: HeaderMap,
     JsonWithBytes(input, bytes): JsonWithBytes<ClientInput>,
 ) -> Result<Response, ApiError> {
     let scope = scope(&caller);
-    idempotent(&core, &scope, &headers, "POST /clients", &bytes, || async {
-        let fields = input
-            .apply(ClientFields::default(), "")
-            .map_err(ApiError::validation)?;
-        let client = core
-            .store
-            .create_client(&scope, &new_id("cli"), &fields, core.clock.now())
-            .await?;
-        let location = format!("/api/v1/clients/{}", client.id);
-        Ok((location, serde_json::json!({ "client": client })))
-    })
+    idempotent(
+        &idempotency,
+        &scope,
+        &headers,
+        "/clients",
+        &bytes,
+        || async {
+            let client = resources.create_client(&scope, input).await?;
+            let location = format!("/api/v1/clients/{}", client.id);
+            Ok((location, serde_json::json!({ "client": client })))
+        },
+    )
     .await
 }
 
 /// Get a client.
 #[utoipa::path(get, path = "/clients/{id}", tag = "Clients", operation_id = "getClient",
     params(("id" = String, Path, description = "Client id")),
-    security(("bearer" = ["clients:read"])),
     responses((status = 200, description = "The client", body = ClientEnvelope)))]
 async fn show(
-    State(core): State<crate::app::CoreRef>,
-    Authorized(caller, ..): Authorized<need::ClientsRead>,
+    State(resources): State<Arc<ResourceService>>,
+    caller: Caller,
     Id(id): Id,
 ) -> Result<Json<ClientEnvelope>, ApiError> {
-    let client = core
-        .store
-        .get_client(&scope(&caller), &id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let client = resources.get_client(&scope(&caller), &id).await?;
     Ok(Json(ClientEnvelope { client }))
 }
 
@@ -126,41 +126,27 @@ async fn show(
 #[utoipa::path(patch, path = "/clients/{id}", tag = "Clients", operation_id = "updateClient",
     params(("id" = String, Path, description = "Client id")),
     request_body(content = ClientInput, content_type = "application/merge-patch+json", example = json!({"phone": "+44 161 496 0000", "notes": null})),
-    security(("bearer" = ["clients:write"])),
     responses((status = 200, description = "The updated client", body = ClientEnvelope)))]
 async fn update(
-    State(core): State<crate::app::CoreRef>,
-    Authorized(caller, ..): Authorized<need::ClientsWrite>,
+    State(resources): State<Arc<ResourceService>>,
+    caller: Caller,
     Id(id): Id,
-    JsonBody(input): JsonBody<ClientInput>,
+    JsonBody(patch): JsonBody<ClientInput>,
 ) -> Result<Json<ClientEnvelope>, ApiError> {
-    let scope = scope(&caller);
-    let current = core
-        .store
-        .get_client(&scope, &id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let fields = input
-        .apply(current.fields, "")
-        .map_err(ApiError::validation)?;
-    let client = core
-        .store
-        .update_client(&scope, &id, &fields, core.clock.now())
-        .await?;
+    let client = resources.update_client(&scope(&caller), &id, patch).await?;
     Ok(Json(ClientEnvelope { client }))
 }
 
 /// Delete a client. Refused (409) while the client has orders.
 #[utoipa::path(delete, path = "/clients/{id}", tag = "Clients", operation_id = "deleteClient",
     params(("id" = String, Path, description = "Client id")),
-    security(("bearer" = ["clients:delete"])),
     responses((status = 204, description = "Deleted"),
         (status = 409, description = "`conflict`: the client still has orders", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 async fn delete(
-    State(core): State<crate::app::CoreRef>,
-    Authorized(caller, ..): Authorized<need::ClientsDelete>,
+    State(resources): State<Arc<ResourceService>>,
+    caller: Caller,
     Id(id): Id,
 ) -> Result<StatusCode, ApiError> {
-    core.store.delete_client(&scope(&caller), &id).await?;
+    resources.delete_client(&scope(&caller), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

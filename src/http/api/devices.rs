@@ -1,6 +1,8 @@
 //! Devices: added to an order (`/api/v1/orders/{id}/devices`), listed per
 //! order and across the shop (`/api/v1/devices`).
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,14 +13,16 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::Id;
-use super::common::{ListParams, Meta, created, meta, scope};
+use super::common::{created, scope};
+use super::paging::{ListParams, Meta};
 use crate::app::AppState;
 use crate::domain::device::{Device, DeviceInput};
-use crate::domain::new_id;
-use crate::http::auth::{Authorized, need};
+use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::json::{JsonBody, Query};
-use crate::store::resources::{Cursor, DeviceFilter};
+use crate::service::resources::ResourceService;
+use crate::store::Paged;
+use crate::store::resources::{Cursor, DeviceFilter, ListQuery};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -52,93 +56,66 @@ fn position(d: &Device) -> Cursor {
     }
 }
 
-async fn list_with(
-    core: &crate::app::Core,
-    caller: &crate::http::auth::Caller,
-    order_id: Option<String>,
-    params: ListParams,
-) -> Result<Json<DeviceList>, ApiError> {
-    let query = params.parse()?;
-    let scope = scope(caller);
-    if let Some(order) = &order_id {
-        core.store
-            .get_order(&scope, order)
-            .await?
-            .ok_or_else(ApiError::not_found)?;
-    }
-    let paged = core
-        .store
-        .list_devices(&scope, &DeviceFilter { order_id }, &query)
-        .await?;
-    let meta = meta(&query, paged.total, &paged.items, position);
-    Ok(Json(DeviceList {
+/// The answer for a page of devices.
+fn device_list(query: &ListQuery, paged: Paged<Device>) -> Json<DeviceList> {
+    let meta = Meta::of_listing(query, paged.total, &paged.items, position);
+    Json(DeviceList {
         devices: paged.items,
         meta,
-    }))
+    })
 }
 
 /// List all devices of the shop.
 #[utoipa::path(get, path = "/devices", tag = "Devices", operation_id = "listDevices",
     params(ListParams, DeviceFilters),
-    security(("bearer" = ["devices:read"])),
     responses((status = 200, description = "A page of devices", body = DeviceList)))]
 async fn list(
-    State(core): State<crate::app::CoreRef>,
-    Authorized(caller, ..): Authorized<need::DevicesRead>,
+    State(resources): State<Arc<ResourceService>>,
+    caller: Caller,
     Query(params): Query<ListParams>,
     Query(filters): Query<DeviceFilters>,
 ) -> Result<Json<DeviceList>, ApiError> {
-    let order_id = filters.order_id.filter(|o| !o.is_empty());
-    // An unknown order filter is an empty list here (it is a filter), unlike
-    // the order's own devices path, where the order must exist.
     let query = params.parse()?;
-    let paged = core
-        .store
-        .list_devices(&scope(&caller), &DeviceFilter { order_id }, &query)
+    let filter = DeviceFilter {
+        order_id: filters.order_id.filter(|o| !o.is_empty()),
+    };
+    let paged = resources
+        .list_devices(&scope(&caller), &filter, &query)
         .await?;
-    let meta = meta(&query, paged.total, &paged.items, position);
-    Ok(Json(DeviceList {
-        devices: paged.items,
-        meta,
-    }))
+    Ok(device_list(&query, paged))
 }
 
 /// List an order's devices.
 #[utoipa::path(get, path = "/orders/{id}/devices", tag = "Devices", operation_id = "listOrderDevices",
     params(("id" = String, Path, description = "Order id"), ListParams),
-    security(("bearer" = ["devices:read"])),
     responses((status = 200, description = "A page of the order's devices", body = DeviceList)))]
 async fn list_for_order(
-    State(core): State<crate::app::CoreRef>,
-    Authorized(caller, ..): Authorized<need::DevicesRead>,
+    State(resources): State<Arc<ResourceService>>,
+    caller: Caller,
     Id(order_id): Id,
     Query(params): Query<ListParams>,
 ) -> Result<Json<DeviceList>, ApiError> {
-    list_with(&core, &caller, Some(order_id), params).await
+    let query = params.parse()?;
+    let paged = resources
+        .list_order_devices(&scope(&caller), &order_id, &query)
+        .await?;
+    Ok(device_list(&query, paged))
 }
 
 /// Add a device to an order.
 #[utoipa::path(post, path = "/orders/{id}/devices", tag = "Devices", operation_id = "addOrderDevice",
     params(("id" = String, Path, description = "Order id")),
     request_body(content = DeviceInput, example = json!({"device_type": "phone", "brand": "Apple", "model": "iPhone 13", "imei": "490154203237518", "fault": "Screen cracked"})),
-    security(("bearer" = ["devices:write"])),
     responses((status = 201, description = "Created", body = DeviceEnvelope,
         headers(("Location" = String, description = "The new device's URL")))))]
 async fn create(
-    State(core): State<crate::app::CoreRef>,
-    Authorized(caller, ..): Authorized<need::DevicesWrite>,
+    State(resources): State<Arc<ResourceService>>,
+    caller: Caller,
     Id(order_id): Id,
     JsonBody(input): JsonBody<DeviceInput>,
 ) -> Result<Response, ApiError> {
-    let scope = scope(&caller);
-    core.store
-        .get_order(&scope, &order_id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let fields = input.apply(None).map_err(ApiError::validation)?;
-    let device = core
-        .store
-        .create_device(&scope, &order_id, &new_id("dev"), &fields, core.clock.now())
+    let device = resources
+        .add_device(&scope(&caller), &order_id, input)
         .await?;
     let location = format!("/api/v1/devices/{}", device.id);
     Ok(created(&location, &serde_json::json!({ "device": device })))
@@ -147,18 +124,13 @@ async fn create(
 /// Get a device.
 #[utoipa::path(get, path = "/devices/{id}", tag = "Devices", operation_id = "getDevice",
     params(("id" = String, Path, description = "Device id")),
-    security(("bearer" = ["devices:read"])),
     responses((status = 200, description = "The device", body = DeviceEnvelope)))]
 async fn show(
-    State(core): State<crate::app::CoreRef>,
-    Authorized(caller, ..): Authorized<need::DevicesRead>,
+    State(resources): State<Arc<ResourceService>>,
+    caller: Caller,
     Id(id): Id,
 ) -> Result<Json<DeviceEnvelope>, ApiError> {
-    let device = core
-        .store
-        .get_device(&scope(&caller), &id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let device = resources.get_device(&scope(&caller), &id).await?;
     Ok(Json(DeviceEnvelope { device }))
 }
 
@@ -166,40 +138,26 @@ async fn show(
 #[utoipa::path(patch, path = "/devices/{id}", tag = "Devices", operation_id = "updateDevice",
     params(("id" = String, Path, description = "Device id")),
     request_body(content = DeviceInput, content_type = "application/merge-patch+json", example = json!({"status": "repaired"})),
-    security(("bearer" = ["devices:write"])),
     responses((status = 200, description = "The updated device", body = DeviceEnvelope)))]
 async fn update(
-    State(core): State<crate::app::CoreRef>,
-    Authorized(caller, ..): Authorized<need::DevicesWrite>,
+    State(resources): State<Arc<ResourceService>>,
+    caller: Caller,
     Id(id): Id,
-    JsonBody(input): JsonBody<DeviceInput>,
+    JsonBody(patch): JsonBody<DeviceInput>,
 ) -> Result<Json<DeviceEnvelope>, ApiError> {
-    let scope = scope(&caller);
-    let current = core
-        .store
-        .get_device(&scope, &id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let fields = input
-        .apply(Some(current.fields))
-        .map_err(ApiError::validation)?;
-    let device = core
-        .store
-        .update_device(&scope, &id, &fields, core.clock.now())
-        .await?;
+    let device = resources.update_device(&scope(&caller), &id, patch).await?;
     Ok(Json(DeviceEnvelope { device }))
 }
 
 /// Delete a device.
 #[utoipa::path(delete, path = "/devices/{id}", tag = "Devices", operation_id = "deleteDevice",
     params(("id" = String, Path, description = "Device id")),
-    security(("bearer" = ["devices:delete"])),
     responses((status = 204, description = "Deleted")))]
 async fn delete(
-    State(core): State<crate::app::CoreRef>,
-    Authorized(caller, ..): Authorized<need::DevicesDelete>,
+    State(resources): State<Arc<ResourceService>>,
+    caller: Caller,
     Id(id): Id,
 ) -> Result<StatusCode, ApiError> {
-    core.store.delete_device(&scope(&caller), &id).await?;
+    resources.delete_device(&scope(&caller), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

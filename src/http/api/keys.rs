@@ -18,7 +18,7 @@ use crate::domain::permission::TEMPLATES;
 use crate::domain::token::Environment;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
-use crate::http::json::{JsonBody, OptionalJson, RawQuery, meta};
+use crate::http::json::{JsonBody, OptionalJson, RawQuery};
 use crate::service::keys::{
     Created, KeyService, KeyUpdateInput, KeyView, NewKeyInput, PermissionName,
 };
@@ -45,7 +45,7 @@ pub struct KeyEnvelope<'a> {
 #[derive(Serialize, ToSchema)]
 pub struct KeyList<'a> {
     pub keys: Vec<KeyView<'a>>,
-    pub meta: super::common::Meta,
+    pub meta: super::paging::Meta,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -114,7 +114,7 @@ async fn list(
         .await?;
     let views = keys.views(&paged.items).await?;
     Ok(Json(
-        serde_json::json!({ "keys": views, "meta": meta(page, paged.total) }),
+        serde_json::json!({ "keys": views, "meta": super::paging::Meta::of(page, paged.total) }),
     ))
 }
 

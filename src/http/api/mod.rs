@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`, one file per resource, each with its
-//! `router()`. The permission a route needs is in its handler's signature
-//! (`Authorized<need::…>`).
+//! `router()`. The permission each route needs is in one table,
+//! [`permissions::OPERATIONS`], which the key middleware enforces and the
+//! OpenAPI document's `security` entries are made from.
 
 pub mod audit;
 pub mod clients;
@@ -10,6 +11,7 @@ pub mod health;
 pub mod keys;
 pub mod me;
 pub mod orders;
+pub mod paging;
 pub mod permissions;
 pub mod test_data;
 

@@ -1,5 +1,7 @@
 //! `/api/v1/orders`: repair orders (jobs).
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -10,16 +12,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::Id;
-use super::common::{ListParams, Meta, idempotent, meta, scope};
+use super::common::{idempotent, scope};
+use super::paging::{ListParams, Meta};
 use crate::app::AppState;
-use crate::domain::client::ClientFields;
-use crate::domain::new_id;
 use crate::domain::order::{Order, OrderInput, OrderStatus};
-use crate::domain::permission::Permission;
-use crate::http::auth::{Authorized, need};
-use crate::http::error::{ApiError, FieldError};
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
 use crate::http::json::{JsonBody, JsonWithBytes, Query};
-use crate::store::StoreError;
+use crate::service::idempotency::IdempotencyService;
+use crate::service::resources::{ResourceService, may_create_order};
 use crate::store::resources::{Cursor, OrderFilter};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -59,11 +60,10 @@ fn position(o: &Order) -> Cursor {
 /// List orders.
 #[utoipa::path(get, path = "/orders", tag = "Orders", operation_id = "listOrders",
     params(ListParams, OrderFilters),
-    security(("bearer" = ["orders:read"])),
     responses((status = 200, description = "A page of orders", body = OrderList)))]
 async fn list(
-    State(core): State<crate::app::CoreRef>,
-    Authorized(caller, ..): Authorized<need::OrdersRead>,
+    State(resources): State<Arc<ResourceService>>,
+    caller: Caller,
     Query(params): Query<ListParams>,
     Query(filters): Query<OrderFilters>,
 ) -> Result<Json<OrderList>, ApiError> {
@@ -79,11 +79,10 @@ async fn list(
         status,
         client_id: filters.client_id.filter(|c| !c.is_empty()),
     };
-    let paged = core
-        .store
+    let paged = resources
         .list_orders(&scope(&caller), &filter, &query)
         .await?;
-    let meta = meta(&query, paged.total, &paged.items, position);
+    let meta = Meta::of_listing(&query, paged.total, &paged.items, position);
     Ok(Json(OrderList {
         orders: paged.items,
         meta,
@@ -100,88 +99,45 @@ async fn list(
         "client": {"first_name": "Sam", "last_name": "Patel", "email": "sam@example.com", "phone": "+44 20 7946 0958"},
         "problem_description": "Cracked screen after a drop", "due_date": "2026-12-04", "estimate_cents": 8999})),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body give the first answer (kept 24 h)")),
-    security(("bearer" = ["orders:write"])),
     responses((status = 201, description = "Created", body = OrderEnvelope,
         headers(("Location" = String, description = "The new order's URL")))))]
 async fn create(
-    State(core): State<crate::app::CoreRef>,
-    Authorized(caller, ..): Authorized<need::OrdersWrite>,
+    State(resources): State<Arc<ResourceService>>,
+    State(idempotency): State<Arc<IdempotencyService>>,
+    caller: Caller,
     headers: HeaderMap,
     JsonWithBytes(input, bytes): JsonWithBytes<OrderInput>,
 ) -> Result<Response, ApiError> {
-    // An inline client is a client created: it needs clients:write too.
-    if input.client.is_some() && !caller.key.permissions.contains(Permission::ClientsWrite) {
-        return Err(ApiError::insufficient_permission(
-            Permission::ClientsWrite,
-            "Creating the order's client inline needs `clients:write` as well; give client_id instead, or use a key that has it.",
-        ));
-    }
+    // Before the key is claimed, so a refused request leaves it untouched.
+    may_create_order(caller.key.permissions, &input)?;
     let scope = scope(&caller);
-    idempotent(&core, &scope, &headers, "POST /orders", &bytes, || async {
-        let inline = input.client.clone();
-        let draft = input.apply(None);
-        let client = inline.map(|c| c.apply(ClientFields::default(), "client."));
-        let (draft, client) = match (draft, client) {
-            (Ok(d), None) => (d, None),
-            (Ok(d), Some(Ok(c))) => (d, Some(c)),
-            (d, c) => {
-                let mut errors: Vec<FieldError> = d.err().unwrap_or_default();
-                if let Some(Err(ce)) = c {
-                    errors.extend(ce);
-                }
-                return Err(ApiError::validation(errors));
-            }
-        };
-        let client_id = match (&client, draft.client_id.clone()) {
-            (Some(_), _) => new_id("cli"),
-            (None, Some(id)) => id,
-            (None, None) => unreachable!("apply() requires client_id or client on create"),
-        };
-        let fields = draft.with_client(client_id.clone());
-        let new_client = client.as_ref().map(|c| (client_id.as_str(), c));
-        let order = core
-            .store
-            .create_order(
-                &scope,
-                &new_id("ord"),
-                &fields,
-                new_client,
-                core.clock.now(),
-            )
-            .await
-            .map_err(unknown_client)?;
-        let location = format!("/api/v1/orders/{}", order.id);
-        Ok((location, serde_json::json!({ "order": order })))
-    })
+    idempotent(
+        &idempotency,
+        &scope,
+        &headers,
+        "/orders",
+        &bytes,
+        || async {
+            let order = resources
+                .create_order(&scope, caller.key.permissions, input)
+                .await?;
+            let location = format!("/api/v1/orders/{}", order.id);
+            Ok((location, serde_json::json!({ "order": order })))
+        },
+    )
     .await
-}
-
-/// A client id that names nothing in scope is the caller's mistake in a field.
-fn unknown_client(e: StoreError) -> ApiError {
-    match e {
-        StoreError::NotFound => ApiError::validation(vec![FieldError::new(
-            "client_id",
-            "no such client (for this key's shop and environment)",
-        )]),
-        other => other.into(),
-    }
 }
 
 /// Get an order.
 #[utoipa::path(get, path = "/orders/{id}", tag = "Orders", operation_id = "getOrder",
     params(("id" = String, Path, description = "Order id")),
-    security(("bearer" = ["orders:read"])),
     responses((status = 200, description = "The order", body = OrderEnvelope)))]
 async fn show(
-    State(core): State<crate::app::CoreRef>,
-    Authorized(caller, ..): Authorized<need::OrdersRead>,
+    State(resources): State<Arc<ResourceService>>,
+    caller: Caller,
     Id(id): Id,
 ) -> Result<Json<OrderEnvelope>, ApiError> {
-    let order = core
-        .store
-        .get_order(&scope(&caller), &id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let order = resources.get_order(&scope(&caller), &id).await?;
     Ok(Json(OrderEnvelope { order }))
 }
 
@@ -189,48 +145,26 @@ async fn show(
 #[utoipa::path(patch, path = "/orders/{id}", tag = "Orders", operation_id = "updateOrder",
     params(("id" = String, Path, description = "Order id")),
     request_body(content = OrderInput, content_type = "application/merge-patch+json", example = json!({"status": "ready", "price_cents": 8999})),
-    security(("bearer" = ["orders:write"])),
     responses((status = 200, description = "The updated order", body = OrderEnvelope)))]
 async fn update(
-    State(core): State<crate::app::CoreRef>,
-    Authorized(caller, ..): Authorized<need::OrdersWrite>,
+    State(resources): State<Arc<ResourceService>>,
+    caller: Caller,
     Id(id): Id,
-    JsonBody(input): JsonBody<OrderInput>,
+    JsonBody(patch): JsonBody<OrderInput>,
 ) -> Result<Json<OrderEnvelope>, ApiError> {
-    let scope = scope(&caller);
-    let current = core
-        .store
-        .get_order(&scope, &id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let draft = input
-        .apply(Some(current.fields))
-        .map_err(ApiError::validation)?;
-    let client_id = draft.client_id.clone().unwrap_or_default();
-    let fields = draft.with_client(client_id);
-    let order = match core
-        .store
-        .update_order(&scope, &id, &fields, core.clock.now())
-        .await
-    {
-        Err(StoreError::NotFound) if core.store.get_order(&scope, &id).await?.is_some() => {
-            return Err(unknown_client(StoreError::NotFound));
-        }
-        other => other?,
-    };
+    let order = resources.update_order(&scope(&caller), &id, patch).await?;
     Ok(Json(OrderEnvelope { order }))
 }
 
 /// Delete an order and its devices.
 #[utoipa::path(delete, path = "/orders/{id}", tag = "Orders", operation_id = "deleteOrder",
     params(("id" = String, Path, description = "Order id")),
-    security(("bearer" = ["orders:delete"])),
     responses((status = 204, description = "Deleted, with its devices")))]
 async fn delete(
-    State(core): State<crate::app::CoreRef>,
-    Authorized(caller, ..): Authorized<need::OrdersDelete>,
+    State(resources): State<Arc<ResourceService>>,
+    caller: Caller,
     Id(id): Id,
 ) -> Result<StatusCode, ApiError> {
-    core.store.delete_order(&scope(&caller), &id).await?;
+    resources.delete_order(&scope(&caller), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,6 +1,8 @@
 //! `POST /api/v1/test-data/reset`: replace the shop's test data with the
 //! sample set. Test keys only.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
@@ -8,12 +10,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::common::scope;
 use crate::app::AppState;
-use crate::domain::permission::Permission;
-use crate::domain::sample::sample_data;
-use crate::domain::token::Environment;
-use crate::http::auth::{Authorized, need};
+use crate::http::auth::Caller;
 use crate::http::error::ApiError;
+use crate::service::resources::{DataCounts, ResetBy, ResourceService};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(reset))
@@ -31,48 +32,34 @@ pub struct ResetResponse {
     pub test_data: ResetSummary,
 }
 
+impl From<DataCounts> for ResetSummary {
+    fn from(c: DataCounts) -> Self {
+        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        ResetSummary {
+            clients: size(c.clients),
+            orders: size(c.orders),
+            devices: size(c.devices),
+        }
+    }
+}
+
 /// Reset test data to the sample set.
 ///
 /// Needs a test key (`lk_test_…`) with `orders:write`, `clients:write` or
 /// `devices:write`. Live data is never touched; a live key gets 403.
 #[utoipa::path(post, path = "/test-data/reset", tag = "Test data", operation_id = "resetTestData",
-    security(("bearer" = ["orders:write"]), ("bearer" = ["clients:write"]), ("bearer" = ["devices:write"])),
     responses((status = 200, description = "The test data now holds the sample set", body = ResetResponse)))]
 async fn reset(
-    State(core): State<crate::app::CoreRef>,
-    Authorized(caller, ..): Authorized<need::AnyKey>,
+    State(resources): State<Arc<ResourceService>>,
+    caller: Caller,
 ) -> Result<Json<ResetResponse>, ApiError> {
-    if caller.key.environment != Environment::Test {
-        let mut e = ApiError::insufficient_permission(
-            Permission::OrdersWrite,
-            "Test data can only be reset with a test key (lk_test_…); live data is never reset.",
-        );
-        e.extra.remove("required_permission");
-        return Err(e);
-    }
-    let perms = caller.key.permissions;
-    if ![
-        Permission::OrdersWrite,
-        Permission::ClientsWrite,
-        Permission::DevicesWrite,
-    ]
-    .iter()
-    .any(|p| perms.contains(*p))
-    {
-        return Err(ApiError::insufficient_permission(
-            Permission::OrdersWrite,
-            "Resetting test data needs orders:write, clients:write or devices:write.",
-        ));
-    }
-    let sample = sample_data();
-    core.store
-        .reset_test_data(&caller.key.shop_id, &sample, core.clock.now())
+    let counts = resources
+        .reset_test_data(ResetBy::Key {
+            scope: &scope(&caller),
+            permissions: caller.key.permissions,
+        })
         .await?;
     Ok(Json(ResetResponse {
-        test_data: ResetSummary {
-            clients: sample.clients.len(),
-            orders: sample.orders.len(),
-            devices: sample.devices.len(),
-        },
+        test_data: counts.into(),
     }))
 }

@@ -1,6 +1,8 @@
 //! `/settings/test-data`: what the shop's test data holds, and a reset to the
 //! sample set (with a confirmation step). Live data is never touched.
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -13,14 +15,12 @@ use serde::Deserialize;
 
 use super::form::FormData;
 use super::keys::ConfirmPage;
-use super::login::audit_user_event;
 use super::session::{Chrome, WebUser, render, see_other, unavailable};
-use crate::app::{AppState, Core};
-use crate::domain::sample::sample_data;
-use crate::domain::token::Environment;
+use crate::app::AppState;
 use crate::http::auth::ClientIp;
-use crate::store::PageRequest;
-use crate::store::resources::{DeviceFilter, ListQuery, OrderFilter, Scope, Sort};
+use crate::service::ServiceError;
+use crate::service::resources::{ResetBy, ResourceService};
+use crate::store::StoreError;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -43,44 +43,23 @@ struct TestDataQuery {
     done: Option<String>,
 }
 
-/// How many clients, orders and devices the shop's test data holds.
-async fn counts(core: &Core, shop_id: &str) -> Result<(u64, u64, u64), Response> {
-    let scope = Scope {
-        shop_id: shop_id.to_owned(),
-        environment: Environment::Test,
-    };
-    let one = ListQuery {
-        page: PageRequest {
-            page: 1,
-            per_page: 1,
-        },
-        sort: Sort::CreatedDesc,
-        updated_since: None,
-        after: None,
-    };
-    let clients = core.store.list_clients(&scope, None, &one).await;
-    let orders = core
-        .store
-        .list_orders(&scope, &OrderFilter::default(), &one)
-        .await;
-    let devices = core
-        .store
-        .list_devices(&scope, &DeviceFilter::default(), &one)
-        .await;
-    match (clients, orders, devices) {
-        (Ok(c), Ok(o), Ok(d)) => Ok((c.total, o.total, d.total)),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(unavailable(&e)),
+/// The page for a failure: a reset by a signed-in user has no rule to break,
+/// so anything but the database failing is unexpected.
+fn failed(e: ServiceError) -> Response {
+    match e {
+        ServiceError::Store(e) => unavailable(&e),
+        other => unavailable(&StoreError::Internal(other.to_string())),
     }
 }
 
 async fn show(
-    State(core): State<crate::app::CoreRef>,
+    State(resources): State<Arc<ResourceService>>,
     user: WebUser,
     query: Result<Query<TestDataQuery>, QueryRejection>,
 ) -> Response {
-    let (clients, orders, devices) = match counts(&core, &user.shop.id).await {
+    let counts = match resources.test_data_counts(&user.shop.id).await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(e) => return failed(e),
     };
     let notice = match query.ok().and_then(|Query(q)| q.done).as_deref() {
         Some("reset") => "Test data is reset to the sample set.",
@@ -90,16 +69,16 @@ async fn show(
         StatusCode::OK,
         &TestDataPage {
             chrome: user.chrome("Test data", "test-data"),
-            clients,
-            orders,
-            devices,
+            clients: counts.clients,
+            orders: counts.orders,
+            devices: counts.devices,
             notice: notice.into(),
         },
     )
 }
 
 async fn reset(
-    State(core): State<crate::app::CoreRef>,
+    State(resources): State<Arc<ResourceService>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     user: WebUser,
     body: Bytes,
@@ -117,24 +96,13 @@ async fn reset(
             },
         );
     }
-    let sample = sample_data();
-    let now = core.clock.now();
-    if let Err(e) = core
-        .store
-        .reset_test_data(&user.shop.id, &sample, now)
-        .await
-    {
-        return unavailable(&e);
+    let by = ResetBy::User {
+        shop_id: &user.shop.id,
+        user_id: &user.user.id,
+        ip,
+    };
+    match resources.reset_test_data(by).await {
+        Ok(_) => see_other("/settings/test-data?done=reset"),
+        Err(e) => failed(e),
     }
-    let mut audit = audit_user_event(&core, &user, ip, "test_data.reset", &user.user.id);
-    audit.environment = Some(Environment::Test);
-    audit.details = serde_json::json!({
-        "clients": sample.clients.len(),
-        "orders": sample.orders.len(),
-        "devices": sample.devices.len(),
-    });
-    if let Err(e) = core.store.append_audit(&audit).await {
-        tracing::warn!(error = %e, "web: could not audit a test-data reset");
-    }
-    see_other("/settings/test-data?done=reset")
 }
