@@ -1,7 +1,7 @@
 //! Field rules shared by the resources: trimmed optional text with a length
 //! bound, and merge-patch application (absent keeps, `null` clears).
 
-use crate::error::FieldError;
+use crate::domain::FieldError;
 
 /// Applies one merge-patch field: `None` keeps `current`, `Some(None)`
 /// clears it, `Some(Some(v))` sets it (trimmed; empty text clears too).
