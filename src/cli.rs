@@ -17,13 +17,13 @@ use crate::app::Core;
 use crate::auth::secret::{KeyHasher, ServerSecret};
 use crate::config::{Overrides, ProcessEnv, Settings, redact_url};
 use crate::domain::clock::SystemClock;
-use crate::domain::key::{Actor, KeyStatus};
+use crate::domain::key::KeyStatus;
 use crate::domain::random_base62;
 use crate::domain::token::Environment;
 use crate::domain::user::Password;
 use crate::error::ServiceError;
 use crate::service::keys::{KeyView, NewKeyInput, Principal};
-use crate::shops::NewShop;
+use crate::service::shops::{CreatedShop, NewShopInput};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{PageRequest, Store};
 
@@ -456,11 +456,17 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         policy.public_url = format!("http://{addr}");
     }
     let public_url = policy.public_url.clone();
-    let core = Core { policy, ..core };
-    let has_shops = core.store.has_shops().await?;
+    // Built again with the address actually bound, which the setup link names.
+    let core = Core::new(
+        core.store.clone(),
+        core.clock.clone(),
+        core.hasher.clone(),
+        policy,
+    );
+    let has_shops = core.shops.has_shops().await.map_err(service_err)?;
     tracing::info!(url = %public_url, listen = %addr, database = %redact_url(&settings.database_url), "latchkey listening on {public_url}");
     if !has_shops {
-        let link = crate::http::web::setup::issue_link(&core).await?;
+        let link = core.shops.setup_link().await.map_err(service_err)?;
         tracing::info!(
             "no shop yet: open the one-time setup link {link} (or run `latchkey shop create`)"
         );
@@ -518,15 +524,13 @@ async fn shop(settings: Settings, cmd: ShopCommand) -> anyhow::Result<()> {
         let p = random_base62(20);
         (Password::parse(p.clone()), Some(p))
     };
-    let now = crate::domain::clock::Clock::now(&SystemClock);
-    let NewShop { shop, owner, audit } =
-        crate::shops::prepare(&name, &owner_email, password, Actor::Cli, now)
-            .map_err(|errors| service_err(ServiceError::Validation(errors)))?;
     let (core, _) = open_core(&settings).await?;
-    core.store
-        .create_shop(&shop, &owner, &audit)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let input = NewShopInput {
+        name: &name,
+        owner_email: &owner_email,
+        password,
+    };
+    let CreatedShop { shop, owner } = core.shops.create(input).await.map_err(service_err)?;
     if json {
         let mut out = serde_json::json!({
             "shop_id": shop.id, "shop_name": shop.name, "owner_id": owner.id, "owner_email": owner.email,

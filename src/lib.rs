@@ -11,7 +11,6 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod service;
-pub mod shops;
 pub mod store;
 pub mod telemetry;
 

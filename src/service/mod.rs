@@ -3,7 +3,13 @@
 //! limiters). A service holds only the ports it uses; surfaces call services
 //! and never a store.
 
+pub mod audit;
 pub mod keys;
+pub mod shops;
+pub mod users;
+
+#[cfg(test)]
+pub(crate) mod testing;
 
 use crate::domain::FieldError;
 use crate::domain::permission::Permission;
