@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `shop`, `keys`.
+//! The command line: `serve`, `migrate`, `shop`, `keys`, `users`.
 //!
 //! Every command that touches data takes `--data-dir` or `--database-url` (so a
 //! CLI and a running server share one database) and creates the data directory,
@@ -83,6 +83,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage users of the web UI.
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Import and manage legacy keys (the earlier API-key scheme).
     #[command(subcommand)]
     Legacy(LegacyCommand),
@@ -164,6 +167,20 @@ pub enum ShopCommand {
         /// Read the owner's password from standard input instead of generating one
         #[arg(long)]
         password_stdin: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UsersCommand {
+    /// Give a user (the owner too) a new one-time password, valid for 7 days;
+    /// their sessions end and they choose their own password at next login.
+    ResetPassword {
+        /// The user's email (their login)
+        #[arg(long, value_name = "EMAIL")]
+        email: String,
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -324,6 +341,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Shop(cmd) => shop(settings, cmd).await,
         Command::Keys(cmd) => keys(settings, cmd).await,
+        Command::Users(cmd) => users(settings, cmd).await,
         Command::Legacy(LegacyCommand::Import {
             shop,
             file,
@@ -547,6 +565,32 @@ async fn shop(settings: Settings, cmd: ShopCommand) -> anyhow::Result<()> {
         if let Some(p) = &generated {
             out!("password:    {p}   (shown once; change it after logging in)");
         }
+    }
+    Ok(())
+}
+
+async fn users(settings: Settings, cmd: UsersCommand) -> anyhow::Result<()> {
+    let UsersCommand::ResetPassword { email, json } = cmd;
+    let (core, _) = open_core(&settings).await?;
+    let issued = match core.users.reset_password_by_email(&email).await {
+        Ok(issued) => issued,
+        Err(ServiceError::NotFound) => bail!("--email: no user with email `{email}`"),
+        Err(e) => return Err(service_err(e)),
+    };
+    let until = issued.until.to_rfc3339();
+    if json {
+        let out = serde_json::json!({
+            "user_id": issued.user.id, "shop_id": issued.user.shop_id,
+            "email": issued.user.email, "password": issued.password, "valid_until": until,
+        });
+        out!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        out!("user_id:     {}", issued.user.id);
+        out!("email:       {}", issued.user.email.as_str());
+        out!(
+            "password:    {}   (one-time, shown once; works until {until})",
+            issued.password
+        );
     }
     Ok(())
 }
