@@ -12,9 +12,12 @@ use crate::auth::secret::KeyHasher;
 use crate::auth::usage::UsageRecorder;
 use crate::domain::clock::Clock;
 pub use crate::domain::policy::Policy;
+use crate::service::audit::AuditService;
 use crate::service::idempotency::IdempotencyService;
 use crate::service::keys::KeyService;
 use crate::service::resources::ResourceService;
+use crate::service::shops::ShopService;
+use crate::service::users::UserService;
 use crate::store::resources::ResourceStore;
 use crate::store::{AuditStore, Store};
 
@@ -27,20 +30,21 @@ pub struct Core {
     pub limiter: KeyLimiter,
     pub usage: Arc<UsageRecorder>,
     pub failed_attempts: FailedAttemptLimiter,
-    /// Shops by id, for answers that name the caller's shop. A shop is never
-    /// renamed or deleted, so nothing invalidates these.
-    pub shops: moka::sync::Cache<String, Arc<crate::store::Shop>>,
     /// Web UI state kept in memory: login throttling per account.
     pub web: crate::http::web::WebState,
     pub policy: Policy,
     /// The key lifecycle over the same store, clock, hasher and cache.
     pub keys: Arc<KeyService>,
+    /// Shops, their owners and the setup link.
+    pub shops: Arc<ShopService>,
+    /// Users of the web UI, their logins and sessions.
+    pub users: Arc<UserService>,
+    /// Reading the audit log.
+    pub audit: Arc<AuditService>,
 }
 
 /// Cached keys (known and unknown hashes, each).
 pub const KEY_CACHE_CAPACITY: u64 = 200_000;
-/// Cached shops.
-pub const SHOP_CACHE_CAPACITY: u64 = 10_000;
 
 impl Core {
     pub fn new(
@@ -60,34 +64,35 @@ impl Core {
             Arc::new(policy.clone()),
             crate::http::api::permissions::route_permission,
         ));
+        let shops = Arc::new(ShopService::new(
+            store.clone(),
+            clock.clone(),
+            hasher.clone(),
+            policy.public_url.clone(),
+        ));
+        let users = Arc::new(UserService::new(
+            store.clone(),
+            store.clone(),
+            clock.clone(),
+            hasher.clone(),
+            keys.clone(),
+        ));
+        let audit = Arc::new(AuditService::new(store.clone(), store.clone()));
         Core {
             store,
             clock,
             hasher,
             cache,
             keys,
+            shops,
+            users,
+            audit,
             limiter: KeyLimiter::new(KEY_CACHE_CAPACITY),
             usage: Arc::new(UsageRecorder::default()),
             failed_attempts: FailedAttemptLimiter::new(policy.failed_auth_limit),
-            shops: moka::sync::Cache::new(SHOP_CACHE_CAPACITY),
             web: crate::http::web::WebState::default(),
             policy,
         }
-    }
-
-    /// A shop by id, from memory after the first lookup.
-    pub async fn shop(
-        &self,
-        id: &str,
-    ) -> Result<Option<Arc<crate::store::Shop>>, crate::store::StoreError> {
-        if let Some(shop) = self.shops.get(id) {
-            return Ok(Some(shop));
-        }
-        let found = self.store.get_shop(id).await?.map(Arc::new);
-        if let Some(shop) = &found {
-            self.shops.insert(shop.id.clone(), shop.clone());
-        }
-        Ok(found)
     }
 }
 
@@ -102,6 +107,9 @@ pub struct AppState {
     pub keys: Arc<KeyService>,
     pub resources: Arc<ResourceService>,
     pub idempotency: Arc<IdempotencyService>,
+    pub shops: Arc<ShopService>,
+    pub users: Arc<UserService>,
+    pub audit: Arc<AuditService>,
 }
 
 impl AppState {
@@ -110,6 +118,9 @@ impl AppState {
         let audit: Arc<dyn AuditStore> = core.store.clone();
         AppState {
             keys: core.keys.clone(),
+            shops: core.shops.clone(),
+            users: core.users.clone(),
+            audit: core.audit.clone(),
             resources: Arc::new(ResourceService::new(
                 store.clone(),
                 audit,

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `shop`, `keys`.
+//! The command line: `serve`, `migrate`, `shop`, `keys`, `users`.
 //!
 //! Every command that touches data takes `--data-dir` or `--database-url` (so a
 //! CLI and a running server share one database) and creates the data directory,
@@ -17,13 +17,13 @@ use crate::app::Core;
 use crate::auth::secret::{KeyHasher, ServerSecret};
 use crate::config::{Overrides, ProcessEnv, Settings, redact_url};
 use crate::domain::clock::SystemClock;
-use crate::domain::key::{Actor, KeyStatus};
+use crate::domain::key::KeyStatus;
 use crate::domain::random_base62;
 use crate::domain::token::Environment;
 use crate::domain::user::Password;
 use crate::service::ServiceError;
 use crate::service::keys::{KeyView, NewKeyInput, Principal};
-use crate::shops::NewShop;
+use crate::service::shops::{CreatedShop, NewShopInput};
 use crate::store::{PageRequest, Store};
 
 /// Prints a line to stdout. A closed pipe (`latchkey keys list | head`) is
@@ -82,6 +82,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage users of the web UI.
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Import and manage legacy keys (the earlier API-key scheme).
     #[command(subcommand)]
     Legacy(LegacyCommand),
@@ -163,6 +166,20 @@ pub enum ShopCommand {
         /// Read the owner's password from standard input instead of generating one
         #[arg(long)]
         password_stdin: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UsersCommand {
+    /// Give a user (the owner too) a new one-time password, valid for 7 days;
+    /// their sessions end and they choose their own password at next login.
+    ResetPassword {
+        /// The user's email (their login)
+        #[arg(long, value_name = "EMAIL")]
+        email: String,
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -323,6 +340,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Shop(cmd) => shop(settings, cmd).await,
         Command::Keys(cmd) => keys(settings, cmd).await,
+        Command::Users(cmd) => users(settings, cmd).await,
         Command::Legacy(LegacyCommand::Import {
             shop,
             file,
@@ -453,11 +471,17 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         policy.public_url = format!("http://{addr}");
     }
     let public_url = policy.public_url.clone();
-    let core = Core { policy, ..core };
-    let has_shops = core.store.has_shops().await?;
+    // Built again with the address actually bound, which the setup link names.
+    let core = Core::new(
+        core.store.clone(),
+        core.clock.clone(),
+        core.hasher.clone(),
+        policy,
+    );
+    let has_shops = core.shops.has_shops().await.map_err(service_err)?;
     tracing::info!(url = %public_url, listen = %addr, database = %redact_url(&settings.database_url), "latchkey listening on {public_url}");
     if !has_shops {
-        let link = crate::http::web::setup::issue_link(&core).await?;
+        let link = core.shops.setup_link().await.map_err(service_err)?;
         tracing::info!(
             "no shop yet: open the one-time setup link {link} (or run `latchkey shop create`)"
         );
@@ -515,15 +539,13 @@ async fn shop(settings: Settings, cmd: ShopCommand) -> anyhow::Result<()> {
         let p = random_base62(20);
         (Password::parse(p.clone()), Some(p))
     };
-    let now = crate::domain::clock::Clock::now(&SystemClock);
-    let NewShop { shop, owner, audit } =
-        crate::shops::prepare(&name, &owner_email, password, Actor::Cli, now)
-            .map_err(|errors| service_err(ServiceError::Validation(errors)))?;
     let (core, _) = open_core(&settings).await?;
-    core.store
-        .create_shop(&shop, &owner, &audit)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let input = NewShopInput {
+        name: &name,
+        owner_email: &owner_email,
+        password,
+    };
+    let CreatedShop { shop, owner } = core.shops.create(input).await.map_err(service_err)?;
     if json {
         let mut out = serde_json::json!({
             "shop_id": shop.id, "shop_name": shop.name, "owner_id": owner.id, "owner_email": owner.email,
@@ -540,6 +562,32 @@ async fn shop(settings: Settings, cmd: ShopCommand) -> anyhow::Result<()> {
         if let Some(p) = &generated {
             out!("password:    {p}   (shown once; change it after logging in)");
         }
+    }
+    Ok(())
+}
+
+async fn users(settings: Settings, cmd: UsersCommand) -> anyhow::Result<()> {
+    let UsersCommand::ResetPassword { email, json } = cmd;
+    let (core, _) = open_core(&settings).await?;
+    let issued = match core.users.reset_password_by_email(&email).await {
+        Ok(issued) => issued,
+        Err(ServiceError::NotFound) => bail!("--email: no user with email `{email}`"),
+        Err(e) => return Err(service_err(e)),
+    };
+    let until = issued.until.to_rfc3339();
+    if json {
+        let out = serde_json::json!({
+            "user_id": issued.user.id, "shop_id": issued.user.shop_id,
+            "email": issued.user.email, "password": issued.password, "valid_until": until,
+        });
+        out!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        out!("user_id:     {}", issued.user.id);
+        out!("email:       {}", issued.user.email.as_str());
+        out!(
+            "password:    {}   (one-time, shown once; works until {until})",
+            issued.password
+        );
     }
     Ok(())
 }

@@ -10,7 +10,6 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod service;
-pub mod shops;
 pub mod store;
 pub mod telemetry;
 

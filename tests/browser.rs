@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use common::TestApp;
 use fantoccini::{Client, ClientBuilder, Locator};
-use latchkey::http::web::setup::issue_link;
 use latchkey::service::keys::NewKeyInput;
 use serde_json::{Value, json};
 
@@ -197,7 +196,7 @@ async fn a_person_creates_copies_uses_and_revokes_a_key_in_chromium() {
     let app = TestApp::builder().empty().build().await;
     let server = app.spawn().await;
     let base = server.url.clone();
-    let link = issue_link(&app.core).await.unwrap();
+    let link = app.core.shops.setup_link().await.unwrap();
     let token = link.split("token=").nth(1).unwrap().to_owned();
 
     let driver = Driver::start();

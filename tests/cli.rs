@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use latchkey::domain::token::{Environment, generate};
 use latchkey::store::ShopStore;
 use latchkey::store::sqlite::SqliteStore;
+use latchkey::store::users::UserStore;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
@@ -414,6 +415,8 @@ async fn every_command_answers_help_and_serve_help_documents_every_spec_option()
         &["keys", "show"],
         &["keys", "revoke"],
         &["keys", "delete"],
+        &["users"],
+        &["users", "reset-password"],
     ];
     for args in commands {
         let mut cmd = bare(dir.path());
@@ -640,6 +643,67 @@ async fn a_too_short_password_on_stdin_is_refused_and_creates_no_shop() {
 
 // ---------------------------------------------------------------------------
 // 3. keys
+
+#[tokio::test]
+async fn users_reset_password_gives_the_owner_a_one_time_password_that_logs_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    new_shop(&dir);
+
+    let out = run(
+        &dir,
+        &[
+            "users",
+            "reset-password",
+            "--email",
+            "Owner@Fixit.example",
+            "--json",
+        ],
+    )
+    .json();
+    assert_eq!(s(&out, "email"), "owner@fixit.example");
+    let password = s(&out, "password").to_owned();
+    assert!(password.chars().count() >= 12, "{password:?}");
+    assert!(!s(&out, "valid_until").is_empty());
+
+    // The new password is the one that works now, and it must be changed.
+    let store = SqliteStore::open_path(&dir.join("latchkey.db"))
+        .await
+        .unwrap();
+    let email = latchkey::domain::user::Email::parse("owner@fixit.example").unwrap();
+    let owner = store.find_user_by_email(&email).await.unwrap().unwrap();
+    assert!(latchkey::domain::user::Password::verify(
+        &password,
+        &owner.password_hash
+    ));
+    assert!(
+        store
+            .one_time_password_expiry(&owner.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let text = run(
+        &dir,
+        &["users", "reset-password", "--email", "owner@fixit.example"],
+    )
+    .ok();
+    assert!(
+        text.contains("password:") && text.contains("one-time"),
+        "{text}"
+    );
+
+    let line = run(
+        &dir,
+        &["users", "reset-password", "--email", "nobody@fixit.example"],
+    )
+    .fails();
+    assert!(
+        line.contains("--email") && line.contains("nobody@fixit.example"),
+        "{line}"
+    );
+}
 
 #[tokio::test]
 async fn keys_create_list_show_revoke_and_delete_work_from_the_command_line() {

@@ -5,7 +5,6 @@ use axum::body::Body;
 use axum::http::Request;
 use common::TestApp;
 use latchkey::domain::user::{Email, Password};
-use latchkey::http::web::setup::issue_link;
 
 fn form(pairs: &[(&str, &str)]) -> Request<Body> {
     let body = serde_urlencoded::to_string(pairs).unwrap();
@@ -16,7 +15,7 @@ fn form(pairs: &[(&str, &str)]) -> Request<Body> {
 }
 
 async fn token(app: &TestApp) -> String {
-    let link = issue_link(&app.core).await.unwrap();
+    let link = app.core.shops.setup_link().await.unwrap();
     link.split("token=").nth(1).unwrap().to_owned()
 }
 

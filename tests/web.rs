@@ -15,7 +15,6 @@ use latchkey::auth::secret::{KeyHasher, ServerSecret};
 use latchkey::domain::key::Actor;
 use latchkey::domain::new_id;
 use latchkey::domain::user::{Email, Password, Role};
-use latchkey::http::web::setup::issue_link;
 use latchkey::store::sqlite::SqliteStore;
 use latchkey::store::{AuditEvent, Store, User};
 use latchkey::{Core, build_router};
@@ -1597,7 +1596,7 @@ async fn test_data_is_reset_after_a_confirmation() {
 #[tokio::test]
 async fn the_setup_link_works_once_and_leads_to_the_login() {
     let app = TestApp::builder().empty().build().await;
-    let link = issue_link(&app.core).await.unwrap();
+    let link = app.core.shops.setup_link().await.unwrap();
     let token = link.split("token=").nth(1).unwrap().to_owned();
     let mut web = Web::new(&app);
     let form = [

@@ -3,9 +3,15 @@
 //! limiters). A service holds only the ports it uses; surfaces call services
 //! and never a store.
 
+pub mod audit;
 pub mod idempotency;
 pub mod keys;
 pub mod resources;
+pub mod shops;
+pub mod users;
+
+#[cfg(test)]
+pub(crate) mod testing;
 
 use crate::domain::FieldError;
 use crate::domain::permission::Permission;

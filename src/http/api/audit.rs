@@ -1,5 +1,7 @@
 //! `/api/v1/audit-events`: who did what to which key, when, from where.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -11,6 +13,7 @@ use crate::app::AppState;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::json::RawQuery;
+use crate::service::audit::AuditService;
 use crate::store::AuditFilter;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -41,14 +44,14 @@ pub struct AuditParams {
     params(AuditParams),
     responses((status = 200, description = "A page of audit events", body = AuditEventList)))]
 async fn list(
-    State(core): State<crate::app::CoreRef>,
+    State(audit): State<Arc<AuditService>>,
     caller: Caller,
     query: RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let page = query.page()?;
     let filter = AuditFilter {
-        // A key sees the events of its own environment's keys only.
-        environment: Some(caller.key.environment),
+        // The service keeps a key to its own environment's events.
+        environment: None,
         key_id: query
             .get("key_id")
             .filter(|s| !s.is_empty())
@@ -58,10 +61,7 @@ async fn list(
             .filter(|s| !s.is_empty())
             .map(str::to_owned),
     };
-    let paged = core
-        .store
-        .list_audit_events(&caller.key.shop_id, &filter, page)
-        .await?;
+    let paged = audit.list(&caller.principal(), filter, page).await?;
     Ok(Json(serde_json::json!({
         "audit_events": paged.items,
         "meta": super::paging::Meta::of(page, paged.total),

@@ -14,6 +14,7 @@ use crate::app::AppState;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::service::keys::{KeyIdentity, KeyService};
+use crate::service::shops::ShopService;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -38,12 +39,16 @@ pub struct MeResponse<'a> {
 /// The calling key: id, name, environment, permissions, rate limit.
 #[utoipa::path(get, path = "/me", tag = "Key", operation_id = "getMe",
     responses((status = 200, description = "The calling key and its shop", body = MeResponse)))]
-async fn me(State(core): State<crate::app::CoreRef>, caller: Caller) -> Result<Response, ApiError> {
+async fn me(
+    State(shops): State<Arc<ShopService>>,
+    State(keys): State<Arc<KeyService>>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
     // Answered from memory: the verified key and the (cached) shop. This is
     // the cheapest keyed request there is, for integrations checking their key.
-    let shop = core.shop(&caller.key.shop_id).await?;
+    let shop = shops.get(&caller.key.shop_id).await?;
     Ok(Json(MeResponse {
-        key: KeyIdentity::new(&caller.key, core.clock.now(), core.policy.legacy_sunset),
+        key: KeyIdentity::new(&caller.key, keys.now(), keys.policy().legacy_sunset),
         shop: shop.as_deref().map(|s| ShopRef {
             id: &s.id,
             name: &s.name,

@@ -1,6 +1,8 @@
 //! `/settings/audit-log`: who did what to which key, newest first. Owners and
 //! admins only (it is what `keys:read` opens in the API).
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
@@ -14,7 +16,9 @@ use super::keys::{AuditRow, action_label, describe};
 use super::session::{Chrome, WebUser, render, unavailable, user_message};
 use super::view::{self, Names};
 use crate::app::AppState;
-use crate::domain::key::Actor;
+use crate::http::error::ServiceError;
+use crate::service::audit::AuditService;
+use crate::service::users::UserService;
 use crate::store::{AuditFilter, PageRequest};
 
 pub fn router() -> Router<AppState> {
@@ -39,31 +43,32 @@ struct AuditQuery {
     page: Option<String>,
 }
 
+fn refused(user: &WebUser) -> Response {
+    user_message(
+        user,
+        StatusCode::FORBIDDEN,
+        "The audit log is for owners and admins",
+        "Your role manages the keys you create; each of your keys shows its own history on its page.",
+        Some(("/settings/api-keys", "Back to API keys")),
+    )
+}
+
 async fn log(
-    State(core): State<crate::app::CoreRef>,
+    State(audit): State<Arc<AuditService>>,
+    State(users): State<Arc<UserService>>,
     user: WebUser,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Response {
-    if !user.reads_all_keys() {
-        return user_message(
-            &user,
-            StatusCode::FORBIDDEN,
-            "The audit log is for owners and admins",
-            "Your role manages the keys you create; each of your keys shows its own history on its page.",
-            Some(("/settings/api-keys", "Back to API keys")),
-        );
-    }
     let page = query
         .ok()
         .and_then(|Query(q)| q.page)
         .and_then(|p| p.parse::<u32>().ok())
         .unwrap_or(1)
         .max(1);
-    let events = match core
-        .store
-        .list_audit_events(
-            &user.shop.id,
-            &AuditFilter::default(),
+    let events = match audit
+        .list(
+            &user.principal(),
+            AuditFilter::default(),
             PageRequest {
                 page,
                 per_page: PER_PAGE,
@@ -72,37 +77,21 @@ async fn log(
         .await
     {
         Ok(p) => p,
+        Err(ServiceError::Forbidden { .. }) => return refused(&user),
         Err(e) => return unavailable(&e),
     };
-    let users = match core.store.list_users(&user.shop.id).await {
+    let users = match users.list(&user.shop.id).await {
         Ok(u) => u,
         Err(e) => return unavailable(&e),
     };
+    let key_names = match audit.key_names(&user.shop.id, &events.items).await {
+        Ok(k) => k,
+        Err(e) => return unavailable(&e),
+    };
     let mut names = Names::new(&users);
-    let mut key_names = std::collections::HashMap::new();
-    for e in &events.items {
-        for id in [
-            e.key_id.as_deref(),
-            if let Actor::Key(k) = &e.actor {
-                Some(k.as_str())
-            } else {
-                None
-            },
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if key_names.contains_key(id) {
-                continue;
-            }
-            let name = match core.store.get_key(&user.shop.id, id).await {
-                Ok(k) => k.map(|k| k.name.as_str().to_owned()),
-                Err(e) => return unavailable(&e),
-            };
-            if let Some(n) = &name {
-                names.add_key(id, n);
-            }
-            key_names.insert(id.to_owned(), name);
+    for (id, name) in &key_names {
+        if let Some(n) = name {
+            names.add_key(id, n);
         }
     }
     let rows = events

@@ -1,12 +1,11 @@
 //! `/login`, `/logout` and `/settings/password`.
 //!
-//! A wrong email and a wrong password get the same answer after the same work
-//! (an unknown email is checked against a dummy hash), so the form does not
-//! tell who has an account. Failed logins are throttled per account and per
-//! client network.
+//! The rules (checking the password, one-time passwords, sessions, the audit
+//! events) are the users service's; this surface throttles failed logins per
+//! account and per client network, and turns answers into pages and cookies.
 
 use std::net::IpAddr;
-use std::sync::LazyLock;
+use std::sync::Arc;
 
 use askama::Template;
 use axum::body::Bytes;
@@ -21,15 +20,17 @@ use serde::Deserialize;
 use super::form::{Errors, FormData};
 use super::session::{
     Chrome, LOGIN_COOKIE, SESSION_COOKIE, WebUser, cookie, csrf_token, message, render, see_other,
-    set_cookie, start_session, unavailable,
+    session_cookie, set_cookie, unavailable,
 };
 use super::view;
 use crate::app::{AppState, Core};
 use crate::domain::key::Actor;
 use crate::domain::new_id;
 use crate::domain::random_base62;
-use crate::domain::user::{Email, Password};
+use crate::domain::user::Password;
 use crate::http::auth::ClientIp;
+use crate::http::error::ServiceError;
+use crate::service::users::{Acting, LoginOutcome, UserService};
 use crate::store::AuditEvent;
 
 pub fn router() -> Router<AppState> {
@@ -41,13 +42,6 @@ pub fn router() -> Router<AppState> {
             get(password_form).post(change_password),
         )
 }
-
-/// Verified against when the email is unknown, so that answer takes as long.
-static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
-    Password::parse("not a real password, only for timing".into())
-        .expect("long enough")
-        .hash()
-});
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -158,62 +152,31 @@ async fn submit(
     if let Some(until) = core.web.login_blocked_until(&typed, ip, now) {
         return too_many(until, now);
     }
-    let user = match Email::parse(&typed) {
-        Ok(email) => match core.store.find_user_by_email(&email).await {
-            Ok(u) => u,
-            Err(e) => return unavailable(&e),
-        },
-        Err(_) => None,
-    };
     let password = f.get("password").to_owned();
-    let hash = user
-        .as_ref()
-        .map_or(DUMMY_HASH.clone(), |u| u.password_hash.clone());
-    let verified = tokio::task::spawn_blocking(move || Password::verify(&password, &hash))
-        .await
-        .unwrap_or(false);
-    let Some(user) = user.filter(|_| verified) else {
-        core.web.record_login_failure(&core, &typed, ip, now);
-        if let Some(until) = core.web.login_blocked_until(&typed, ip, now) {
-            return too_many(until, now);
+    let token = match core.users.login(&typed, password, ip).await {
+        Ok(LoginOutcome::LoggedIn { token, .. }) => token,
+        Ok(LoginOutcome::WrongCredentials) => {
+            core.web.record_login_failure(&core, &typed, ip, now);
+            if let Some(until) = core.web.login_blocked_until(&typed, ip, now) {
+                return too_many(until, now);
+            }
+            return again(
+                StatusCode::UNAUTHORIZED,
+                "That email and password do not match an account. Check both and try again.".into(),
+            );
         }
-        return again(
-            StatusCode::UNAUTHORIZED,
-            "That email and password do not match an account. Check both and try again.".into(),
-        );
-    };
-    match core.store.one_time_password_expiry(&user.id).await {
-        Ok(Some(expiry)) if expiry <= now => {
+        Ok(LoginOutcome::OneTimeExpired) => {
             return again(
                 StatusCode::UNAUTHORIZED,
                 "This one-time password has expired. Ask the shop owner for a new one.".into(),
             );
         }
-        Ok(_) => {}
         Err(e) => return unavailable(&e),
-    }
+    };
     core.web.forget_login_failures(&typed);
-    let session_cookie = match start_session(&core, &user, ip).await {
-        Ok(c) => c,
-        Err(e) => return unavailable(&e),
-    };
-    let audit = AuditEvent {
-        id: new_id("evt"),
-        shop_id: user.shop_id.clone(),
-        at: now,
-        actor: Actor::User(user.id.clone()),
-        action: "user.logged_in".into(),
-        key_id: None,
-        environment: None,
-        ip: Some(ip.to_string()),
-        details: serde_json::json!({"email": user.email}),
-    };
-    if let Err(e) = core.store.append_audit(&audit).await {
-        tracing::warn!(error = %e, "web: could not audit a login");
-    }
-    tracing::info!(user_id = %user.id, "web: logged in");
     let mut r = see_other(&next);
-    r.headers_mut().append(header::SET_COOKIE, session_cookie);
+    r.headers_mut()
+        .append(header::SET_COOKIE, session_cookie(&core, &token));
     r.headers_mut()
         .append(header::SET_COOKIE, set_cookie(&core, LOGIN_COOKIE, "", 0));
     r
@@ -260,7 +223,7 @@ async fn confirm_logout(user: WebUser) -> Response {
 
 async fn logout(State(core): State<crate::app::CoreRef>, headers: HeaderMap) -> Response {
     if let Some(token) = cookie(&headers, SESSION_COOKIE)
-        && let Err(e) = core.store.delete_session(&core.hasher.hash(token)).await
+        && let Err(e) = core.users.end_session(token).await
     {
         return unavailable(&e);
     }
@@ -279,99 +242,65 @@ struct PasswordPage {
     min: usize,
 }
 
-async fn is_forced(core: &Core, user: &WebUser) -> Result<bool, Response> {
-    core.store
-        .one_time_password_expiry(&user.user.id)
+async fn is_forced(users: &UserService, user: &WebUser) -> Result<bool, Response> {
+    users
+        .must_change_password(&user.user)
         .await
-        .map(|e| e.is_some())
         .map_err(|e| unavailable(&e))
 }
 
-async fn password_form(State(core): State<crate::app::CoreRef>, user: WebUser) -> Response {
-    let forced = match is_forced(&core, &user).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+fn password_page(user: &WebUser, status: StatusCode, forced: bool, errors: Errors) -> Response {
     render(
-        StatusCode::OK,
+        status,
         &PasswordPage {
             chrome: user.chrome("Change password", "password"),
             forced,
-            errors: Errors::default(),
+            errors,
             min: Password::MIN_LEN,
         },
     )
 }
 
+async fn password_form(State(users): State<Arc<UserService>>, user: WebUser) -> Response {
+    match is_forced(&users, &user).await {
+        Ok(forced) => password_page(&user, StatusCode::OK, forced, Errors::default()),
+        Err(r) => r,
+    }
+}
+
 async fn change_password(
-    State(core): State<crate::app::CoreRef>,
+    State(users): State<Arc<UserService>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     user: WebUser,
     body: Bytes,
 ) -> Response {
     let f = FormData::parse(&body);
-    let forced = match is_forced(&core, &user).await {
-        Ok(f) => f,
-        Err(r) => return r,
+    let by = Acting {
+        user: &user.user,
+        ip,
     };
-    let mut errors = Errors::default();
-    if !forced {
-        let current = f.get("current_password").to_owned();
-        let hash = user.user.password_hash.clone();
-        let ok = tokio::task::spawn_blocking(move || Password::verify(&current, &hash))
-            .await
-            .unwrap_or(false);
-        if !ok {
-            errors.add("current_password", "this is not your current password");
-        }
-    }
-    let new = f.get("password");
-    let password = match Password::parse(new.to_owned()) {
-        Ok(_) if new != f.get("password_confirm") => {
-            errors.add("password_confirm", "the two passwords differ");
-            None
-        }
-        Ok(_) if Password::verify(new, &user.user.password_hash) => {
-            errors.add(
-                "password",
-                "choose a password different from the current one",
-            );
-            None
-        }
-        Ok(p) => Some(p),
-        Err(m) => {
-            errors.add("password", m);
-            None
-        }
-    };
-    let Some(password) = password.filter(|_| errors.is_empty()) else {
-        return render(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &PasswordPage {
-                chrome: user.chrome("Change password", "password"),
-                forced,
-                errors,
-                min: Password::MIN_LEN,
-            },
-        );
-    };
-    let hash = password.hash();
-    let audit = audit_user_event(&core, &user, ip, "user.password_changed", &user.user.id);
-    if let Err(e) = core
-        .store
-        .set_password(
-            &user.user.shop_id,
-            &user.user.id,
-            &hash,
-            None,
-            Some(&user.token_hash),
-            &audit,
+    let changed = users
+        .change_own_password(
+            by,
+            &user.token_hash,
+            f.get("current_password"),
+            f.get("password"),
+            f.get("password_confirm"),
         )
-        .await
-    {
-        return unavailable(&e);
+        .await;
+    match changed {
+        Ok(()) => see_other("/settings/api-keys?done=password_changed"),
+        Err(ServiceError::Validation(errors)) => match is_forced(&users, &user).await {
+            Ok(forced) => password_page(
+                &user,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                forced,
+                Errors(errors),
+            ),
+            Err(r) => r,
+        },
+        Err(e) => unavailable(&e),
     }
-    see_other("/settings/api-keys?done=password_changed")
 }
 
 /// An audit event about a user (`target`), done by `by`.

@@ -32,22 +32,15 @@ use super::html_response;
 use crate::app::{AppState, Core};
 use crate::domain::clock::Timestamp;
 use crate::domain::permission::Permission;
-use crate::domain::random_base62;
 use crate::domain::user::Role;
 use crate::http::auth::ClientIp;
 use crate::service::keys::Principal;
-use crate::store::users::Session;
-use crate::store::{Shop, StoreError, User};
+use crate::store::{Shop, User};
 
 pub const SESSION_COOKIE: &str = "latchkey_session";
 /// Set by the login page so its form can carry a CSRF token before any session exists.
 pub const LOGIN_COOKIE: &str = "latchkey_login";
-/// A session ends after this long unused…
-pub const IDLE_SECONDS: i64 = 12 * 3600;
-/// …and at the latest this long after login.
-pub const MAX_AGE_SECONDS: i64 = 7 * 24 * 3600;
-/// Use of a session is written down at most this often.
-const TOUCH_EVERY_SECONDS: i64 = 300;
+pub use crate::service::users::{IDLE_SECONDS, MAX_AGE_SECONDS};
 /// The largest form any page sends.
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
@@ -198,26 +191,9 @@ pub fn csrf_token(core: &Core, cookie_value: &str) -> String {
     mac[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Starts a session for `user` and returns the `Set-Cookie` value.
-pub async fn start_session(
-    core: &Core,
-    user: &User,
-    ip: IpAddr,
-) -> Result<HeaderValue, StoreError> {
-    let token = random_base62(32);
-    let now = core.clock.now();
-    core.store
-        .create_session(&Session {
-            token_hash: core.hasher.hash(&token),
-            user_id: user.id.clone(),
-            shop_id: user.shop_id.clone(),
-            created_at: now,
-            last_seen_at: now,
-            expires_at: now.plus_seconds(IDLE_SECONDS),
-            ip: Some(ip.to_string()),
-        })
-        .await?;
-    Ok(set_cookie(core, SESSION_COOKIE, &token, MAX_AGE_SECONDS))
+/// The `Set-Cookie` value carrying a new session's token.
+pub fn session_cookie(core: &Core, token: &str) -> HeaderValue {
+    set_cookie(core, SESSION_COOKIE, token, MAX_AGE_SECONDS)
 }
 
 /// Refuses every POST whose `csrf` field does not match the cookie it was
@@ -333,31 +309,22 @@ impl FromRequestParts<AppState> for WebUser {
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
             return Err(login_redirect(parts));
         };
-        let hash = core.hasher.hash(token);
-        let now = core.clock.now();
-        let found = core
-            .store
-            .find_session(&hash, now)
+        let found = state
+            .users
+            .session(token)
             .await
             .map_err(|e| unavailable(&e))?;
         let Some(found) = found else {
             return Err(login_redirect(parts));
         };
-        let session = &found.session;
-        if now.as_micros() - session.last_seen_at.as_micros() > TOUCH_EVERY_SECONDS * 1_000_000 {
-            let limit = session.created_at.plus_seconds(MAX_AGE_SECONDS);
-            let expires = now.plus_seconds(IDLE_SECONDS).min(limit);
-            if let Err(e) = core.store.touch_session(&hash, now, expires).await {
-                tracing::warn!(error = %e, "web: could not record session use");
-            }
-        }
         if found.must_change_password
             && !matches!(parts.uri.path(), "/settings/password" | "/logout")
         {
             return Err(Redirect::to("/settings/password").into_response());
         }
-        let shop = core
-            .shop(&found.user.shop_id)
+        let shop = state
+            .shops
+            .get(&found.user.shop_id)
             .await
             .map_err(|e| unavailable(&e))?
             .ok_or_else(|| login_redirect(parts))?;
@@ -366,9 +333,9 @@ impl FromRequestParts<AppState> for WebUser {
             .get::<ClientIp>()
             .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0);
         Ok(WebUser {
+            token_hash: found.session.token_hash,
             user: found.user,
             shop,
-            token_hash: hash,
             csrf: csrf_token(core, token),
             ip,
         })
@@ -461,7 +428,9 @@ pub fn user_message(
     )
 }
 
-pub fn unavailable(e: &StoreError) -> Response {
+/// The page for a failure the user can only retry (the database did not
+/// answer, or something unexpected); the cause goes to the log.
+pub fn unavailable(e: &dyn std::fmt::Display) -> Response {
     tracing::error!(error = %e, "web: store error");
     message(
         StatusCode::SERVICE_UNAVAILABLE,

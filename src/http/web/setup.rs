@@ -3,6 +3,8 @@
 //! once. It also guards the form against cross-site posts: a forged form cannot
 //! know it.
 
+use std::sync::Arc;
+
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -12,25 +14,13 @@ use axum::{Form, Router};
 use serde::Deserialize;
 
 use super::{esc, page};
-use crate::app::{AppState, Core};
-use crate::domain::key::Actor;
-use crate::domain::random_base62;
+use crate::app::AppState;
 use crate::domain::user::Password;
-use crate::http::error::FieldError;
-use crate::shops::{self, NewShop};
-use crate::store::StoreError;
+use crate::http::error::{FieldError, ServiceError};
+use crate::service::shops::{CreatedShop, NewShopInput, ShopService};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/setup", get(show).post(submit))
-}
-
-/// Makes a new setup token (replacing any earlier one) and returns the link.
-pub async fn issue_link(core: &Core) -> Result<String, StoreError> {
-    let token = random_base62(32);
-    core.store
-        .put_setup_token(&core.hasher.hash(&token), core.clock.now())
-        .await?;
-    Ok(format!("{}/setup?token={token}", core.policy.public_url))
 }
 
 #[derive(Deserialize)]
@@ -125,17 +115,14 @@ fn form(f: &SetupForm, errors: &[FieldError]) -> Response {
     page(status, "Set up", &body)
 }
 
-async fn token_ok(core: &Core, token: &str) -> Result<bool, Response> {
-    if token.is_empty() || token.len() > 128 {
-        return Ok(false);
-    }
-    core.store
-        .setup_token_valid(&core.hasher.hash(token))
+async fn token_ok(shops: &ShopService, token: &str) -> Result<bool, Response> {
+    shops
+        .setup_token_valid(token)
         .await
         .map_err(|e| unavailable(&e))
 }
 
-fn unavailable(e: &StoreError) -> Response {
+fn unavailable(e: &ServiceError) -> Response {
     tracing::error!(error = %e, "setup: store error");
     page(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -145,11 +132,11 @@ fn unavailable(e: &StoreError) -> Response {
 }
 
 async fn show(
-    State(core): State<crate::app::CoreRef>,
+    State(shops): State<Arc<ShopService>>,
     query: Result<Query<TokenQuery>, QueryRejection>,
 ) -> Response {
     let token = query.ok().and_then(|Query(q)| q.token).unwrap_or_default();
-    match token_ok(&core, &token).await {
+    match token_ok(&shops, &token).await {
         Ok(true) => form(
             &SetupForm {
                 token,
@@ -163,7 +150,7 @@ async fn show(
 }
 
 async fn submit(
-    State(core): State<crate::app::CoreRef>,
+    State(shops): State<Arc<ShopService>>,
     form_data: Result<Form<SetupForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(f)) = form_data else {
@@ -173,7 +160,7 @@ async fn submit(
             "<div class=\"card\"><h1>The form could not be read</h1><p>Go back and submit it again.</p></div>",
         );
     };
-    match token_ok(&core, &f.token).await {
+    match token_ok(&shops, &f.token).await {
         Ok(true) => {}
         Ok(false) => return invalid_link(),
         Err(r) => return r,
@@ -182,36 +169,20 @@ async fn submit(
     if password.is_ok() && f.password != f.password_confirm {
         password = Err("the two passwords differ".into());
     }
-    let prepared = shops::prepare(
-        &f.shop_name,
-        &f.email,
+    let input = NewShopInput {
+        name: &f.shop_name,
+        owner_email: &f.email,
         password,
-        Actor::Cli,
-        core.clock.now(),
-    );
-    let NewShop {
-        shop,
-        mut owner,
-        mut audit,
-    } = match prepared {
-        Ok(p) => p,
-        Err(errors) => return form(&f, &errors),
     };
-    // The owner created the shop, not the command line.
-    audit.actor = Actor::User(owner.id.clone());
-    owner.shop_id.clone_from(&shop.id);
-    match core
-        .store
-        .complete_setup(&core.hasher.hash(&f.token), &shop, &owner, &audit)
-        .await
-    {
-        Ok(()) => {}
-        Err(StoreError::NotFound) => return invalid_link(),
-        Err(StoreError::Conflict(m)) => {
+    let CreatedShop { shop, owner } = match shops.complete_setup(&f.token, input).await {
+        Ok(created) => created,
+        Err(ServiceError::Validation(errors)) => return form(&f, &errors),
+        Err(ServiceError::NotFound) => return invalid_link(),
+        Err(ServiceError::Conflict(m)) => {
             return form(&f, &[FieldError::new("owner_email", m)]);
         }
         Err(e) => return unavailable(&e),
-    }
+    };
     tracing::info!(shop_id = %shop.id, owner_id = %owner.id, "setup complete");
     let body = format!(
         "<div class=\"card\"><div class=\"alert ok\" role=\"status\">Your shop is set up.</div>\
