@@ -18,8 +18,7 @@ use crate::service::keys::KeyService;
 use crate::service::resources::ResourceService;
 use crate::service::shops::ShopService;
 use crate::service::users::UserService;
-use crate::store::resources::ResourceStore;
-use crate::store::{AuditStore, Store};
+use crate::store::Store;
 
 /// Everything a request or a CLI command works with.
 pub struct Core {
@@ -41,6 +40,10 @@ pub struct Core {
     pub users: Arc<UserService>,
     /// Reading the audit log.
     pub audit: Arc<AuditService>,
+    /// The shop's clients, orders and devices, and test data.
+    pub resources: Arc<ResourceService>,
+    /// `Idempotency-Key` for creates.
+    pub idempotency: Arc<IdempotencyService>,
 }
 
 /// Cached keys (known and unknown hashes, each).
@@ -78,7 +81,15 @@ impl Core {
             keys.clone(),
         ));
         let audit = Arc::new(AuditService::new(store.clone(), store.clone()));
+        let resources = Arc::new(ResourceService::new(
+            store.clone(),
+            store.clone(),
+            clock.clone(),
+        ));
+        let idempotency = Arc::new(IdempotencyService::new(store.clone(), clock.clone()));
         Core {
+            resources,
+            idempotency,
             store,
             clock,
             hasher,
@@ -114,19 +125,13 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(core: Arc<Core>) -> Self {
-        let store: Arc<dyn ResourceStore> = core.store.clone();
-        let audit: Arc<dyn AuditStore> = core.store.clone();
         AppState {
             keys: core.keys.clone(),
             shops: core.shops.clone(),
             users: core.users.clone(),
             audit: core.audit.clone(),
-            resources: Arc::new(ResourceService::new(
-                store.clone(),
-                audit,
-                core.clock.clone(),
-            )),
-            idempotency: Arc::new(IdempotencyService::new(store, core.clock.clone())),
+            resources: core.resources.clone(),
+            idempotency: core.idempotency.clone(),
             core,
         }
     }

@@ -349,22 +349,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }) => legacy_import(settings, &shop, &file, skip_invalid, json).await,
         Command::TestData(TestDataCommand::Reset { shop, json }) => {
             let (core, _) = open_core(&settings).await?;
-            if core
-                .store
-                .get_shop(&shop)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-                .is_none()
-            {
-                bail!("--shop: no shop with id `{shop}`");
+            match core.keys.shop_exists(&shop).await {
+                Ok(()) => {}
+                Err(ServiceError::Validation(_)) => bail!("--shop: no shop with id `{shop}`"),
+                Err(e) => bail!("{e}"),
             }
-            let resources = crate::service::resources::ResourceService::new(
-                core.store.clone(),
-                core.store.clone(),
-                core.clock.clone(),
-            );
             let by = crate::service::resources::ResetBy::Operator { shop_id: &shop };
-            let counts = resources
+            let counts = core
+                .resources
                 .reset_test_data(by)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;

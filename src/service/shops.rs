@@ -58,6 +58,11 @@ impl ShopService {
         }
     }
 
+    /// Whether the database answers (readiness).
+    pub async fn database_ready(&self) -> Result<(), ServiceError> {
+        Ok(self.shops.ping().await?)
+    }
+
     pub async fn has_shops(&self) -> Result<bool, ServiceError> {
         Ok(self.shops.has_shops().await?)
     }

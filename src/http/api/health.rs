@@ -27,10 +27,10 @@ async fn healthz() -> Json<serde_json::Value> {
     responses((status = 200, description = "Ready", body = serde_json::Value, example = json!({"status": "ready", "database": "ok"})),
         (status = 503, description = "`unavailable`: the database is not answering", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 async fn readyz(
-    State(core): State<crate::app::CoreRef>,
+    State(shops): State<std::sync::Arc<crate::service::shops::ShopService>>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    core.store
-        .ping()
+    shops
+        .database_ready()
         .await
         .map_err(|e| ApiError::unavailable(&e.to_string()))?;
     Ok((

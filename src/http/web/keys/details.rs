@@ -240,31 +240,19 @@ pub(super) async fn details_page(
         Ok(n) => n,
         Err(r) => return r,
     };
-    let filter = AuditFilter {
-        key_id: Some(key.id.clone()),
-        ..Default::default()
+    let events = match core.audit.trail(&user.principal(), &key.id).await {
+        Ok(events) => events,
+        Err(e) => return service_error(user, e),
     };
-    let events = match core
-        .store
-        .list_audit_events(
-            &user.shop.id,
-            &filter,
-            PageRequest {
-                page: 1,
-                per_page: 100,
-            },
-        )
-        .await
-    {
-        Ok(p) => p.items,
-        Err(e) => return unavailable(&e),
-    };
-    for e in &events {
-        if let Actor::Key(id) = &e.actor
-            && let Ok(Some(k)) = core.store.get_key(&user.shop.id, id).await
-        {
-            names.add_key(id, k.name.as_str());
+    match core.audit.key_names(&user.shop.id, &events).await {
+        Ok(found) => {
+            for (id, name) in found {
+                if let Some(name) = name {
+                    names.add_key(&id, &name);
+                }
+            }
         }
+        Err(e) => return service_error(user, e),
     }
     let trail = events
         .iter()

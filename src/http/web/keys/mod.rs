@@ -22,12 +22,12 @@ use super::session::{Chrome, WebUser, not_found, render, see_other, unavailable,
 use super::view::{self, GRID, Names};
 use crate::app::{AppState, Core};
 use crate::domain::clock::Timestamp;
-use crate::domain::key::{Actor, KeyKind, KeyName, KeyRecord, KeyStatus};
+use crate::domain::key::{KeyKind, KeyName, KeyRecord, KeyStatus};
 use crate::domain::permission::{PermissionSet, TEMPLATES};
 use crate::http::error::{FieldError, ServiceError};
 use crate::service::keys::{Created, KeyUpdateInput, NewKeyInput};
 use crate::store::usage::{KeyUsage, UsageSummary};
-use crate::store::{AuditFilter, PageRequest};
+
 use std::collections::HashMap;
 
 mod actions;
@@ -117,10 +117,10 @@ pub(super) async fn names(
     keys: &[KeyRecord],
 ) -> Result<Names, Response> {
     let users = core
-        .store
-        .list_users(&user.shop.id)
+        .users
+        .list(&user.shop.id)
         .await
-        .map_err(|e| unavailable(&e))?;
+        .map_err(|e| service_error(user, e))?;
     let mut names = Names::new(&users);
     for k in keys {
         names.add_key(&k.id, k.name.as_str());
