@@ -444,6 +444,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         );
     }
     let (core, created_secret) = open_core(&settings).await?;
+    if !settings.database_url.starts_with("sqlite:") {
+        tracing::warn!(
+            "rate limits, failed-attempt limits and login throttles are kept per instance (no --redis-url): with several instances behind a load balancer each enforces its own"
+        );
+    }
     if let Some(path) = created_secret {
         tracing::warn!(
             path = %path.display(),
