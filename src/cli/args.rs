@@ -1,0 +1,247 @@
+//! The commands and their arguments, as clap parses them.
+
+use super::*;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "latchkey",
+    version,
+    about = "API keys for repair-shop platforms, and the REST API they open."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the data lives. Each also reads `LATCHKEY_<NAME>` and the config file.
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// Config file [env: LATCHKEY_CONFIG] [default: <data-dir>/latchkey.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Data directory: database, secret, config [env: LATCHKEY_DATA_DIR] [default: ./latchkey-data]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL, sqlite://PATH [env: LATCHKEY_DATABASE_URL] [default: sqlite://<data-dir>/latchkey.db]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// File holding the server secret used to hash keys [env: LATCHKEY_SECRET_FILE; or the secret itself in LATCHKEY_SECRET] [default: <data-dir>/secret.key, created on first use]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub secret_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP server (API, docs, web UI).
+    Serve(ServeArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Manage shops (tenants).
+    #[command(subcommand)]
+    Shop(ShopCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Manage users of the web UI.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Import and manage legacy keys (the earlier API-key scheme).
+    #[command(subcommand)]
+    Legacy(LegacyCommand),
+    /// Manage a shop's test-environment data.
+    #[command(subcommand, name = "test-data")]
+    TestData(TestDataCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LegacyCommand {
+    /// Import legacy keys from a CSV file with a header row and the columns
+    /// key,name[,permissions][,allowed_ips] (lists space-separated). Every row
+    /// is checked first; any bad row stops the import unless --skip-invalid.
+    Import {
+        #[arg(long, value_name = "SHOP_ID")]
+        shop: String,
+        #[arg(long, value_name = "PATH")]
+        file: PathBuf,
+        /// Import the good rows and report the bad ones
+        #[arg(long)]
+        skip_invalid: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TestDataCommand {
+    /// Replace the shop's test data with the sample set (live data is never touched).
+    Reset {
+        #[arg(long, value_name = "SHOP_ID")]
+        shop: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// Address to listen on [env: LATCHKEY_LISTEN] [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// Redis URL for shared rate limits across instances [env: LATCHKEY_REDIS_URL]
+    #[arg(long, value_name = "URL")]
+    pub redis_url: Option<String>,
+    /// External URL used in links, docs and the setup link [env: LATCHKEY_PUBLIC_URL] [default: http://<listen>]
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Comma-separated CIDRs of proxies whose X-Forwarded-For is believed [env: LATCHKEY_TRUSTED_PROXIES]
+    #[arg(long, value_name = "CIDRS")]
+    pub trusted_proxies: Option<String>,
+    /// Cut-off for legacy keys, RFC 3339 [env: LATCHKEY_LEGACY_SUNSET] [default: 2026-12-01T00:00:00Z]
+    #[arg(long, value_name = "TIME")]
+    pub legacy_sunset: Option<String>,
+    /// A brownout window before the cut-off, START/END in RFC 3339, during which legacy keys already fail; repeat for more [env: LATCHKEY_LEGACY_BROWNOUT, comma-separated]
+    #[arg(long, value_name = "START/END")]
+    pub legacy_brownout: Vec<String>,
+    /// Requests per minute for keys without their own limit [env: LATCHKEY_DEFAULT_RATE_LIMIT] [default: 100]
+    #[arg(long, value_name = "N")]
+    pub default_rate_limit: Option<String>,
+    /// Failed authentications per minute per client IP [env: LATCHKEY_FAILED_AUTH_LIMIT] [default: 30]
+    #[arg(long, value_name = "N")]
+    pub failed_auth_limit: Option<String>,
+    /// Most keys one shop may hold [env: LATCHKEY_MAX_KEYS_PER_SHOP] [default: 1000]
+    #[arg(long, value_name = "N")]
+    pub max_keys_per_shop: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ShopCommand {
+    /// Create a shop and its owner; prints the ids and a generated password.
+    Create {
+        /// The shop's name
+        #[arg(long)]
+        name: String,
+        /// The owner's email (their login)
+        #[arg(long, value_name = "EMAIL")]
+        owner_email: String,
+        /// Read the owner's password from standard input instead of generating one
+        #[arg(long)]
+        password_stdin: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UsersCommand {
+    /// Give a user (the owner too) a new one-time password, valid for 7 days;
+    /// their sessions end and they choose their own password at next login.
+    ResetPassword {
+        /// The user's email (their login)
+        #[arg(long, value_name = "EMAIL")]
+        email: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Create a key; prints it with its secret, the only time the secret is shown.
+    Create {
+        /// Shop id
+        #[arg(long, value_name = "SHOP_ID")]
+        shop: String,
+        /// Name saying where the key is used (default: the template's name)
+        #[arg(long)]
+        name: Option<String>,
+        /// Template id: website-contact-form, zapier, it-glue, ninja-rmm, pax8, read-only
+        #[arg(long, value_name = "ID", required_unless_present = "permission")]
+        template: Option<String>,
+        /// Permission to grant (repeat for several), e.g. orders:read
+        #[arg(long, value_name = "PERMISSION")]
+        permission: Vec<String>,
+        /// live or test
+        #[arg(long, default_value = "live")]
+        environment: String,
+        /// Allowed address or CIDR (repeat for several); none allows any
+        #[arg(long, value_name = "CIDR")]
+        allowed_ip: Vec<String>,
+        /// Expiry, RFC 3339 (e.g. 2027-01-31T17:00:00Z)
+        #[arg(long, value_name = "TIME")]
+        expires_at: Option<String>,
+        /// Requests per minute (1-10000) [default: the server's default]
+        #[arg(long, value_name = "N")]
+        rate_limit: Option<i64>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a shop's keys.
+    List {
+        #[arg(long, value_name = "SHOP_ID")]
+        shop: String,
+        /// Only keys of this environment: live or test
+        #[arg(long)]
+        environment: Option<String>,
+        /// Only keys with this status: active, expired, revoked, retired
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one key.
+    Show {
+        key_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key: it stops working at once, here and in running servers.
+    Revoke {
+        key_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a key for good.
+    Delete {
+        key_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Roll a key: a replacement with the same settings; prints its secret once.
+    Roll {
+        key_id: String,
+        /// How long the old key keeps working, 0-604800 seconds
+        #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+        expire_old_in: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Upgrade a legacy key to a new standard key; prints its secret once.
+    Upgrade {
+        key_id: String,
+        /// Retire the legacy key now instead of at the cut-off
+        #[arg(long)]
+        retire_legacy: bool,
+        /// Grant only the permissions of the endpoints the legacy key called
+        #[arg(long)]
+        narrow_to_used: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl GlobalArgs {
+    pub(super) fn overrides(&self) -> Overrides {
+        Overrides {
+            config: self.config.clone(),
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            secret_file: self.secret_file.clone(),
+            ..Default::default()
+        }
+    }
+}
