@@ -22,6 +22,11 @@
 #   5. HAProxy  GET /healthz and GET /api/v1/me (keyed: map + stick-table +
 #      http-request return)
 #   6. DRF      GET /api/v1/me (keyed: djangorestframework-api-key + throttle, gunicorn)
+#   6b. latchkey on PostgreSQL (PEERS contains "postgres"): a second latchkey
+#      on a throwaway PostgreSQL (Debian's postgresql binaries, initdb in
+#      $OUT, fsync off like the SQLite store is not), seeded the same way:
+#      GET /api/v1/me (from memory either way) and GET /api/v1/orders/{id}
+#      (one indexed read) -- the keyed-read cost of each store, same run
 #   7. usage accuracy: exactly N keyed requests under load, then the usage
 #      endpoint's count must equal N (skipped while GET /api/v1/keys/{id}/usage
 #      does not answer).
@@ -35,7 +40,7 @@
 #
 # Environment (defaults): ROUNDS=3 DURATION=8s WARMUP=2s CONNECTIONS=64 THREADS=1
 # SERVER_CPU=1 CLIENT_CPU=0 KEYS=200 DRF_WORKERS=3 USAGE_REQUESTS=50000
-# PEERS="nginx haproxy drf" SKIP_BUILD=0 UPDATE_DOCS=1 LATCHKEY_LOG=warn
+# PEERS="nginx haproxy drf postgres" SKIP_BUILD=0 UPDATE_DOCS=1 LATCHKEY_LOG=warn
 # OUT=target/bench/load-<time>. Traffic goes to 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,16 +58,16 @@ CLIENT_CPU=${CLIENT_CPU:-0}
 KEYS=${KEYS:-200}
 DRF_WORKERS=${DRF_WORKERS:-3}
 USAGE_REQUESTS=${USAGE_REQUESTS:-50000}
-PEERS=${PEERS:-nginx haproxy drf}
+PEERS=${PEERS:-nginx haproxy drf postgres}
 UPDATE_DOCS=${UPDATE_DOCS:-1}
 export LATCHKEY_LOG=${LATCHKEY_LOG:-warn}
 OUT=${OUT:-target/bench/load-$(date +%Y%m%d-%H%M%S)}
-LK_PORT=18080 NGINX_PORT=18081 HAPROXY_PORT=18082 DRF_PORT=18083
+LK_PORT=18080 NGINX_PORT=18081 HAPROXY_PORT=18082 DRF_PORT=18083 LK_PG_PORT=18084 PG_PORT=18085
 
 need wrk taskset curl jq python3 awk
 [[ " $PEERS " == *" nginx "* ]] && need nginx
 [[ " $PEERS " == *" haproxy "* ]] && need haproxy
-for p in $LK_PORT $NGINX_PORT $HAPROXY_PORT $DRF_PORT; do port_free "$p"; done
+for p in $LK_PORT $NGINX_PORT $HAPROXY_PORT $DRF_PORT $LK_PG_PORT $PG_PORT; do port_free "$p"; done
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   cargo build --release >&2
@@ -207,6 +212,46 @@ if [[ " $PEERS " == *" drf "* ]]; then
   target drf_me "$pid" -s bench/keys.lua "http://127.0.0.1:$DRF_PORT" -- "$OUT/drf/keys.txt" /api/v1/me
 fi
 
+# ---- latchkey on PostgreSQL -------------------------------------------------------
+if [[ " $PEERS " == *" postgres "* ]]; then
+  pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -x "$pg_bin/initdb" ] || { echo "PEERS has postgres: install Debian's postgresql package" >&2; exit 1; }
+  pg_dir="$OUT/postgres"
+  mkdir -p "$pg_dir"
+  as_pg=()
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres "$pg_dir"
+    as_pg=(runuser -u postgres --)
+  fi
+  "${as_pg[@]}" "$pg_bin/initdb" -D "$pg_dir/data" -U postgres -A trust >"$OUT/postgres.init.log"
+  taskset -c "$SERVER_CPU" "${as_pg[@]}" "$pg_bin/postgres" -D "$pg_dir/data" -p "$PG_PORT" -k "$pg_dir" \
+    -c listen_addresses=127.0.0.1 >"$OUT/postgres.log" 2>&1 &
+  BENCH_PIDS+=("$!")
+  for _ in $(seq 50); do "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break; sleep 0.2; done
+  pg_url="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+  # Same secret as the SQLite instance, so one data dir serves both.
+  lk_pg() { "$bin" --data-dir "$OUT/latchkey" --database-url "$pg_url" "$@"; }
+  pg_shop=$(lk_pg shop create --name "Load bench (PostgreSQL)" --owner-email "load-pg@bench.example" --json | jq -r .shop_id)
+  lk_pg test-data reset --shop "$pg_shop" --json >/dev/null
+  : >"$OUT/keys_pg.txt"
+  for i in $(seq "$KEYS"); do
+    lk_pg keys create --shop "$pg_shop" --name "load $i" --environment test \
+      --permission orders:read --rate-limit 10000 --json | jq -r .key.secret >>"$OUT/keys_pg.txt"
+  done
+  taskset -c "$SERVER_CPU" "$bin" --data-dir "$OUT/latchkey" --database-url "$pg_url" serve \
+    --listen "127.0.0.1:$LK_PG_PORT" >"$OUT/latchkey_pg.log" 2>&1 &
+  lk_pg_pid=$!
+  BENCH_PIDS+=("$lk_pg_pid")
+  wait_http "http://127.0.0.1:$LK_PG_PORT/healthz"
+  pg_key=$(head -1 "$OUT/keys_pg.txt")
+  pg_order=$(curl -sf "http://127.0.0.1:$LK_PG_PORT/api/v1/orders?per_page=1" -H "X-API-Key: $pg_key" | jq -r '.orders[0].id')
+  [ -n "$pg_order" ] && [ "$pg_order" != null ] || { echo "no order in the PostgreSQL test data" >&2; exit 1; }
+  # PostgreSQL runs on the server's core too, so both instances' CPU counts
+  # the database's work: PID_OF names latchkey only; see the CPU note below.
+  target latchkey_pg_me "$lk_pg_pid" -s bench/keys.lua "http://127.0.0.1:$LK_PG_PORT" -- "$OUT/keys_pg.txt" /api/v1/me
+  target latchkey_pg_order "$lk_pg_pid" -s bench/keys.lua "http://127.0.0.1:$LK_PG_PORT" -- "$OUT/keys_pg.txt" "/api/v1/orders/$pg_order"
+fi
+
 # ---- the measured rounds ----------------------------------------------------
 for round in $(seq "$ROUNDS"); do
   for name in "${TARGETS[@]}"; do
@@ -280,6 +325,8 @@ me_rps=$(field latchkey_me 1)
   row latchkey_me latchkey "GET /api/v1/me (keyed)"
   row latchkey_order latchkey "GET /api/v1/orders/{id} (keyed)"
   row latchkey_auth_only latchkey "GET /api/v1/orders/{id}, key without orders:read (403: auth only, no handler)"
+  row latchkey_pg_me "latchkey on PostgreSQL $("${pg_bin:-/nonexistent}/postgres" --version 2>/dev/null | awk '{print $3}')" "GET /api/v1/me (keyed)"
+  row latchkey_pg_order "latchkey on PostgreSQL" "GET /api/v1/orders/{id} (keyed; one indexed read)"
   nginx_name="nginx $(nginx -v 2>&1 | sed 's|.*/||')"
   haproxy_name="HAProxy $(haproxy -v | awk 'NR==1 {print $3}')"
   row nginx_healthz "$nginx_name" "GET /healthz (no key, a fixed string)"
@@ -298,6 +345,7 @@ me_rps=$(field latchkey_me 1)
   [ -n "${RESULT[nginx_me]:-}" ] && echo "- latchkey ÷ nginx: $(ratio "$me_rps" "$(field nginx_me 1)") in requests/s, $(ratio "$(per_cpu latchkey_me)" "$(per_cpu nginx_me)") per server CPU-second (target >= 0.7)"
   [ -n "${RESULT[haproxy_me]:-}" ] && echo "- latchkey ÷ HAProxy: $(ratio "$me_rps" "$(field haproxy_me 1)") in requests/s, $(ratio "$(per_cpu latchkey_me)" "$(per_cpu haproxy_me)") per server CPU-second"
   [ -n "${RESULT[drf_me]:-}" ] && echo "- latchkey ÷ DRF: $(ratio "$me_rps" "$(field drf_me 1)") in requests/s, $(ratio "$(per_cpu latchkey_me)" "$(per_cpu drf_me)") per server CPU-second (target >= 20)"
+  [ -n "${RESULT[latchkey_pg_order]:-}" ] && echo "- Keyed read, PostgreSQL ÷ SQLite (GET /api/v1/orders/{id}): $(ratio "$(field latchkey_pg_order 1)" "$(field latchkey_order 1)") in requests/s; keyed /me (no query either way) $(ratio "$(field latchkey_pg_me 1)" "$me_rps"). PostgreSQL shares the server's core and its CPU is not in the CPU column"
   echo "- latchkey RSS after its runs: $((lk_rss / 1024)) MiB"
   echo "- Usage accuracy: $usage_line"
 } >"$OUT/results.md"
