@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `shop`, `keys`, `users`.
+//! The command line: `serve`, `migrate`, `shop`, `keys`, `users`, `db`.
 //!
 //! Every command that touches data takes `--data-dir` or `--database-url` (so a
 //! CLI and a running server share one database) and creates the data directory,
@@ -39,6 +39,8 @@ macro_rules! out {
         let _ = writeln!(std::io::stdout().lock(), $($arg)*);
     }};
 }
+
+mod db;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -91,6 +93,9 @@ pub enum Command {
     /// Manage a shop's test-environment data.
     #[command(subcommand, name = "test-data")]
     TestData(TestDataCommand),
+    /// Move a whole installation between SQLite and PostgreSQL.
+    #[command(subcommand)]
+    Db(db::DbCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -341,6 +346,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Shop(cmd) => shop(settings, cmd).await,
         Command::Keys(cmd) => keys(settings, cmd).await,
         Command::Users(cmd) => users(settings, cmd).await,
+        Command::Db(cmd) => db::run(cmd).await,
         Command::Legacy(LegacyCommand::Import {
             shop,
             file,
