@@ -628,3 +628,54 @@ async fn every_table_and_column_of_both_schemas_is_in_the_copy_list() {
     drop(PostgresStore::open_with(db.options.clone()).await.unwrap());
     check_schema("PostgreSQL", &pg_schema(&db.url()).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_bigger_than_a_page_are_copied_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let url = format!("sqlite://{}", dir.join("big.db").display());
+    drop(open(&url).await);
+    let pool = SqlitePoolOptions::new()
+        .connect_with(SqliteConnectOptions::from_str(&url).unwrap())
+        .await
+        .unwrap();
+    // 1,234 rows on a three-column key (pages of 500 resume mid-key), and
+    // NULLs of every type.
+    for i in 0..1234i64 {
+        sqlx::query(
+            "INSERT INTO usage_clients (key_id, ip, user_agent, requests, last_used_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(format!("key_{}", i % 3))
+        .bind(format!("10.0.{}.{}", i % 2, i / 7))
+        .bind(format!("agent/{}", i % 5))
+        .bind(i)
+        .bind(1_700_000_000_000_000 + i)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query("INSERT INTO usage_totals (key_id, requests) VALUES ('key_0', 3)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let total = "SELECT CAST(COALESCE(SUM(requests), 0) AS BIGINT) FROM usage_clients";
+    let sum: i64 = sqlx::query_scalar(total).fetch_one(&pool).await.unwrap();
+    pool.close().await;
+
+    let db = pg::fresh_database().await;
+    let summary = copy_ok(dir, &url, &db.url());
+    assert_eq!(summary["tables"]["usage_clients"], 1234);
+    let pg = PgPoolOptions::new()
+        .connect_with(db.options.clone())
+        .await
+        .unwrap();
+    let copied: i64 = sqlx::query_scalar(total).fetch_one(&pg).await.unwrap();
+    assert_eq!(copied, sum);
+    let nulls: (Option<i64>, Option<String>) =
+        sqlx::query_as("SELECT last_used_at, last_used_ip FROM usage_totals")
+            .fetch_one(&pg)
+            .await
+            .unwrap();
+    assert_eq!(nulls, (None, None));
+}
