@@ -417,6 +417,8 @@ async fn every_command_answers_help_and_serve_help_documents_every_spec_option()
         &["keys", "delete"],
         &["users"],
         &["users", "reset-password"],
+        &["db"],
+        &["db", "copy"],
     ];
     for args in commands {
         let mut cmd = bare(dir.path());

@@ -53,6 +53,9 @@ pub enum Command {
     /// Manage a shop's test-environment data.
     #[command(subcommand, name = "test-data")]
     TestData(TestDataCommand),
+    /// Move a whole installation between SQLite and PostgreSQL.
+    #[command(subcommand)]
+    Db(super::db::DbCommand),
 }
 
 #[derive(Subcommand, Debug)]

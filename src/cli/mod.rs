@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `shop`, `keys`, `users`.
+//! The command line: `serve`, `migrate`, `shop`, `keys`, `users`, `db`.
 //!
 //! Every command that touches data takes `--data-dir` or `--database-url` (so a
 //! CLI and a running server share one database) and creates the data directory,
@@ -41,6 +41,7 @@ macro_rules! out {
 }
 
 mod args;
+mod db;
 mod keys;
 mod legacy;
 mod open;
@@ -113,6 +114,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Shop(cmd) => shop(settings, cmd).await,
         Command::Keys(cmd) => keys(settings, cmd).await,
         Command::Users(cmd) => users(settings, cmd).await,
+        Command::Db(cmd) => db::run(cmd).await,
         Command::Legacy(LegacyCommand::Import {
             shop,
             file,

@@ -6,6 +6,7 @@
 //! (the invalidation feed every instance tails) and its audit event: what the API
 //! confirmed is durable, and nothing is half-written.
 
+pub mod copy;
 pub mod postgres;
 pub mod resources;
 mod row;

@@ -51,7 +51,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(4);
 
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
     /// Woken by the `LISTEN` task on every feed notification.
     feed_wake: Arc<Notify>,
     /// The `LISTEN` task, started by the first `wait_for_change`; stopped
@@ -121,7 +121,7 @@ fn is_transient(code: &str) -> bool {
         || matches!(code, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
 }
 
-fn map_err(e: sqlx::Error) -> StoreError {
+pub(super) fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::RowNotFound => StoreError::NotFound,
         sqlx::Error::PoolTimedOut

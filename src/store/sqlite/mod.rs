@@ -32,7 +32,7 @@ use super::{StoreError, StoreResult};
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
 }
 
 impl SqliteStore {
@@ -82,7 +82,7 @@ impl SqliteStore {
     }
 }
 
-fn map_err(e: sqlx::Error) -> StoreError {
+pub(super) fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::RowNotFound => StoreError::NotFound,
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
