@@ -72,11 +72,18 @@ impl TestResponse {
 pub struct Builder {
     policy: Policy,
     empty: bool,
+    postgres: bool,
 }
 
 impl Builder {
     pub fn policy(mut self, f: impl FnOnce(&mut Policy)) -> Self {
         f(&mut self.policy);
+        self
+    }
+
+    /// On PostgreSQL whatever `LATCHKEY_TEST_BACKEND` says (outage tests).
+    pub fn postgres(mut self) -> Self {
+        self.postgres = true;
         self
     }
 
@@ -88,7 +95,7 @@ impl Builder {
 
     pub async fn build(self) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
-        let db = if pg::http_backend_is_postgres() {
+        let db = if self.postgres || pg::http_backend_is_postgres() {
             Some(pg::fresh_database().await)
         } else {
             None
@@ -123,6 +130,7 @@ impl TestApp {
         Builder {
             policy: Policy::default(),
             empty: false,
+            postgres: false,
         }
     }
 
