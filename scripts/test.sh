@@ -53,4 +53,21 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver
 fi
 
-exec cargo test "$@"
+# Pass 1: the whole suite on SQLite, as a default install runs. It includes
+# the store contract suites (tests/store_*.rs), which run every contract on
+# both backends already, and tests/http_outage.rs, which is PostgreSQL always.
+echo "==> test pass 1 of 2: the whole suite, HTTP tests on SQLite"
+cargo test "$@"
+
+# Pass 2: the HTTP-level suites again with TestApp and the CLI on PostgreSQL
+# (tests/common/mod.rs), one fresh database per test. Same command and flags
+# as pass 1, so cargo reuses its test binaries and builds nothing.
+# Not here: tests/browser.rs, which drives Chromium through the same TestApp
+# and the same pages as tests/web.rs (run here on PostgreSQL); what it adds
+# is the browser side (scripts, forms, layout), which does not depend on the
+# database, and its Chromium sessions are the slowest tests of the suite.
+echo "==> test pass 2 of 2: the HTTP-level suites on PostgreSQL (LATCHKEY_TEST_BACKEND=postgres)"
+LATCHKEY_TEST_BACKEND=postgres cargo test \
+    --test api_keys --test api_resources --test web --test cli --test legacy \
+    --test roll --test ratelimit --test usage --test setup --test smoke --test openapi \
+    "$@"

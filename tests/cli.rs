@@ -5,10 +5,14 @@
 //! log free of secrets.
 //!
 //! Each test has its own data directory and clears every `LATCHKEY_*` (and
-//! `RUST_LOG`) variable, so the user's environment does not leak in.
+//! `RUST_LOG`) variable, so the user's environment does not leak in. With
+//! `LATCHKEY_TEST_BACKEND=postgres` every data command also gets
+//! `--database-url postgres://…`, a fresh database per data directory on the
+//! throwaway server of `common/pg.rs`; the data directory still holds
+//! `secret.key` and `latchkey.toml`.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -16,9 +20,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use latchkey::domain::token::{Environment, generate};
-use latchkey::store::ShopStore;
+use latchkey::store::Store;
+use latchkey::store::postgres::PostgresStore;
 use latchkey::store::sqlite::SqliteStore;
-use latchkey::store::users::UserStore;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
@@ -41,12 +45,86 @@ fn bare(cwd: &Path) -> Command {
     cmd
 }
 
-/// `latchkey ARGS --data-dir DIR`.
+#[path = "common/pg.rs"]
+mod pg;
+
+/// On PostgreSQL: the database of each data directory, made on first use.
+static DATABASES: Mutex<Vec<(PathBuf, pg::TestDatabase)>> = Mutex::new(Vec::new());
+
+/// On PostgreSQL (`LATCHKEY_TEST_BACKEND=postgres`), the URL and options of
+/// `dir`'s database; `None` on SQLite (`<dir>/latchkey.db`).
+fn postgres_of(dir: &Path) -> Option<(String, sqlx::postgres::PgConnectOptions)> {
+    if !pg::http_backend_is_postgres() {
+        return None;
+    }
+    let mut databases = DATABASES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, db)) = databases.iter().find(|(d, _)| d == dir) {
+        return Some((db.url(), db.options.clone()));
+    }
+    // Called from inside a test's runtime: create it on a thread with its own.
+    let db = std::thread::spawn(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(pg::fresh_database())
+    })
+    .join()
+    .expect("a fresh PostgreSQL database");
+    let found = (db.url(), db.options.clone());
+    databases.push((dir.to_owned(), db));
+    Some(found)
+}
+
+/// `latchkey ARGS --data-dir DIR` (and `--database-url postgres://…` on
+/// PostgreSQL).
 fn latchkey(dir: &Path, args: &[&str]) -> Command {
     let cwd = dir.ancestors().find(|d| d.is_dir()).unwrap_or(dir);
     let mut cmd = bare(cwd);
     cmd.args(args).arg("--data-dir").arg(dir);
+    if let Some((url, _)) = postgres_of(dir) {
+        cmd.arg("--database-url").arg(url);
+    }
     cmd
+}
+
+/// The store the commands in `dir` use, opened as another process would.
+async fn open_store(dir: &Path) -> Box<dyn Store> {
+    match postgres_of(dir) {
+        None => Box::new(
+            SqliteStore::open_path(&dir.join("latchkey.db"))
+                .await
+                .unwrap(),
+        ),
+        Some((_, options)) => Box::new(PostgresStore::open_with(options).await.unwrap()),
+    }
+}
+
+/// The commands in `dir` created and migrated their database.
+async fn assert_database_exists(dir: &Path) {
+    match postgres_of(dir) {
+        None => assert!(dir.join("latchkey.db").is_file()),
+        Some((_, options)) => {
+            // Migrated: the tables are there (dump_text asserts some exist).
+            pg::dump_text(&options).await;
+        }
+    }
+}
+
+/// Whether `needle` appears anywhere in what `dir`'s database stores (the
+/// SQLite file and WAL, or every PostgreSQL row, `bytea` as hex).
+async fn database_contains(dir: &Path, needle: &[u8]) -> bool {
+    match postgres_of(dir) {
+        None => ["latchkey.db", "latchkey.db-wal"].iter().any(|file| {
+            let bytes = std::fs::read(dir.join(file)).unwrap_or_default();
+            bytes.windows(needle.len()).any(|w| w == needle)
+        }),
+        Some((_, options)) => {
+            let text = pg::dump_text(&options).await;
+            text.as_bytes().windows(needle.len()).any(|w| w == needle)
+                || text.contains(&pg::hex_of(needle))
+        }
+    }
 }
 
 struct Run {
@@ -494,7 +572,7 @@ async fn migrate_creates_the_data_dir_the_database_and_an_owner_only_secret() {
     let out = run(&dir, &["migrate"]).ok();
     assert!(out.is_empty(), "migrate printed to stdout: {out}");
     assert!(dir.is_dir());
-    assert!(dir.join("latchkey.db").is_file());
+    assert_database_exists(&dir).await;
     let secret = dir.join("secret.key");
     let mode = std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "secret.key mode {mode:o}");
@@ -525,7 +603,8 @@ async fn shop_create_prints_ids_and_a_generated_password_or_reads_one_from_stdin
         ],
     )
     .json();
-    assert!(dir.join("latchkey.db").is_file() && dir.join("secret.key").is_file());
+    assert!(dir.join("secret.key").is_file());
+    assert_database_exists(&dir).await;
     assert!(!s(&out, "shop_id").is_empty());
     assert!(!s(&out, "owner_id").is_empty());
     assert_ne!(out["shop_id"], out["owner_id"]);
@@ -637,9 +716,7 @@ async fn a_too_short_password_on_stdin_is_refused_and_creates_no_shop() {
     .fails();
     assert!(line.contains("--password-stdin"), "{line}");
 
-    let store = SqliteStore::open_path(&dir.join("latchkey.db"))
-        .await
-        .unwrap();
+    let store = open_store(&dir).await;
     assert!(!store.has_shops().await.unwrap(), "a shop was created");
 }
 
@@ -669,9 +746,7 @@ async fn users_reset_password_gives_the_owner_a_one_time_password_that_logs_in()
     assert!(!s(&out, "valid_until").is_empty());
 
     // The new password is the one that works now, and it must be changed.
-    let store = SqliteStore::open_path(&dir.join("latchkey.db"))
-        .await
-        .unwrap();
+    let store = open_store(&dir).await;
     let email = latchkey::domain::user::Email::parse("owner@fixit.example").unwrap();
     let owner = store.find_user_by_email(&email).await.unwrap().unwrap();
     assert!(latchkey::domain::user::Password::verify(
@@ -1397,13 +1472,10 @@ async fn legacy_import_then_upgrade_and_roll_work_from_the_command_line() {
     let legacy_id = out["keys"][0]["id"].as_str().unwrap().to_owned();
     assert_eq!(out["keys"][0]["display"], "…1234");
     let needle: &[u8] = b"legacy-abcdefghijklmnop1234";
-    for file in ["latchkey.db", "latchkey.db-wal"] {
-        let bytes = std::fs::read(dir.join(file)).unwrap_or_default();
-        assert!(
-            !bytes.windows(needle.len()).any(|w| w == needle),
-            "the legacy secret is not stored in plaintext ({file})"
-        );
-    }
+    assert!(
+        !database_contains(dir, needle).await,
+        "the legacy secret is not stored in plaintext"
+    );
 
     // Upgrade: a standard key with the legacy key's name and permissions.
     let up = run(dir, &["keys", "upgrade", &legacy_id, "--json"]).json();

@@ -15,7 +15,6 @@ use latchkey::auth::secret::{KeyHasher, ServerSecret};
 use latchkey::domain::key::Actor;
 use latchkey::domain::new_id;
 use latchkey::domain::user::{Email, Password, Role};
-use latchkey::store::sqlite::SqliteStore;
 use latchkey::store::{AuditEvent, Store, User};
 use latchkey::{Core, build_router};
 use tower::ServiceExt;
@@ -383,11 +382,7 @@ async fn a_session_survives_a_restart_of_the_app_on_the_same_database() {
     let cookie = web.cookie_header();
 
     // A new process: a new store on the same file, the same server secret.
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open_path(&app.dir.path().join("latchkey.db"))
-            .await
-            .unwrap(),
-    );
+    let store: Arc<dyn Store> = app.reopen_store().await;
     let secret = ServerSecret::new(b"test-secret-test-secret-test-secret!".to_vec()).unwrap();
     let clock = Arc::new(latchkey::domain::clock::ManualClock::new(
         latchkey::domain::clock::Timestamp::parse_rfc3339(T0).unwrap(),
@@ -418,14 +413,10 @@ async fn sessions_are_stored_hashed() {
     let app = TestApp::new().await;
     let web = Web::logged_in(&app, OWNER).await;
     let token = web.cookies["latchkey_session"].clone();
-    let db = std::fs::read(app.dir.path().join("latchkey.db")).unwrap();
-    let wal = std::fs::read(app.dir.path().join("latchkey.db-wal")).unwrap_or_default();
-    for bytes in [db, wal] {
-        assert!(
-            !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
-            "the cookie value is not in the database"
-        );
-    }
+    assert!(
+        !app.database_contains(token.as_bytes()).await,
+        "the cookie value is not in the database"
+    );
 }
 
 #[tokio::test]

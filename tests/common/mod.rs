@@ -1,6 +1,11 @@
-//! Test harness: a fresh SQLite database per test, a manual clock, the router
-//! driven in-process (`TestApp::call`) or served on a real socket on port 0
+//! Test harness: a fresh database per test, a manual clock, the router driven
+//! in-process (`TestApp::call`) or served on a real socket on port 0
 //! (`TestApp::spawn`).
+//!
+//! The database is SQLite (`<dir>/latchkey.db`) by default; with
+//! `LATCHKEY_TEST_BACKEND=postgres` it is a fresh PostgreSQL database on the
+//! throwaway server of `pg.rs` (one server per test binary), so every HTTP
+//! suite runs on both backends (scripts/test.sh runs both passes).
 #![allow(
     dead_code,
     reason = "each test binary uses a different part of the harness"
@@ -19,11 +24,15 @@ use latchkey::domain::key::Actor;
 use latchkey::domain::new_id;
 use latchkey::domain::user::{Email, Password, Role};
 use latchkey::service::keys::{NewKeyInput, Principal};
+use latchkey::store::postgres::PostgresStore;
 use latchkey::store::sqlite::SqliteStore;
 use latchkey::store::{AuditEvent, Shop, Store, User};
 use latchkey::{Core, Policy, build_router};
 use serde_json::Value;
 use tower::ServiceExt;
+
+#[path = "pg.rs"]
+pub mod pg;
 
 /// The instant every test starts at.
 pub const T0: &str = "2026-11-23T12:00:00Z";
@@ -34,7 +43,10 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     /// The default shop, created with the app.
     pub shop_id: String,
+    /// A temporary directory; on SQLite it holds the database file.
     pub dir: tempfile::TempDir,
+    /// On PostgreSQL: this test's database (it must outlive the store).
+    pub db: Option<pg::TestDatabase>,
     /// The TCP peer the in-process router sees.
     pub peer: SocketAddr,
 }
@@ -60,11 +72,18 @@ impl TestResponse {
 pub struct Builder {
     policy: Policy,
     empty: bool,
+    postgres: bool,
 }
 
 impl Builder {
     pub fn policy(mut self, f: impl FnOnce(&mut Policy)) -> Self {
         f(&mut self.policy);
+        self
+    }
+
+    /// On PostgreSQL whatever `LATCHKEY_TEST_BACKEND` says (outage tests).
+    pub fn postgres(mut self) -> Self {
+        self.postgres = true;
         self
     }
 
@@ -76,11 +95,12 @@ impl Builder {
 
     pub async fn build(self) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open_path(&dir.path().join("latchkey.db"))
-                .await
-                .unwrap(),
-        );
+        let db = if self.postgres || pg::http_backend_is_postgres() {
+            Some(pg::fresh_database().await)
+        } else {
+            None
+        };
+        let store = open_store(dir.path(), db.as_ref()).await;
         let clock = Arc::new(ManualClock::new(Timestamp::parse_rfc3339(T0).unwrap()));
         let secret = ServerSecret::new(b"test-secret-test-secret-test-secret!".to_vec()).unwrap();
         let core = Arc::new(Core::new(
@@ -95,6 +115,7 @@ impl Builder {
             store,
             shop_id: String::new(),
             dir,
+            db,
             peer: "203.0.113.10:40000".parse().unwrap(),
         };
         if !self.empty {
@@ -109,11 +130,39 @@ impl TestApp {
         Builder {
             policy: Policy::default(),
             empty: false,
+            postgres: false,
         }
     }
 
     pub async fn new() -> TestApp {
         Self::builder().build().await
+    }
+
+    /// Whether this app runs on PostgreSQL (`LATCHKEY_TEST_BACKEND=postgres`).
+    pub fn on_postgres(&self) -> bool {
+        self.db.is_some()
+    }
+
+    /// A second store on this app's database, as another process would open it.
+    pub async fn reopen_store(&self) -> Arc<dyn Store> {
+        open_store(self.dir.path(), self.db.as_ref()).await
+    }
+
+    /// Whether `needle` appears anywhere in what the database stores: the
+    /// SQLite file and its WAL, or every PostgreSQL row (`bytea` as hex, so
+    /// the needle's hex form is looked for too).
+    pub async fn database_contains(&self, needle: &[u8]) -> bool {
+        match &self.db {
+            None => ["latchkey.db", "latchkey.db-wal"].iter().any(|file| {
+                let bytes = std::fs::read(self.dir.path().join(file)).unwrap_or_default();
+                bytes.windows(needle.len()).any(|w| w == needle)
+            }),
+            Some(db) => {
+                let text = pg::dump_text(&db.options).await;
+                text.as_bytes().windows(needle.len()).any(|w| w == needle)
+                    || text.contains(&pg::hex_of(needle))
+            }
+        }
     }
 
     /// Creates a shop with an owner; returns the shop id.
@@ -302,6 +351,22 @@ impl Drop for RunningServer {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
+    }
+}
+
+/// The store of a test: SQLite in `dir`, or the PostgreSQL database `db`.
+async fn open_store(dir: &std::path::Path, db: Option<&pg::TestDatabase>) -> Arc<dyn Store> {
+    match db {
+        None => Arc::new(
+            SqliteStore::open_path(&dir.join("latchkey.db"))
+                .await
+                .unwrap(),
+        ),
+        Some(db) => Arc::new(
+            PostgresStore::open_with(db.options.clone())
+                .await
+                .unwrap_or_else(|e| panic!("open the test PostgreSQL database: {e}")),
+        ),
     }
 }
 

@@ -382,3 +382,52 @@ impl Throwaway {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
+
+/// Whether the HTTP-level suites (`TestApp`, the CLI tests) run on PostgreSQL:
+/// `LATCHKEY_TEST_BACKEND=postgres`; unset, empty or `sqlite` is SQLite. Any
+/// other value fails the test rather than silently run SQLite.
+pub fn http_backend_is_postgres() -> bool {
+    match std::env::var("LATCHKEY_TEST_BACKEND").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Ok("") | Err(_) => false,
+        Ok(other) => panic!("LATCHKEY_TEST_BACKEND={other:?}: expected `sqlite` or `postgres`"),
+    }
+}
+
+/// Every row of every table of the database, as PostgreSQL's text form, for
+/// tests that check a secret is not stored in plaintext. `bytea` columns show
+/// as hex, so callers look for the hex form of a needle too
+/// ([`hex_of`]).
+pub async fn dump_text(options: &PgConnectOptions) -> String {
+    let mut conn = PgConnection::connect_with(options)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL: {e}"));
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT quote_ident(table_name)::text FROM information_schema.tables \
+         WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert!(!tables.is_empty(), "the database has no tables");
+    let mut out = String::new();
+    for table in tables {
+        let rows: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT string_agg(t::text, E'\\n') FROM {table} t"
+        ))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        out.push_str(&table);
+        out.push('\n');
+        out.push_str(&rows.unwrap_or_default());
+        out.push('\n');
+    }
+    let _ = conn.close().await;
+    out
+}
+
+/// `bytes` as lower-case hex, the way `bytea` prints.
+pub fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -136,6 +136,11 @@ pub(super) fn map_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.code().is_some_and(|c| is_transient(&c)) => {
             StoreError::Unavailable(db.message().to_owned())
         }
+        // 22021: a parameter holds a NUL byte, which PostgreSQL text cannot
+        // hold (SQLite can). No stored row can match such a value, so a
+        // lookup by it (an id from a URL like `/clients/%00`) is "not found",
+        // as on SQLite, rather than an internal error.
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("22021") => StoreError::NotFound,
         _ => StoreError::Internal(e.to_string()),
     }
 }

@@ -133,6 +133,19 @@ impl PostgresStore {
             ));
             offset = 0;
         }
+        // A filter holding a NUL byte (`?client_id=%00`) matches nothing:
+        // PostgreSQL text cannot store one, and it refuses one as a parameter
+        // (SQLSTATE 22021). SQLite lists nothing for it; so do we.
+        if filters
+            .args
+            .iter()
+            .any(|a| matches!(a, Arg::Text(t) if t.contains('\0')))
+        {
+            return Ok(Paged {
+                items: Vec::new(),
+                total: 0,
+            });
+        }
         let limit = filters.arg(Arg::Int(i64::from(query.page.per_page)));
         let off = filters.arg(Arg::Int(offset));
 
