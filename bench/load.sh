@@ -327,8 +327,9 @@ me_rps=$(field latchkey_me 1)
   row latchkey_auth_only latchkey "GET /api/v1/orders/{id}, key without orders:read (403: auth only, no handler)"
   row latchkey_pg_me "latchkey on PostgreSQL $("${pg_bin:-/nonexistent}/postgres" --version 2>/dev/null | awk '{print $3}')" "GET /api/v1/me (keyed)"
   row latchkey_pg_order "latchkey on PostgreSQL" "GET /api/v1/orders/{id} (keyed; one indexed read)"
-  nginx_name="nginx $(nginx -v 2>&1 | sed 's|.*/||')"
-  haproxy_name="HAProxy $(haproxy -v | awk 'NR==1 {print $3}')"
+  # Only the peers that ran are named (a missing binary must not end the report).
+  nginx_name="nginx $({ command -v nginx >/dev/null && nginx -v 2>&1 | sed 's|.*/||'; } || true)"
+  haproxy_name="HAProxy $({ command -v haproxy >/dev/null && haproxy -v | awk 'NR==1 {print $3}'; } || true)"
   row nginx_healthz "$nginx_name" "GET /healthz (no key, a fixed string)"
   row nginx_me "$nginx_name" "GET /api/v1/me (keyed)"
   row haproxy_healthz "$haproxy_name" "GET /healthz (no key, a fixed string)"
