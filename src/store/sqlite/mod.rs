@@ -39,6 +39,25 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://path` or
     /// `sqlite::memory:`) and applies pending migrations.
     pub async fn open(url: &str) -> StoreResult<Self> {
+        // Several processes opening one new file at once: switching it to WAL
+        // needs the file to itself, and SQLite answers "database is locked"
+        // at once rather than through the busy timeout. Such an open is
+        // tried again (for up to 10 s); any other failure is reported.
+        let mut attempts = 0;
+        loop {
+            match Self::open_once(url).await {
+                Err(StoreError::Unavailable(m))
+                    if attempts < 100 && (m.contains("locked") || m.contains("busy")) =>
+                {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn open_once(url: &str) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Unavailable(format!("bad SQLite URL: {e}")))?
             .create_if_missing(true)
