@@ -27,6 +27,9 @@
 #      $OUT, fsync off like the SQLite store is not), seeded the same way:
 #      GET /api/v1/me (from memory either way) and GET /api/v1/orders/{id}
 #      (one indexed read) -- the keyed-read cost of each store, same run
+#   6c. a baseline latchkey (BASELINE_BIN=path to another build, e.g. of the
+#      previous commit): its /healthz and keyed /me beside this build's, so a
+#      change's effect on the keyed-request cost is a same-run ratio
 #   7. usage accuracy: exactly N keyed requests under load, then the usage
 #      endpoint's count must equal N (skipped while GET /api/v1/keys/{id}/usage
 #      does not answer).
@@ -40,7 +43,7 @@
 #
 # Environment (defaults): ROUNDS=3 DURATION=8s WARMUP=2s CONNECTIONS=64 THREADS=1
 # SERVER_CPU=1 CLIENT_CPU=0 KEYS=200 DRF_WORKERS=3 USAGE_REQUESTS=50000
-# PEERS="nginx haproxy drf postgres" SKIP_BUILD=0 UPDATE_DOCS=1 LATCHKEY_LOG=warn
+# PEERS="nginx haproxy drf postgres" (plus "baseline" when BASELINE_BIN is set) SKIP_BUILD=0 UPDATE_DOCS=1 LATCHKEY_LOG=warn
 # OUT=target/bench/load-<time>. Traffic goes to 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,16 +61,16 @@ CLIENT_CPU=${CLIENT_CPU:-0}
 KEYS=${KEYS:-200}
 DRF_WORKERS=${DRF_WORKERS:-3}
 USAGE_REQUESTS=${USAGE_REQUESTS:-50000}
-PEERS=${PEERS:-nginx haproxy drf postgres}
+PEERS=${PEERS:-nginx haproxy drf postgres${BASELINE_BIN:+ baseline}}
 UPDATE_DOCS=${UPDATE_DOCS:-1}
 export LATCHKEY_LOG=${LATCHKEY_LOG:-warn}
 OUT=${OUT:-target/bench/load-$(date +%Y%m%d-%H%M%S)}
-LK_PORT=18080 NGINX_PORT=18081 HAPROXY_PORT=18082 DRF_PORT=18083 LK_PG_PORT=18084 PG_PORT=18085
+LK_PORT=18080 NGINX_PORT=18081 HAPROXY_PORT=18082 DRF_PORT=18083 LK_PG_PORT=18084 PG_PORT=18085 LK_BASE_PORT=18086
 
 need wrk taskset curl jq python3 awk
 [[ " $PEERS " == *" nginx "* ]] && need nginx
 [[ " $PEERS " == *" haproxy "* ]] && need haproxy
-for p in $LK_PORT $NGINX_PORT $HAPROXY_PORT $DRF_PORT $LK_PG_PORT $PG_PORT; do port_free "$p"; done
+for p in $LK_PORT $NGINX_PORT $HAPROXY_PORT $DRF_PORT $LK_PG_PORT $PG_PORT $LK_BASE_PORT; do port_free "$p"; done
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   cargo build --release >&2
@@ -252,6 +255,27 @@ if [[ " $PEERS " == *" postgres "* ]]; then
   target latchkey_pg_order "$lk_pg_pid" -s bench/keys.lua "http://127.0.0.1:$LK_PG_PORT" -- "$OUT/keys_pg.txt" "/api/v1/orders/$pg_order"
 fi
 
+# ---- a baseline latchkey build ------------------------------------------------
+if [[ " $PEERS " == *" baseline "* ]]; then
+  base_bin=${BASELINE_BIN:?PEERS has baseline: set BASELINE_BIN to another latchkey binary}
+  [ -x "$base_bin" ] || { echo "BASELINE_BIN=$base_bin is not an executable" >&2; exit 1; }
+  lk_base() { "$base_bin" --data-dir "$OUT/baseline" "$@"; }
+  base_shop=$(lk_base shop create --name "Load bench (baseline)" --owner-email "load-base@bench.example" --json | jq -r .shop_id)
+  : >"$OUT/keys_base.txt"
+  for i in $(seq "$KEYS"); do
+    lk_base keys create --shop "$base_shop" --name "load $i" --environment test \
+      --permission orders:read --rate-limit 10000 --json | jq -r .key.secret >>"$OUT/keys_base.txt"
+  done
+  taskset -c "$SERVER_CPU" "$base_bin" --data-dir "$OUT/baseline" serve --listen "127.0.0.1:$LK_BASE_PORT" \
+    >"$OUT/latchkey_base.log" 2>&1 &
+  lk_base_pid=$!
+  BENCH_PIDS+=("$lk_base_pid")
+  wait_http "http://127.0.0.1:$LK_BASE_PORT/healthz"
+  curl -sf "http://127.0.0.1:$LK_BASE_PORT/api/v1/me" -H "X-API-Key: $(head -1 "$OUT/keys_base.txt")" >/dev/null
+  target latchkey_base_healthz "$lk_base_pid" -s bench/keys.lua "http://127.0.0.1:$LK_BASE_PORT" -- "$OUT/keys_base.txt" /healthz
+  target latchkey_base_me "$lk_base_pid" -s bench/keys.lua "http://127.0.0.1:$LK_BASE_PORT" -- "$OUT/keys_base.txt" /api/v1/me
+fi
+
 # ---- the measured rounds ----------------------------------------------------
 for round in $(seq "$ROUNDS"); do
   for name in "${TARGETS[@]}"; do
@@ -327,6 +351,8 @@ me_rps=$(field latchkey_me 1)
   row latchkey_auth_only latchkey "GET /api/v1/orders/{id}, key without orders:read (403: auth only, no handler)"
   row latchkey_pg_me "latchkey on PostgreSQL $("${pg_bin:-/nonexistent}/postgres" --version 2>/dev/null | awk '{print $3}')" "GET /api/v1/me (keyed)"
   row latchkey_pg_order "latchkey on PostgreSQL" "GET /api/v1/orders/{id} (keyed; one indexed read)"
+  row latchkey_base_healthz "latchkey baseline ($("${base_bin:-/nonexistent}" --version 2>/dev/null || echo "${base_bin:-}"))" "GET /healthz (no key)"
+  row latchkey_base_me "latchkey baseline" "GET /api/v1/me (keyed)"
   # Only the peers that ran are named (a missing binary must not end the report).
   nginx_name="nginx $({ command -v nginx >/dev/null && nginx -v 2>&1 | sed 's|.*/||'; } || true)"
   haproxy_name="HAProxy $({ command -v haproxy >/dev/null && haproxy -v | awk 'NR==1 {print $3}'; } || true)"
@@ -347,6 +373,7 @@ me_rps=$(field latchkey_me 1)
   [ -n "${RESULT[haproxy_me]:-}" ] && echo "- latchkey ÷ HAProxy: $(ratio "$me_rps" "$(field haproxy_me 1)") in requests/s, $(ratio "$(per_cpu latchkey_me)" "$(per_cpu haproxy_me)") per server CPU-second"
   [ -n "${RESULT[drf_me]:-}" ] && echo "- latchkey ÷ DRF: $(ratio "$me_rps" "$(field drf_me 1)") in requests/s, $(ratio "$(per_cpu latchkey_me)" "$(per_cpu drf_me)") per server CPU-second (target >= 20)"
   [ -n "${RESULT[latchkey_pg_order]:-}" ] && echo "- Keyed read, PostgreSQL ÷ SQLite (GET /api/v1/orders/{id}): $(ratio "$(field latchkey_pg_order 1)" "$(field latchkey_order 1)") in requests/s; keyed /me (no query either way) $(ratio "$(field latchkey_pg_me 1)" "$me_rps"). PostgreSQL shares the server's core and its CPU is not in the CPU column"
+  [ -n "${RESULT[latchkey_base_me]:-}" ] && echo "- Keyed /me ÷ /healthz, this build $(ratio "$me_rps" "$hz") vs the baseline build $(ratio "$(field latchkey_base_me 1)" "$(field latchkey_base_healthz 1)") (BASELINE_BIN=$base_bin); this build's /me ÷ the baseline's: $(ratio "$me_rps" "$(field latchkey_base_me 1)")"
   echo "- latchkey RSS after its runs: $((lk_rss / 1024)) MiB"
   echo "- Usage accuracy: $usage_line"
 } >"$OUT/results.md"
