@@ -61,6 +61,28 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
     }
 }
 
+/// A build's migrations, tolerant of newer ones: during a rolling upgrade the
+/// first new instance migrates the database, and an old instance that starts
+/// (or restarts) afterwards must still open it rather than refuse a migration
+/// it does not know. That is safe because migrations only add (docs/DEPLOY.md,
+/// "Rolling upgrades"; `tests/migrations.rs` holds them to it).
+fn tolerant(mut migrator: sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
+    migrator.set_ignore_missing(true);
+    migrator
+}
+
+/// Says so, once at open, when a newer build has migrated the database.
+fn warn_if_newer(migrator: &sqlx::migrate::Migrator, applied: Option<i64>) {
+    let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+    if let Some(applied) = applied.filter(|v| *v > known) {
+        tracing::warn!(
+            applied,
+            known,
+            "the database has migrations newer than this build knows (a newer latchkey upgraded it); this build runs on the newer schema until it is replaced"
+        );
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Shop {
     pub id: String,

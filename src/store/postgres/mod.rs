@@ -35,7 +35,7 @@ mod usage;
 mod users;
 
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -44,7 +44,8 @@ use tokio::sync::Notify;
 
 use super::{StoreError, StoreResult};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+static MIGRATOR: LazyLock<sqlx::migrate::Migrator> =
+    LazyLock::new(|| super::tolerant(sqlx::migrate!("migrations/postgres")));
 
 /// How long a caller waits for a connection (or the database to answer a new
 /// one) before the request is refused as unavailable.
@@ -99,6 +100,12 @@ impl PostgresStore {
             },
             other => StoreError::Internal(format!("migration failed: {other}")),
         })?;
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&pool)
+                .await
+                .map_err(map_err)?;
+        super::warn_if_newer(&MIGRATOR, applied);
         Ok(PostgresStore {
             pool,
             feed_wake: Arc::new(Notify::new()),

@@ -20,6 +20,7 @@ mod users;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -29,7 +30,8 @@ use sqlx::{Connection, Sqlite, Transaction};
 
 use super::{StoreError, StoreResult};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static MIGRATOR: LazyLock<sqlx::migrate::Migrator> =
+    LazyLock::new(|| super::tolerant(sqlx::migrate!("migrations/sqlite")));
 
 pub struct SqliteStore {
     pub(super) pool: SqlitePool,
@@ -83,7 +85,13 @@ impl SqliteStore {
             .run_direct(&mut *tx)
             .await
             .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
+        super::warn_if_newer(&MIGRATOR, applied);
         drop(conn);
         Ok(SqliteStore { pool })
     }
