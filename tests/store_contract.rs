@@ -405,27 +405,28 @@ async fn contract_a_second_shop_whose_owner_email_is_taken_is_a_conflict_and_lea
     assert!(store.get_shop(&third.id).await.unwrap().is_some());
 }
 
-async fn contract_setup_tokens_work_once_only_the_newest_and_only_while_no_shop_exists(
-    store: Arc<dyn Store>,
-) {
+async fn contract_setup_tokens_work_once_each_until_a_shop_exists(store: Arc<dyn Store>) {
+    let stale = [9u8; 32];
     let old = [1u8; 32];
     let new = [2u8; 32];
+    let day = latchkey::store::SETUP_TOKEN_PRUNE_SECONDS;
+    store.put_setup_token(&stale, at(-day - 10)).await.unwrap();
     store.put_setup_token(&old, at(0)).await.unwrap();
     assert!(store.setup_token_valid(&old).await.unwrap());
+    assert!(
+        !store.setup_token_valid(&stale).await.unwrap(),
+        "an unused link older than a day is pruned"
+    );
     store.put_setup_token(&new, at(1)).await.unwrap();
     assert!(
-        !store.setup_token_valid(&old).await.unwrap(),
-        "a newer link replaces an unused one"
+        store.setup_token_valid(&old).await.unwrap(),
+        "a link printed by another instance (or an earlier start) still works"
     );
     assert!(store.setup_token_valid(&new).await.unwrap());
     assert!(!store.setup_token_valid(&[3u8; 32]).await.unwrap());
+    assert!(!store.has_shops().await.unwrap());
 
     let (shop, owner, audit) = shop_parts("Fix-It Phones", "owner@fixit.example", at(2));
-    assert_not_found(
-        store.complete_setup(&old, &shop, &owner, &audit).await,
-        "complete_setup with a replaced token",
-    );
-    assert!(!store.has_shops().await.unwrap());
 
     store
         .complete_setup(&new, &shop, &owner, &audit)
@@ -434,6 +435,17 @@ async fn contract_setup_tokens_work_once_only_the_newest_and_only_while_no_shop_
     assert!(store.get_shop(&shop.id).await.unwrap().is_some());
     assert!(store.get_user(&owner.id).await.unwrap().is_some());
     assert!(!store.setup_token_valid(&new).await.unwrap(), "used once");
+    assert!(
+        !store.setup_token_valid(&old).await.unwrap(),
+        "the other links stop working once a shop exists"
+    );
+    let (late, late_owner, late_audit) = shop_parts("Late", "late@fixit.example", at(2));
+    assert_not_found(
+        store
+            .complete_setup(&old, &late, &late_owner, &late_audit)
+            .await,
+        "complete_setup with another link once a shop exists",
+    );
 
     let (again, again_owner, again_audit) = shop_parts("Another", "another@fixit.example", at(3));
     assert_not_found(
@@ -1950,7 +1962,7 @@ contracts! {
     contract_has_shops_is_false_on_an_empty_store_and_true_once_a_shop_exists,
     contract_create_shop_stores_the_shop_its_owner_and_its_audit_event,
     contract_a_second_shop_whose_owner_email_is_taken_is_a_conflict_and_leaves_no_shop_behind,
-    contract_setup_tokens_work_once_only_the_newest_and_only_while_no_shop_exists,
+    contract_setup_tokens_work_once_each_until_a_shop_exists,
     contract_an_inserted_key_reads_back_identical_by_id_by_any_shop_id_and_by_hash,
     contract_a_key_is_invisible_through_another_shops_id,
     contract_a_duplicate_key_hash_is_a_conflict_and_inserts_nothing,

@@ -87,8 +87,9 @@ impl ShopService {
         Ok(CreatedShop { shop, owner })
     }
 
-    /// Makes a new setup token, replacing any earlier one (only the newest
-    /// printed link works), and returns the link to `/setup`.
+    /// Makes a new setup token and returns the link to `/setup`. Every link
+    /// printed while no shop exists works (instances started together each
+    /// print one) until one of them creates the shop.
     pub async fn setup_link(&self) -> Result<String, ServiceError> {
         let token = random_base62(32);
         self.shops
@@ -211,12 +212,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_setup_link_works_once_and_only_the_newest_one() {
+    async fn every_setup_link_works_until_one_creates_the_shop() {
         let (core, _clock, _dir) = crate::service::testing::empty().await;
         let token_of = |link: String| link.split("token=").nth(1).unwrap().to_owned();
         let old = token_of(core.shops.setup_link().await.unwrap());
         let new = token_of(core.shops.setup_link().await.unwrap());
-        assert!(!core.shops.setup_token_valid(&old).await.unwrap());
+        assert!(core.shops.setup_token_valid(&old).await.unwrap());
         assert!(core.shops.setup_token_valid(&new).await.unwrap());
         assert!(!core.shops.has_shops().await.unwrap());
 
@@ -233,6 +234,10 @@ mod tests {
             .await;
         assert!(matches!(again, Err(ServiceError::NotFound)), "{again:?}");
         assert!(!core.shops.setup_token_valid(&new).await.unwrap());
+        assert!(
+            !core.shops.setup_token_valid(&old).await.unwrap(),
+            "the other link ends with the shop"
+        );
         assert!(!core.shops.setup_token_valid("").await.unwrap());
     }
 

@@ -61,6 +61,9 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
     }
 }
 
+/// Unused setup tokens are kept this long (a day) after they were printed.
+pub const SETUP_TOKEN_PRUNE_SECONDS: i64 = 24 * 3600;
+
 /// A build's migrations, tolerant of newer ones: during a rolling upgrade the
 /// first new instance migrates the database, and an old instance that starts
 /// (or restarts) afterwards must still open it rather than refuse a migration
@@ -206,8 +209,10 @@ pub trait ShopStore: Send + Sync {
     /// Creates a shop and its owner in one transaction.
     async fn create_shop(&self, shop: &Shop, owner: &User, audit: &AuditEvent) -> StoreResult<()>;
     async fn get_shop(&self, id: &str) -> StoreResult<Option<Shop>>;
-    /// Replaces any unused setup token with this one (only the newest printed
-    /// link works).
+    /// Adds a setup token. Every unused token works until one of them creates
+    /// the first shop: several instances starting together on an empty
+    /// database each print a link, and each must work. Unused tokens older
+    /// than [`SETUP_TOKEN_PRUNE_SECONDS`] before `at` are removed.
     async fn put_setup_token(&self, token_hash: &[u8; 32], at: Timestamp) -> StoreResult<()>;
     /// Whether an unused setup token with this hash exists and no shop does.
     async fn setup_token_valid(&self, token_hash: &[u8; 32]) -> StoreResult<bool>;

@@ -70,7 +70,11 @@ impl ShopStore for SqliteStore {
 
     async fn put_setup_token(&self, token_hash: &[u8; 32], at: Timestamp) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("DELETE FROM setup_tokens WHERE used_at IS NULL")
+        sqlx::query("DELETE FROM setup_tokens WHERE used_at IS NULL AND created_at < ?1")
+            .bind(
+                at.plus_seconds(-crate::store::SETUP_TOKEN_PRUNE_SECONDS)
+                    .as_micros(),
+            )
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
