@@ -24,7 +24,7 @@ pub struct GlobalArgs {
     /// Data directory: database, secret, config [env: LATCHKEY_DATA_DIR] [default: ./latchkey-data]
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Database URL, sqlite://PATH [env: LATCHKEY_DATABASE_URL] [default: sqlite://<data-dir>/latchkey.db]
+    /// Database URL: sqlite://PATH, or postgres://USER[:PASSWORD]@HOST:PORT/DB for several instances [env: LATCHKEY_DATABASE_URL] [default: sqlite://<data-dir>/latchkey.db]
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
     /// File holding the server secret used to hash keys [env: LATCHKEY_SECRET_FILE; or the secret itself in LATCHKEY_SECRET] [default: <data-dir>/secret.key, created on first use]
