@@ -462,8 +462,7 @@ async fn instances_started_together_on_an_empty_database_and_data_dir_agree_and_
     std::fs::write(&other, "0f".repeat(32)).unwrap();
     let log = c
         .try_add(&["--secret-file", other.to_str().unwrap()])
-        .err()
-        .expect("an instance with another secret refuses to start");
+        .expect_err("an instance with another secret refuses to start");
     let refusals: Vec<&str> = log
         .lines()
         .filter(|l| l.starts_with("latchkey: "))
