@@ -194,6 +194,12 @@ async fn one_round(c: &Cluster, manager: &str, change: Change, round: usize) -> 
             Instant::now()
         }
     };
+    if !matches!(change, Change::CliRevoke) {
+        // SPEC: immediately on the instance that made the change.
+        let (path, status, _) = change.probe();
+        let (got, body) = get(c, 0, path, &secret).await;
+        assert_eq!(got, status, "instance 0 right after {change:?}: {body}");
+    }
     let (a, b, d) = tokio::join!(
         refused_after(c, 0, &secret, change, done),
         refused_after(c, 1, &secret, change, done),
