@@ -584,6 +584,36 @@ async fn migrate_creates_the_data_dir_the_database_and_an_owner_only_secret() {
     assert_eq!(std::fs::read(&secret).unwrap(), first);
 }
 
+#[tokio::test]
+async fn eight_commands_started_at_once_on_a_fresh_data_dir_share_one_whole_secret() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let children: Vec<Child> = (0..8)
+        .map(|_| {
+            latchkey(&dir, &["migrate"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("latchkey starts")
+        })
+        .collect();
+    for child in children {
+        Run::finish(child, "latchkey migrate".into()).ok();
+    }
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("secret"))
+        .collect();
+    assert_eq!(names, ["secret.key"], "one secret file, no temporary left");
+    let secret = std::fs::read_to_string(dir.join("secret.key")).unwrap();
+    assert_eq!(secret.len(), 64, "a whole secret: {secret:?}");
+    // Every one of them recorded (or matched) that secret's fingerprint: a
+    // later command with it opens the database.
+    let shop = new_shop(&dir);
+    assert!(shop.starts_with("shop_"), "{shop}");
+}
+
 /// Runs `sql` on `dir`'s database (SQLite file or PostgreSQL); returns the
 /// first column of the first row as bytes, if the statement returns one.
 async fn sql_bytes(dir: &Path, sql: &str) -> Option<Vec<u8>> {
