@@ -55,7 +55,8 @@ fi
 
 # Pass 1: the whole suite on SQLite, as a default install runs. It includes
 # the store contract suites (tests/store_*.rs), which run every contract on
-# both backends already, and tests/http_outage.rs, which is PostgreSQL always.
+# both backends already, and tests/http_outage.rs and tests/cluster.rs (several
+# real instances on one database), which are PostgreSQL always.
 echo "==> test pass 1 of 2: the whole suite, HTTP tests on SQLite"
 cargo test "$@"
 

@@ -585,6 +585,130 @@ async fn migrate_creates_the_data_dir_the_database_and_an_owner_only_secret() {
 }
 
 #[tokio::test]
+async fn eight_commands_started_at_once_on_a_fresh_data_dir_share_one_whole_secret() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let children: Vec<Child> = (0..8)
+        .map(|_| {
+            latchkey(&dir, &["migrate"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("latchkey starts")
+        })
+        .collect();
+    for child in children {
+        Run::finish(child, "latchkey migrate".into()).ok();
+    }
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("secret"))
+        .collect();
+    assert_eq!(names, ["secret.key"], "one secret file, no temporary left");
+    let secret = std::fs::read_to_string(dir.join("secret.key")).unwrap();
+    assert_eq!(secret.len(), 64, "a whole secret: {secret:?}");
+    // Every one of them recorded (or matched) that secret's fingerprint: a
+    // later command with it opens the database.
+    let shop = new_shop(&dir);
+    assert!(shop.starts_with("shop_"), "{shop}");
+}
+
+/// Runs `sql` on `dir`'s database (SQLite file or PostgreSQL); returns the
+/// first column of the first row as bytes, if the statement returns one.
+async fn sql_bytes(dir: &Path, sql: &str) -> Option<Vec<u8>> {
+    match postgres_of(dir) {
+        None => {
+            let url = format!("sqlite://{}", dir.join("latchkey.db").display());
+            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+                .await
+                .unwrap();
+            sqlx::query_scalar(sql)
+                .fetch_optional(&mut conn)
+                .await
+                .unwrap()
+        }
+        Some((_, options)) => {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect_with(&options)
+                .await
+                .unwrap();
+            sqlx::query_scalar(sql)
+                .fetch_optional(&mut conn)
+                .await
+                .unwrap()
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_secret_other_than_the_databases_is_refused_in_one_line_naming_its_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let shop = new_shop(&dir);
+    let fingerprint = "SELECT fingerprint FROM secret_fingerprint WHERE id = 1";
+    let recorded = sql_bytes(&dir, fingerprint).await.expect("recorded");
+    assert_eq!(recorded.len(), 32);
+    let secret = std::fs::read(dir.join("secret.key")).unwrap();
+    assert!(
+        !recorded
+            .windows(16)
+            .any(|w| secret.windows(16).any(|s| s == w)),
+        "the fingerprint is not the secret"
+    );
+
+    // The same secret, by any route, opens it.
+    let same = tmp.path().join("same.key");
+    std::fs::write(&same, &secret).unwrap();
+    let list = ["keys", "list", "--shop", shop.as_str()];
+    Run::of(latchkey(&dir, &list).arg("--secret-file").arg(&same)).ok();
+    Run::of(latchkey(&dir, &list).env("LATCHKEY_SECRET", String::from_utf8(secret).unwrap())).ok();
+
+    // Another one is refused, naming where it came from and what to do.
+    let other = tmp.path().join("other.key");
+    std::fs::write(&other, "b".repeat(64)).unwrap();
+    let by_file = Run::of(latchkey(&dir, &list).arg("--secret-file").arg(&other)).fails();
+    let by_env = Run::of(latchkey(&dir, &list).env("LATCHKEY_SECRET", "c".repeat(64))).fails();
+    let serve = Run::of(
+        latchkey(&dir, &["serve", "--listen", "127.0.0.1:0"])
+            .arg("--secret-file")
+            .arg(&other),
+    )
+    .fails();
+    for (line, source) in [
+        (&by_file, other.display().to_string()),
+        (&by_env, "LATCHKEY_SECRET".to_owned()),
+        (&serve, other.display().to_string()),
+    ] {
+        assert!(line.contains("server secret"), "{line}");
+        assert!(line.contains(&source), "names {source}: {line}");
+        assert!(
+            line.contains("same --secret-file or LATCHKEY_SECRET"),
+            "{line}"
+        );
+        assert!(!line.contains(&"b".repeat(16)) && !line.contains(&"c".repeat(16)));
+    }
+    // A different data directory's fresh secret too.
+    let elsewhere = tmp.path().join("elsewhere");
+    if let Some((url, _)) = postgres_of(&dir) {
+        let line = Run::of(&mut {
+            let mut c = bare(tmp.path());
+            c.args(["keys", "list", "--shop", shop.as_str(), "--data-dir"])
+                .arg(&elsewhere)
+                .args(["--database-url", &url]);
+            c
+        })
+        .fails();
+        assert!(line.contains("secret.key"), "{line}");
+    }
+    assert_eq!(sql_bytes(&dir, fingerprint).await.unwrap(), recorded);
+
+    // A database from before fingerprints gets one on its next open.
+    sql_bytes(&dir, "DELETE FROM secret_fingerprint").await;
+    Run::of(&mut latchkey(&dir, &list)).ok();
+    assert_eq!(sql_bytes(&dir, fingerprint).await.unwrap(), recorded);
+}
+
+#[tokio::test]
 async fn shop_create_prints_ids_and_a_generated_password_or_reads_one_from_stdin() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");

@@ -339,6 +339,7 @@ async fn sqlite_to_postgres_and_back_keeps_every_row_key_usage_and_counter() {
     let sqlite_url = format!("sqlite://{}", dir.join("data/latchkey.db").display());
     let before = counts(&sqlite_url).await;
     for t in [
+        "secret_fingerprint",
         "shops",
         "users",
         "api_keys",
@@ -399,6 +400,25 @@ async fn sqlite_to_postgres_and_back_keeps_every_row_key_usage_and_counter() {
         ],
     );
     assert_eq!(max_audit_seq(&pg_url).await, seq + 1);
+    // The fingerprint came along: another secret is refused on the copy.
+    let other = dir.join("other.key");
+    std::fs::write(&other, "f".repeat(64)).unwrap();
+    let refused = latchkey(
+        dir,
+        &[
+            "keys",
+            "list",
+            "--shop",
+            &inst.shop,
+            "--secret-file",
+            other.to_str().unwrap(),
+            "--database-url",
+            &pg_url,
+        ],
+    );
+    assert!(!refused.status.success());
+    let line = String::from_utf8_lossy(&refused.stderr);
+    assert!(line.contains("server secret"), "{line}");
 
     // PostgreSQL → a new SQLite file.
     let back_url = format!("sqlite://{}", dir.join("back/latchkey.db").display());

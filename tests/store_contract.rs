@@ -1958,7 +1958,40 @@ async fn contract_a_tailer_polling_while_a_hundred_revokes_commit_sees_every_one
     );
 }
 
+async fn contract_the_first_secret_fingerprint_claimed_is_kept_and_returned_to_every_later_claim(
+    store: Arc<dyn Store>,
+) {
+    let (a, b) = ([7u8; 32], [9u8; 32]);
+    assert_eq!(store.claim_secret_fingerprint(&a, t0()).await.unwrap(), a);
+    assert_eq!(store.claim_secret_fingerprint(&a, at(1)).await.unwrap(), a);
+    assert_eq!(
+        store.claim_secret_fingerprint(&b, at(2)).await.unwrap(),
+        a,
+        "a later, different fingerprint does not replace the first"
+    );
+}
+
+async fn contract_concurrent_fingerprint_claims_all_get_the_same_winner(store: Arc<dyn Store>) {
+    let claims: Vec<_> = (0..8u8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.claim_secret_fingerprint(&[i; 32], t0()).await })
+        })
+        .collect();
+    let mut winners = BTreeSet::new();
+    for c in claims {
+        winners.insert(c.await.unwrap().expect("claim"));
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "one fingerprint for everyone: {winners:?}"
+    );
+}
+
 contracts! {
+    contract_the_first_secret_fingerprint_claimed_is_kept_and_returned_to_every_later_claim,
+    contract_concurrent_fingerprint_claims_all_get_the_same_winner,
     contract_has_shops_is_false_on_an_empty_store_and_true_once_a_shop_exists,
     contract_create_shop_stores_the_shop_its_owner_and_its_audit_event,
     contract_a_second_shop_whose_owner_email_is_taken_is_a_conflict_and_leaves_no_shop_behind,

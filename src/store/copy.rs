@@ -17,7 +17,9 @@
 //! Order references continue by themselves: `order_sequences` is copied.
 //!
 //! Key hashes are copied as they are: the target must be served with the same
-//! server secret as the source, or no key verifies.
+//! server secret as the source, or no key verifies. The secret's fingerprint
+//! travels too (`secret_fingerprint`), so a target opened with another secret
+//! refuses to start rather than answer `invalid_key` to every key.
 
 use std::path::Path;
 
@@ -63,6 +65,11 @@ const B: Kind = Kind::Blob;
 /// Every table that holds rows, parents before children (foreign keys hold
 /// at every insert).
 pub const TABLES: &[Table] = &[
+    Table {
+        name: "secret_fingerprint",
+        key: &["id"],
+        columns: &[("id", I), ("fingerprint", B), ("created_at", I)],
+    },
     Table {
         name: "shops",
         key: &["id"],

@@ -200,11 +200,20 @@ pub struct AuditFilter {
     pub action: Option<String>,
 }
 
-/// Shops, the first-run setup token, and the database's health.
+/// Shops, the first-run setup token, the server secret's fingerprint, and the
+/// database's health.
 #[async_trait]
 pub trait ShopStore: Send + Sync {
     /// Answers when the database does (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
+    /// Records `fingerprint` as the server secret's unless one is recorded
+    /// already, and returns the one recorded (this one, or the first
+    /// opener's). Race-free: openers starting at once all get the same one.
+    async fn claim_secret_fingerprint(
+        &self,
+        fingerprint: &[u8; 32],
+        at: Timestamp,
+    ) -> StoreResult<[u8; 32]>;
     async fn has_shops(&self) -> StoreResult<bool>;
     /// Creates a shop and its owner in one transaction.
     async fn create_shop(&self, shop: &Shop, owner: &User, audit: &AuditEvent) -> StoreResult<()>;

@@ -225,6 +225,11 @@ pub(crate) fn shop_from_row(row: &impl RowExt) -> StoreResult<Shop> {
     })
 }
 
+/// The recorded fingerprint of the server secret.
+pub(crate) fn fingerprint_from_row(row: &impl RowExt) -> StoreResult<[u8; 32]> {
+    row.hash("fingerprint")
+}
+
 pub(crate) fn user_from_row(row: &impl RowExt) -> StoreResult<User> {
     let email = row.text("email")?;
     let role = row.text("role")?;

@@ -74,7 +74,13 @@ impl PostgresStore {
     /// [`Self::open`] with options built by the caller (tests use it to pick
     /// a database).
     pub async fn open_with(options: PgConnectOptions) -> StoreResult<Self> {
-        let options = options.application_name("latchkey");
+        // No NOTICEs ("relation … already exists, skipping" from the
+        // migrator's bookkeeping on every start): sqlx logs them at info,
+        // which would be noise in the server's log and break a refusal's one
+        // line on stderr.
+        let options = options
+            .application_name("latchkey")
+            .options([("client_min_messages", "warning")]);
         // One direct connection first: the pool retries until its timeout and
         // then only says it timed out; this says why (refused, unknown host,
         // bad password).

@@ -1,4 +1,5 @@
-//! PostgreSQL: shops, the first-run setup token, and health.
+//! PostgreSQL: shops, the first-run setup token, the secret's fingerprint,
+//! and health.
 
 use async_trait::async_trait;
 use sqlx::{Postgres, Row, Transaction};
@@ -6,7 +7,7 @@ use sqlx::{Postgres, Row, Transaction};
 use super::audit::insert_audit;
 use super::{PostgresStore, map_err};
 use crate::domain::clock::Timestamp;
-use crate::store::row::shop_from_row;
+use crate::store::row::{fingerprint_from_row, shop_from_row};
 use crate::store::{AuditEvent, Shop, ShopStore, StoreError, StoreResult, User};
 
 async fn insert_shop_and_owner(
@@ -52,6 +53,29 @@ impl ShopStore for PostgresStore {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn claim_secret_fingerprint(
+        &self,
+        fingerprint: &[u8; 32],
+        at: Timestamp,
+    ) -> StoreResult<[u8; 32]> {
+        // Insert-if-absent, then read back: whoever inserted first wins, and
+        // everyone reads the winner's.
+        sqlx::query(
+            "INSERT INTO secret_fingerprint (id, fingerprint, created_at) VALUES (1, $1, $2)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&fingerprint[..])
+        .bind(at.as_micros())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let row = sqlx::query("SELECT fingerprint FROM secret_fingerprint WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        fingerprint_from_row(&row)
     }
 
     async fn has_shops(&self) -> StoreResult<bool> {
