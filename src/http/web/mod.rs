@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod chart;
+mod confirm;
 pub mod docs;
 mod form;
 pub mod keys;
