@@ -119,9 +119,11 @@ async fn setup_errors_are_shown_next_to_their_fields_with_the_input_kept() {
         .await;
     assert_eq!(r.status, 422);
     assert!(
-        r.text.contains("value=\"&lt;b&gt;Fix&lt;/b&gt;\""),
-        "input kept and escaped"
+        r.text.contains("value=\"&lt;b&gt;Fix&lt;/b&gt;\"")
+            || r.text.contains("value=\"&#60;b&#62;Fix&#60;/b&#62;\""),
+        "input kept and escaped (named or numeric entities, as askama writes them)"
     );
+    assert!(!r.text.contains("<b>Fix</b>"), "never raw");
     assert!(r.text.contains("id=\"owner_email-error\""));
     assert!(r.text.contains("id=\"password-error\""));
     assert!(!app.store.has_shops().await.unwrap(), "nothing created");
@@ -148,5 +150,30 @@ async fn no_setup_link_works_once_a_shop_exists() {
             .await
             .status,
         403
+    );
+}
+
+#[tokio::test]
+async fn a_shop_name_with_markup_is_shown_escaped_once_created() {
+    let app = TestApp::builder().empty().build().await;
+    let token = token(&app).await;
+    let r = app
+        .send(form(&[
+            ("token", &token),
+            ("shop_name", "Fix <script>\"'& Co"),
+            ("email", "owner@fixit.example"),
+            ("password", "correct horse battery"),
+            ("password_confirm", "correct horse battery"),
+        ]))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert!(!r.text.contains("<script>\""), "never raw: {}", r.text);
+    assert!(
+        r.text
+            .contains("<h1>Fix &lt;script&gt;&quot;&#39;&amp; Co</h1>")
+            || r.text
+                .contains("<h1>Fix &#60;script&#62;&#34;&#39;&#38; Co</h1>"),
+        "{}",
+        r.text
     );
 }

@@ -1042,6 +1042,39 @@ async fn revoking_asks_first_then_stops_the_key_at_once() {
 }
 
 #[tokio::test]
+async fn a_key_name_with_markup_is_escaped_on_the_revoke_and_delete_confirmations() {
+    let app = TestApp::new().await;
+    let mut web = Web::logged_in(&app, OWNER).await;
+    let (id, _) = app
+        .key_with(
+            &app.shop_id,
+            latchkey::service::keys::NewKeyInput {
+                name: Some("<script>\"'&".into()),
+                permissions: Some(vec!["orders:read".into()]),
+                ..Default::default()
+            },
+        )
+        .await;
+    let details = web.get(&format!("/settings/api-keys/{id}")).await;
+    for action in ["revoke", "delete"] {
+        let ask = web
+            .post_raw(
+                &format!("/settings/api-keys/{id}/{action}"),
+                &[("csrf", &csrf(&details.text))],
+            )
+            .await;
+        assert_eq!(ask.status, 200, "{action}");
+        assert!(!ask.text.contains("<script>\""), "{action}: never raw");
+        assert!(
+            ask.text.contains("“&lt;script&gt;&quot;&#39;&amp;”?")
+                || ask.text.contains("“&#60;script&#62;&#34;&#39;&#38;”?"),
+            "{action}: {}",
+            ask.text
+        );
+    }
+}
+
+#[tokio::test]
 async fn editing_changes_name_ips_expiry_and_limit_and_records_each_change() {
     let app = TestApp::new().await;
     let mut web = Web::logged_in(&app, OWNER).await;

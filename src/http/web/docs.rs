@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 use std::sync::LazyLock;
 
+use askama::Template;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,7 +14,7 @@ use axum::response::Response;
 use axum::routing::get;
 use serde_json::Value;
 
-use super::{esc, page_with};
+use super::session::{Chrome, render};
 use crate::app::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -120,120 +121,133 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ),
 ];
 
+/// The documentation drawn from the OpenAPI document, built once: only the
+/// base URL and the legacy cut-off change between installations.
+struct Reference {
+    errors: Vec<ErrorRow>,
+    tags: Vec<Tag>,
+}
+
+struct ErrorRow {
+    code: &'static str,
+    status: u16,
+    meaning: Vec<Span>,
+}
+
+struct Tag {
+    anchor: String,
+    name: String,
+    description: String,
+    operations: Vec<Operation>,
+}
+
+struct Operation {
+    id: String,
+    /// Lower case, also the CSS class.
+    method: &'static str,
+    method_upper: String,
+    path: String,
+    summary: String,
+    description: Vec<Span>,
+    /// `None`: public; otherwise the permissions any one of which suffices
+    /// (none listed: any valid key).
+    permission: Option<Vec<String>>,
+    params: Vec<Param>,
+    /// The request body's fields, when the operation takes a body.
+    body: Option<Vec<Field>>,
+    /// The curl example after `curl -X METHOD "<base URL>`.
+    curl_rest: String,
+    responses: Vec<ResponseRow>,
+}
+
+struct Param {
+    name: String,
+    required: bool,
+    location: String,
+    type_name: String,
+    description: Vec<Span>,
+}
+
+struct Field {
+    name: String,
+    required: bool,
+    type_name: String,
+    description: Vec<Span>,
+}
+
+struct ResponseRow {
+    status: String,
+    meaning: Vec<Span>,
+}
+
+/// A piece of prose: plain text, or a `backticked` name shown as code.
+struct Span {
+    code: bool,
+    text: String,
+}
+
+#[derive(Template)]
+#[template(path = "docs.html")]
+struct DocsPage<'a> {
+    chrome: Chrome,
+    base: &'a str,
+    sunset: String,
+    doc: &'a Reference,
+}
+
 async fn docs(State(core): State<crate::app::CoreRef>) -> Response {
-    static BODY: LazyLock<String> = LazyLock::new(|| render(crate::http::openapi::document()));
-    let body = BODY
-        .replace("{{BASE}}", &esc(&core.policy.public_url))
-        .replace("{{SUNSET}}", &esc(&core.policy.legacy_sunset.to_string()));
-    page_with(StatusCode::OK, "API documentation", &body, true)
+    static REFERENCE: LazyLock<Reference> =
+        LazyLock::new(|| reference(crate::http::openapi::document()));
+    render(
+        StatusCode::OK,
+        &DocsPage {
+            chrome: Chrome::anonymous("API documentation"),
+            base: &core.policy.public_url,
+            sunset: core.policy.legacy_sunset.to_string(),
+            doc: &REFERENCE,
+        },
+    )
 }
 
-fn render(doc: &utoipa::openapi::OpenApi) -> String {
+fn reference(doc: &utoipa::openapi::OpenApi) -> Reference {
     let doc = serde_json::to_value(doc).unwrap_or(Value::Null);
-    let mut nav = String::new();
-    let mut reference = String::new();
-    let tags: Vec<(String, String)> = doc["tags"]
-        .as_array()
-        .map(|ts| {
-            ts.iter()
-                .map(|t| {
-                    (
-                        t["name"].as_str().unwrap_or("").to_owned(),
-                        t["description"].as_str().unwrap_or("").to_owned(),
-                    )
-                })
-                .collect()
+    let errors = ERROR_CODES
+        .iter()
+        .map(|&(code, status, text)| ErrorRow {
+            code,
+            status,
+            meaning: inline_code(text),
         })
-        .unwrap_or_default();
-    for (tag, description) in &tags {
-        let anchor = slug(tag);
-        let _ = write!(nav, "<li><a href=\"#{anchor}\">{}</a></li>", esc(tag));
-        let _ = write!(
-            reference,
-            "<section id=\"{anchor}\"><h2>{}</h2><p class=\"lead\">{}</p>",
-            esc(tag),
-            esc(description)
-        );
-        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
-            for method in ["get", "post", "patch", "put", "delete"] {
-                let op = &item[method];
-                if op.is_null()
-                    || !op["tags"]
-                        .as_array()
-                        .is_some_and(|t| t.iter().any(|x| x == tag.as_str()))
-                {
-                    continue;
+        .collect();
+    let tags = doc["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            let name = t["name"].as_str().unwrap_or("").to_owned();
+            let mut operations = Vec::new();
+            for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+                for method in ["get", "post", "patch", "put", "delete"] {
+                    let op = &item[method];
+                    if op.is_null()
+                        || !op["tags"]
+                            .as_array()
+                            .is_some_and(|t| t.iter().any(|x| x == name.as_str()))
+                    {
+                        continue;
+                    }
+                    operations.push(operation(&doc, method, path, op));
                 }
-                reference.push_str(&operation(&doc, method, path, op));
             }
-        }
-        reference.push_str("</section>");
-    }
-    format!(
-        "<div class=\"docs\"><nav class=\"toc\" aria-label=\"Contents\"><h2>Contents</h2><ul>\
-         <li><a href=\"#authentication\">Authentication</a></li><li><a href=\"#errors\">Errors</a></li>\
-         <li><a href=\"#rate-limits\">Rate limits</a></li><li><a href=\"#environments\">Live and test</a></li>\
-         <li><a href=\"#lists\">Lists and sync</a></li><li><a href=\"#legacy-keys\">Legacy keys</a></li>{nav}</ul>\
-         <p><a href=\"/openapi.json\">OpenAPI 3.1 document</a></p></nav>\
-         <article><h1>latchkey API</h1>\
-         <p class=\"lead\">The REST API of your shop's orders, clients and devices. Base URL: <code>{{{{BASE}}}}/api/v1</code>. \
-         Requests and answers are JSON.</p>{guides}{reference}</article></div>",
-        guides = guides(),
-    )
-}
-
-fn guides() -> String {
-    let mut codes = String::from(
-        "<table><thead><tr><th>Status</th><th>Code</th><th>Meaning and what to do</th></tr></thead><tbody>",
-    );
-    for (code, status, text) in ERROR_CODES {
-        let _ = write!(
-            codes,
-            "<tr id=\"error-{code}\"><td>{status}</td><td><code>{code}</code></td><td>{}</td></tr>",
-            inline_code(text)
-        );
-    }
-    codes.push_str("</tbody></table>");
-    format!(
-        "<section id=\"authentication\"><h2>Authentication</h2>\
-         <p>Create a key under <em>Settings → API Keys</em> and send it with every request:</p>\
-         <pre>curl {{{{BASE}}}}/api/v1/me \\\n  -H \"Authorization: Bearer $LATCHKEY_KEY\"</pre>\
-         <p><code>X-API-Key: &lt;key&gt;</code> and a bare <code>Authorization: &lt;key&gt;</code> work too. \
-         Keys look like <code>lk_live_</code> or <code>lk_test_</code> followed by 38 letters and digits; the last six are a checksum, \
-         so a mistyped key is refused at once with <code>malformed_key</code>.</p>\
-         <p><strong>Keys are server-side secrets.</strong> Never put one in a web page's JavaScript or a mobile app: anyone could copy it. \
-         The Website Contact Form template is for your site's <em>server-side</em> form handler. The API sends no CORS headers. \
-         Never send a key in the URL (<code>?api_key=</code>): URLs are logged, so new keys are refused there.</p>\
-         <p>Each key holds permissions (<code>orders:read</code>, <code>clients:write</code>, …); each operation below names the one it needs. \
-         A key may also be limited to some IP addresses and may expire.</p></section>\
-         <section id=\"errors\"><h2>Errors</h2>\
-         <p>Every error is <code>application/problem+json</code> (RFC 9457) with a stable <code>code</code>, a <code>detail</code> saying what to do, \
-         and <code>instance</code>, the request id (also in the <code>X-Request-Id</code> header of every answer). \
-         401 answers carry <code>WWW-Authenticate</code> as RFC 6750 describes.</p>\
-         <pre>{{\"type\": \"/settings/api-keys/docs#error-insufficient_permission\", \"title\": \"Insufficient permission\",\n \"status\": 403, \"code\": \"insufficient_permission\", \"required_permission\": \"orders:write\",\n \"detail\": \"This key lacks the `orders:write` permission this request needs. …\", \"instance\": \"req_AQPTe9MRzmXn2WpwpdMC\"}}</pre>\
-         {codes}</section>\
-         <section id=\"rate-limits\"><h2>Rate limits</h2>\
-         <p>Each key may make 100 requests per minute unless the shop set another limit (1–10000). The whole minute's budget can be used \
-         as a burst; it refills evenly. Answers carry <code>RateLimit-Policy</code>, <code>RateLimit</code> and \
-         <code>X-RateLimit-Limit</code> / <code>-Remaining</code> / <code>-Reset</code>; past the limit the answer is 429 <code>rate_limited</code> \
-         with <code>Retry-After</code> in seconds. Requests with a missing, malformed or unknown key count against the client IP \
-         (30 per minute), never against a valid key.</p></section>\
-         <section id=\"environments\"><h2>Live and test</h2>\
-         <p>Every shop has two separate data sets. A <code>lk_test_</code> key reads and changes only test data, a <code>lk_live_</code> key only live data. \
-         Reset the test data to a sample set with <code>POST /api/v1/test-data/reset</code> (test keys only).</p></section>\
-         <section id=\"lists\"><h2>Lists and sync</h2>\
-         <p>Lists take <code>page</code> (from 1) and <code>per_page</code> (default 25, at most 100), and answer \
-         <code>{{\"orders\": […], \"meta\": {{\"page\", \"per_page\", \"total_pages\", \"total_entries\"}}}}</code>. A page past the end is an empty list. \
-         To sync without missing or repeating an item, list with <code>sort=updated_at</code> and pass <code>meta.next_cursor</code> \
-         as <code>after</code> to continue; <code>updated_since</code> (RFC 3339, inclusive) starts from an instant. \
-         <code>POST</code> to create a client or order honours <code>Idempotency-Key</code>: a retry with the same key and body gets the first answer.</p></section>\
-         <section id=\"legacy-keys\"><h2>Legacy keys</h2>\
-         <p>Keys from the earlier scheme (without the <code>lk_</code> prefix) keep working until the cut-off, \
-         <strong>{{{{SUNSET}}}}</strong>. Until then every answer to a legacy key carries <code>Deprecation</code>, <code>Sunset</code> and a \
-         <code>Link</code> to this section; after it they fail with <code>legacy_key_retired</code>. To move on, open the key under \
-         <em>Settings → API Keys</em> and choose <em>Upgrade</em>: you get a new key with the same name, permissions and allowed IPs. \
-         Put it in your integration as <code>Authorization: Bearer lk_live_…</code>, then retire the legacy key.</p></section>"
-    )
+            Tag {
+                anchor: slug(&name),
+                description: t["description"].as_str().unwrap_or("").to_owned(),
+                name,
+                operations,
+            }
+        })
+        .collect();
+    Reference { errors, tags }
 }
 
 fn slug(s: &str) -> String {
@@ -243,17 +257,16 @@ fn slug(s: &str) -> String {
         .collect()
 }
 
-/// Escapes text and turns `backticks` into `<code>`.
-fn inline_code(text: &str) -> String {
-    let mut out = String::new();
-    for (i, part) in text.split('`').enumerate() {
-        if i % 2 == 1 {
-            let _ = write!(out, "<code>{}</code>", esc(part));
-        } else {
-            out.push_str(&esc(part));
-        }
-    }
-    out
+/// Splits prose at backticks: every other piece is code.
+fn inline_code(text: &str) -> Vec<Span> {
+    text.split('`')
+        .enumerate()
+        .filter(|(_, part)| !part.is_empty())
+        .map(|(i, part)| Span {
+            code: i % 2 == 1,
+            text: part.to_owned(),
+        })
+        .collect()
 }
 
 fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
@@ -336,130 +349,83 @@ fn properties(doc: &Value, schema: &Value, out: &mut Vec<(String, Value, bool)>)
     }
 }
 
-fn fields_table(doc: &Value, schema: &Value) -> String {
+fn fields(doc: &Value, schema: &Value) -> Vec<Field> {
     let mut props = Vec::new();
     properties(doc, schema, &mut props);
-    if props.is_empty() {
-        return String::new();
-    }
-    let mut t = String::from(
-        "<table><thead><tr><th>Field</th><th>Type</th><th>Description</th></tr></thead><tbody>",
-    );
-    for (name, prop, required) in props {
-        let description = prop["description"]
-            .as_str()
-            .or_else(|| resolve(doc, &prop)["description"].as_str())
-            .unwrap_or("");
-        let _ = write!(
-            t,
-            "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&name),
-            if required {
-                " <span class=\"req\">required</span>"
-            } else {
-                ""
-            },
-            esc(&type_name(doc, &prop)),
-            inline_code(description)
-        );
-    }
-    t.push_str("</tbody></table>");
-    t
+    props
+        .into_iter()
+        .map(|(name, prop, required)| Field {
+            description: inline_code(
+                prop["description"]
+                    .as_str()
+                    .or_else(|| resolve(doc, &prop)["description"].as_str())
+                    .unwrap_or(""),
+            ),
+            type_name: type_name(doc, &prop),
+            name,
+            required,
+        })
+        .collect()
 }
 
-fn operation(doc: &Value, method: &str, path: &str, op: &Value) -> String {
+fn operation(doc: &Value, method: &'static str, path: &str, op: &Value) -> Operation {
     let id = op["operationId"].as_str().unwrap_or("");
-    let summary = op["summary"].as_str().unwrap_or(id);
-    let description = op["description"].as_str().unwrap_or("");
-    let permission = match op["security"].as_array() {
-        None => "none (public)".to_owned(),
-        Some(reqs) => {
-            let scopes: Vec<String> = reqs
-                .iter()
-                .flat_map(|r| r["bearer"].as_array().cloned().unwrap_or_default())
-                .filter_map(|s| s.as_str().map(|s| format!("<code>{}</code>", esc(s))))
-                .collect();
-            if scopes.is_empty() {
-                "any valid key".to_owned()
-            } else {
-                scopes.join(" or ")
-            }
-        }
-    };
-    let mut html = format!(
-        "<div class=\"op\" id=\"op-{id}\"><h3><span class=\"method {method}\">{}</span> <code>{}</code></h3>\
-         <p><strong>{}</strong></p>{}<p>Permission: {permission}</p>",
-        method.to_uppercase(),
-        esc(path),
-        esc(summary),
-        if description.is_empty() {
-            String::new()
-        } else {
-            format!("<p>{}</p>", inline_code(description))
-        },
-    );
-    if let Some(params) = op["parameters"].as_array().filter(|p| !p.is_empty()) {
-        html.push_str("<h4>Parameters</h4><table><thead><tr><th>Name</th><th>In</th><th>Type</th><th>Description</th></tr></thead><tbody>");
-        for p in params {
-            let _ = write!(
-                html,
-                "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(p["name"].as_str().unwrap_or("")),
-                if p["required"] == true {
-                    " <span class=\"req\">required</span>"
-                } else {
-                    ""
-                },
-                esc(p["in"].as_str().unwrap_or("")),
-                esc(&type_name(doc, &p["schema"])),
-                inline_code(p["description"].as_str().unwrap_or(""))
-            );
-        }
-        html.push_str("</tbody></table>");
-    }
+    let permission = op["security"].as_array().map(|reqs| {
+        reqs.iter()
+            .flat_map(|r| r["bearer"].as_array().cloned().unwrap_or_default())
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect()
+    });
+    let params = op["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| Param {
+            name: p["name"].as_str().unwrap_or("").to_owned(),
+            required: p["required"] == true,
+            location: p["in"].as_str().unwrap_or("").to_owned(),
+            type_name: type_name(doc, &p["schema"]),
+            description: inline_code(p["description"].as_str().unwrap_or("")),
+        })
+        .collect();
     let body = &op["requestBody"]["content"];
     let (content_type, media) = body
         .as_object()
         .and_then(|m| m.iter().next())
         .map_or(("", &Value::Null), |(k, v)| (k.as_str(), v));
-    if !media.is_null() {
-        let _ = write!(
-            html,
-            "<h4>Request body</h4>{}",
-            fields_table(doc, &media["schema"])
-        );
-    }
     // A copy-able curl example.
-    let url_path = path.replace("{id}", "$ID");
-    let mut curl = format!(
-        "curl -X {} \"{{{{BASE}}}}{}\"",
-        method.to_uppercase(),
-        url_path
-    );
+    let mut curl_rest = format!("{}\"", path.replace("{id}", "$ID"));
     if op["security"].is_array() {
-        curl.push_str(" \\\n  -H \"Authorization: Bearer $LATCHKEY_KEY\"");
+        curl_rest.push_str(" \\\n  -H \"Authorization: Bearer $LATCHKEY_KEY\"");
     }
     if !media["example"].is_null() {
         let json = serde_json::to_string(&media["example"])
             .unwrap_or_default()
             .replace('\'', "'\\''");
         let _ = write!(
-            curl,
+            curl_rest,
             " \\\n  -H \"Content-Type: {content_type}\" \\\n  -d '{json}'"
         );
     }
-    let _ = write!(html, "<h4>Example</h4><pre>{}</pre>", esc(&curl));
-    html.push_str(
-        "<h4>Responses</h4><table><thead><tr><th>Status</th><th>Meaning</th></tr></thead><tbody>",
-    );
-    for (status, response) in op["responses"].as_object().into_iter().flatten() {
-        let _ = write!(
-            html,
-            "<tr><td>{}</td><td>{}</td></tr>",
-            esc(status),
-            inline_code(response["description"].as_str().unwrap_or(""))
-        );
+    Operation {
+        id: id.to_owned(),
+        method,
+        method_upper: method.to_uppercase(),
+        path: path.to_owned(),
+        summary: op["summary"].as_str().unwrap_or(id).to_owned(),
+        description: inline_code(op["description"].as_str().unwrap_or("")),
+        permission,
+        params,
+        body: (!media.is_null()).then(|| fields(doc, &media["schema"])),
+        curl_rest,
+        responses: op["responses"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(status, response)| ResponseRow {
+                status: status.clone(),
+                meaning: inline_code(response["description"].as_str().unwrap_or("")),
+            })
+            .collect(),
     }
-    html.push_str("</tbody></table></div>");
-    html
 }

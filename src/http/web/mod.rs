@@ -1,9 +1,14 @@
-//! Server-rendered HTML pages. Every page comes from [`page`], which adds the
-//! layout and the security headers (a strict Content-Security-Policy: no
-//! inline script or style, nothing from other origins).
+//! Server-rendered HTML pages. Every page is an askama template (under
+//! `templates/`, laid out like these modules) that extends `layout.html`, so
+//! every value is escaped by the template engine and the header and navigation
+//! are written once. [`session::render`] turns a page into a response through
+//! [`html_response`], which adds the security headers (a strict
+//! Content-Security-Policy: no inline script or style, nothing from other
+//! origins).
 
 pub mod audit;
 pub mod chart;
+mod confirm;
 pub mod docs;
 mod form;
 pub mod keys;
@@ -35,43 +40,9 @@ pub fn router() -> Router<AppState> {
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; \
                    form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A full page: `body` is trusted HTML built with [`esc`] around every value.
-pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    page_with(status, title, body, false)
-}
-
-/// [`page`], optionally with a wide main column (documentation, tables).
-pub fn page_with(status: StatusCode, title: &str, body: &str, wide: bool) -> Response {
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} · latchkey</title><link rel=\"stylesheet\" href=\"/assets/app.css\"></head>\
-         <body><header class=\"top\"><span class=\"logo\">latchkey</span></header>\
-         <main{class}>{body}</main></body></html>",
-        esc(title),
-        class = if wide { " class=\"wide\"" } else { "" },
-    );
-    html_response(status, html)
-}
-
-/// An HTML document with the security headers every page carries.
-pub fn html_response(status: StatusCode, html: String) -> Response {
+/// An HTML document with the security headers every page carries; pages get
+/// here through [`session::render`].
+fn html_response(status: StatusCode, html: String) -> Response {
     let mut response = (status, html).into_response();
     let h = response.headers_mut();
     h.insert(
@@ -116,15 +87,4 @@ async fn stylesheet() -> Response {
         HeaderValue::from_static("public, max-age=3600"),
     );
     r
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn escapes_markup() {
-        assert_eq!(
-            super::esc(r#"<a href="x">'&'</a>"#),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-        );
-    }
 }

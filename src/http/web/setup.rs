@@ -13,7 +13,9 @@ use axum::routing::get;
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use super::{esc, page};
+use askama::Template;
+
+use super::session::{Chrome, MessagePage, render};
 use crate::app::AppState;
 use crate::domain::user::Password;
 use crate::http::error::{FieldError, ServiceError};
@@ -42,77 +44,86 @@ struct SetupForm {
     password_confirm: String,
 }
 
+#[derive(Template)]
+#[template(path = "setup/invalid_link.html")]
+struct InvalidLinkPage {
+    chrome: Chrome,
+}
+
 fn invalid_link() -> Response {
-    page(
+    render(
         StatusCode::FORBIDDEN,
-        "Setup link not valid",
-        "<div class=\"card\"><h1>This setup link is not valid</h1>\
-         <p class=\"lead\">It was already used, or a newer link replaced it, or the shop is already set up.</p>\
-         <p>If the shop is not set up yet, restart <code>latchkey serve</code>: it prints a new link.</p></div>",
+        &InvalidLinkPage {
+            chrome: Chrome::anonymous("Setup link not valid"),
+        },
     )
 }
 
-fn field_error(errors: &[FieldError], field: &str) -> String {
-    errors
-        .iter()
-        .filter(|e| e.field == field)
-        .map(|e| {
-            format!(
-                "<p class=\"error\" id=\"{field}-error\">{}</p>",
-                esc(&e.message)
-            )
-        })
-        .collect()
+#[derive(Template)]
+#[template(path = "setup/form.html")]
+struct SetupPage<'a> {
+    chrome: Chrome,
+    token: &'a str,
+    shop_name: &'a str,
+    email: &'a str,
+    min: usize,
+    errors: &'a [FieldError],
+}
+
+impl SetupPage<'_> {
+    fn has(&self, field: &str) -> bool {
+        self.errors.iter().any(|e| e.field == field)
+    }
+
+    /// The messages of `field` as the rules wrote them, one paragraph each.
+    fn messages(&self, field: &str) -> Vec<&str> {
+        self.errors
+            .iter()
+            .filter(|e| e.field == field)
+            .map(|e| e.message.as_str())
+            .collect()
+    }
 }
 
 fn form(f: &SetupForm, errors: &[FieldError]) -> Response {
-    let invalid = |field: &str| {
-        if errors.iter().any(|e| e.field == field) {
-            format!(" aria-invalid=\"true\" aria-describedby=\"{field}-error\"")
-        } else {
-            String::new()
-        }
-    };
-    let summary = if errors.is_empty() {
-        String::new()
-    } else {
-        "<div class=\"alert bad\" role=\"alert\">Please correct the fields marked below.</div>"
-            .to_owned()
-    };
-    let body = format!(
-        "<div class=\"card\"><h1>Set up latchkey</h1>\
-         <p class=\"lead\">Create your shop and its owner account. You will manage API keys with it.</p>{summary}\
-         <form method=\"post\" action=\"/setup\">\
-         <input type=\"hidden\" name=\"token\" value=\"{token}\">\
-         <label for=\"shop_name\">Shop name</label>\
-         <input type=\"text\" id=\"shop_name\" name=\"shop_name\" value=\"{shop}\" required maxlength=\"100\" autocomplete=\"organization\"{inv_shop}>{err_shop}\
-         <label for=\"email\">Owner email</label>\
-         <input type=\"email\" id=\"email\" name=\"email\" value=\"{email}\" required autocomplete=\"email\"{inv_email}>{err_email}\
-         <label for=\"password\">Password</label>\
-         <input type=\"password\" id=\"password\" name=\"password\" required minlength=\"{min}\" autocomplete=\"new-password\" aria-describedby=\"password-hint\"{inv_pw}>\
-         <p class=\"hint\" id=\"password-hint\">At least {min} characters. A few unrelated words make a strong password.</p>{err_pw}\
-         <label for=\"password_confirm\">Repeat the password</label>\
-         <input type=\"password\" id=\"password_confirm\" name=\"password_confirm\" required autocomplete=\"new-password\"{inv_pc}>{err_pc}\
-         <button type=\"submit\">Create shop</button></form></div>",
-        token = esc(&f.token),
-        shop = esc(&f.shop_name),
-        email = esc(&f.email),
-        min = Password::MIN_LEN,
-        inv_shop = invalid("name"),
-        err_shop = field_error(errors, "name"),
-        inv_email = invalid("owner_email"),
-        err_email = field_error(errors, "owner_email"),
-        inv_pw = invalid("password"),
-        err_pw = field_error(errors, "password"),
-        inv_pc = invalid("password_confirm"),
-        err_pc = field_error(errors, "password_confirm"),
-    );
     let status = if errors.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    page(status, "Set up", &body)
+    render(
+        status,
+        &SetupPage {
+            chrome: Chrome::anonymous("Set up"),
+            token: &f.token,
+            shop_name: &f.shop_name,
+            email: &f.email,
+            min: Password::MIN_LEN,
+            errors,
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "setup/done.html")]
+struct DonePage<'a> {
+    chrome: Chrome,
+    shop_name: &'a str,
+    shop_id: &'a str,
+    email: &'a str,
+}
+
+/// A page that only says what went wrong: there is no shop yet to go back to.
+fn refusal(status: StatusCode, title: &str, heading: &str, text: &str) -> Response {
+    render(
+        status,
+        &MessagePage {
+            chrome: Chrome::anonymous(title),
+            heading: heading.to_owned(),
+            text: text.to_owned(),
+            link: None,
+        },
+    )
 }
 
 async fn token_ok(shops: &ShopService, token: &str) -> Result<bool, Response> {
@@ -124,10 +135,11 @@ async fn token_ok(shops: &ShopService, token: &str) -> Result<bool, Response> {
 
 fn unavailable(e: &ServiceError) -> Response {
     tracing::error!(error = %e, "setup: store error");
-    page(
+    refusal(
         StatusCode::SERVICE_UNAVAILABLE,
         "Unavailable",
-        "<div class=\"card\"><h1>Something went wrong</h1><p>The database did not answer. Try again in a moment.</p></div>",
+        "Something went wrong",
+        "The database did not answer. Try again in a moment.",
     )
 }
 
@@ -154,10 +166,11 @@ async fn submit(
     form_data: Result<Form<SetupForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(f)) = form_data else {
-        return page(
+        return refusal(
             StatusCode::BAD_REQUEST,
             "Bad request",
-            "<div class=\"card\"><h1>The form could not be read</h1><p>Go back and submit it again.</p></div>",
+            "The form could not be read",
+            "Go back and submit it again.",
         );
     };
     match token_ok(&shops, &f.token).await {
@@ -184,15 +197,13 @@ async fn submit(
         Err(e) => return unavailable(&e),
     };
     tracing::info!(shop_id = %shop.id, owner_id = %owner.id, "setup complete");
-    let body = format!(
-        "<div class=\"card\"><div class=\"alert ok\" role=\"status\">Your shop is set up.</div>\
-         <h1>{name}</h1><dl><dt>Shop id</dt><dd><code>{shop_id}</code></dd>\
-         <dt>Owner</dt><dd>{email}</dd></dl>\
-         <p>Log in with the owner's email and password to create your first API key.</p>\
-         <p><a class=\"button\" href=\"/login?next=%2Fsettings%2Fapi-keys%2Fnew\">Log in</a></p></div>",
-        name = esc(&shop.name),
-        shop_id = esc(&shop.id),
-        email = esc(owner.email.as_str()),
-    );
-    page(StatusCode::CREATED, "Shop created", &body)
+    render(
+        StatusCode::CREATED,
+        &DonePage {
+            chrome: Chrome::anonymous("Shop created"),
+            shop_name: &shop.name,
+            shop_id: &shop.id,
+            email: owner.email.as_str(),
+        },
+    )
 }

@@ -13,8 +13,8 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde::Deserialize;
 
+use super::confirm::{self, Question};
 use super::form::FormData;
-use super::keys::ConfirmPage;
 use super::session::{Chrome, WebUser, render, see_other, unavailable};
 use crate::app::AppState;
 use crate::http::auth::ClientIp;
@@ -84,14 +84,14 @@ async fn reset(
     body: Bytes,
 ) -> Response {
     if !FormData::parse(&body).checked("confirm") {
-        return render(
-            StatusCode::OK,
-            &ConfirmPage {
-                chrome: user.chrome("Reset test data", "test-data"),
+        return confirm::ask(
+            &user,
+            "test-data",
+            Question {
+                button: "Reset test data",
                 heading: "Reset the test data?".into(),
-                text: "Every test client, order and device is replaced by the sample set. Live data is not touched.".into(),
+                text: "Every test client, order and device is replaced by the sample set. Live data is not touched.",
                 action: "/settings/test-data/reset".into(),
-                button: "Reset test data".into(),
                 back: "/settings/test-data".into(),
             },
         );

@@ -70,15 +70,40 @@ pub(super) async fn edit(
     }
 }
 
-#[derive(Template)]
-#[template(path = "confirm.html")]
-pub struct ConfirmPage {
-    pub chrome: Chrome,
-    pub heading: String,
-    pub text: String,
-    pub action: String,
-    pub button: String,
-    pub back: String,
+/// The key actions that cannot be undone: each is confirmed first.
+#[derive(Clone, Copy)]
+enum Final {
+    Revoke,
+    Delete,
+}
+
+impl Final {
+    fn ask(self, user: &WebUser, key: &KeyRecord) -> Response {
+        let (verb, path, text) = match self {
+            Final::Revoke => (
+                "Revoke",
+                "revoke",
+                "The key stops working at once: every request with it gets 401 revoked_key. This cannot be undone — to use the integration again you will need a new key.",
+            ),
+            Final::Delete => (
+                "Delete",
+                "delete",
+                "The key is removed from the list for good and stops working at once (requests get 401 invalid_key). Its audit trail stays in the audit log.",
+            ),
+        };
+        let id = &key.id;
+        confirm::ask(
+            user,
+            "keys",
+            Question {
+                button: &format!("{verb} key"),
+                heading: format!("{verb} “{}”?", key.name.as_str()),
+                text,
+                action: format!("/settings/api-keys/{id}/{path}"),
+                back: format!("/settings/api-keys/{id}"),
+            },
+        )
+    }
 }
 
 pub(super) async fn revoke(
@@ -92,17 +117,7 @@ pub(super) async fn revoke(
         Err(r) => return r,
     };
     if !FormData::parse(&body).checked("confirm") {
-        return render(
-            StatusCode::OK,
-            &ConfirmPage {
-                chrome: user.chrome("Revoke key", "keys"),
-                heading: format!("Revoke “{}”?", key.name.as_str()),
-                text: "The key stops working at once: every request with it gets 401 revoked_key. This cannot be undone — to use the integration again you will need a new key.".into(),
-                action: format!("/settings/api-keys/{id}/revoke"),
-                button: "Revoke key".into(),
-                back: format!("/settings/api-keys/{id}"),
-            },
-        );
+        return Final::Revoke.ask(&user, &key);
     }
     match core.keys.revoke_key(&user.principal(), &id, false).await {
         Ok(_) => see_other(&format!("/settings/api-keys/{id}?done=revoked")),
@@ -121,17 +136,7 @@ pub(super) async fn delete(
         Err(r) => return r,
     };
     if !FormData::parse(&body).checked("confirm") {
-        return render(
-            StatusCode::OK,
-            &ConfirmPage {
-                chrome: user.chrome("Delete key", "keys"),
-                heading: format!("Delete “{}”?", key.name.as_str()),
-                text: "The key is removed from the list for good and stops working at once (requests get 401 invalid_key). Its audit trail stays in the audit log.".into(),
-                action: format!("/settings/api-keys/{id}/delete"),
-                button: "Delete key".into(),
-                back: format!("/settings/api-keys/{id}"),
-            },
-        );
+        return Final::Delete.ask(&user, &key);
     }
     match core.keys.delete_key(&user.principal(), &id).await {
         Ok(()) => see_other("/settings/api-keys?done=deleted"),

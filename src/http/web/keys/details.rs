@@ -65,9 +65,9 @@ pub(super) struct UsageView {
     pub(super) error_rate: String,
     pub(super) errors_4xx: u64,
     pub(super) errors_5xx: u64,
-    /// Server-drawn SVG (numbers and escaped text only).
-    pub(super) hour_chart: String,
-    pub(super) week_chart: String,
+    /// Server-drawn SVG, escaped by its own template.
+    pub(super) hour_chart: chart::Chart,
+    pub(super) week_chart: chart::Chart,
     pub(super) endpoints: Vec<EndpointRow>,
     pub(super) rejected: Vec<(&'static str, u64)>,
     pub(super) clients: Vec<ClientRow>,

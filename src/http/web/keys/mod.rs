@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::chart;
+use super::confirm::{self, Question};
 use super::form::{Errors, FormData, capitalise, lines};
 use super::session::{Chrome, WebUser, not_found, render, see_other, unavailable, user_message};
 use super::view::{self, GRID, Names};
@@ -35,7 +36,6 @@ mod details;
 mod list;
 mod new;
 
-pub use actions::ConfirmPage;
 use actions::*;
 use details::*;
 pub use details::{AuditRow, action_label, describe};
