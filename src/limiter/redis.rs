@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
+use redis::{AsyncCommands, FromRedisValue, Script, ScriptInvocation};
 
 use super::{
     Claim, Decision, FORM_PENDING_SECONDS, FORM_SECONDS, FormKey, LOGIN_FAILURES,
@@ -199,6 +199,24 @@ impl RedisLimiter {
         ok
     }
 
+    /// Runs a script. `redis::Script` loads it again after `NOSCRIPT`; a
+    /// flush racing that reload (another `SCRIPT FLUSH`) is tried again too.
+    async fn invoke<T: FromRedisValue>(&self, script: &ScriptInvocation<'_>) -> LimiterResult<T> {
+        let mut conn = self.conn.clone();
+        let mut tries = 0;
+        loop {
+            match script.invoke_async(&mut conn).await {
+                Err(e)
+                    if tries < 3
+                        && e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    tries += 1;
+                }
+                other => return other.map_err(err),
+            }
+        }
+    }
+
     async fn run_gcra(
         &self,
         key: String,
@@ -207,16 +225,12 @@ impl RedisLimiter {
         count: bool,
     ) -> LimiterResult<(bool, i64)> {
         let limit = limit.max(1);
-        let mut conn = self.conn.clone();
-        let (allowed, ahead): (i64, i64) = self
-            .gcra
-            .key(key)
+        let mut script = self.gcra.key(key);
+        script
             .arg(now.as_micros())
             .arg(limit)
-            .arg(u8::from(count))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(err)?;
+            .arg(u8::from(count));
+        let (allowed, ahead): (i64, i64) = self.invoke(&script).await?;
         Ok((allowed == 1, ahead))
     }
 
@@ -304,14 +318,9 @@ impl Throttle for RedisLimiter {
     }
 
     async fn claim_form(&self, form: &FormKey, _now: Timestamp) -> LimiterResult<Claim> {
-        let mut conn = self.conn.clone();
-        let found: String = self
-            .claim
-            .key(self.form_key(form))
-            .arg(FORM_PENDING_SECONDS * 1000)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(err)?;
+        let mut script = self.claim.key(self.form_key(form));
+        script.arg(FORM_PENDING_SECONDS * 1000);
+        let found: String = self.invoke(&script).await?;
         Ok(if found.is_empty() {
             Claim::Claimed
         } else if let Some(id) = found.strip_prefix("made:") {
@@ -338,12 +347,7 @@ impl Throttle for RedisLimiter {
     }
 
     async fn release_form(&self, form: &FormKey) -> LimiterResult<()> {
-        let mut conn = self.conn.clone();
-        self.release
-            .key(self.form_key(form))
-            .invoke_async::<i64>(&mut conn)
-            .await
-            .map(|_| ())
-            .map_err(err)
+        let script = self.release.key(self.form_key(form));
+        self.invoke::<i64>(&script).await.map(|_| ())
     }
 }
