@@ -484,17 +484,25 @@ impl Limits {
         Ok(by_ip.into_iter().chain(by_account).max())
     }
 
-    /// Counts a failed login against (account, network) and the address.
+    /// Counts a failed login against (account, network) and the address;
+    /// returns until when this failure blocks further tries, if it does.
     pub async fn record_login_failure(
         &self,
         email: &str,
         ip: IpAddr,
         now: Timestamp,
-    ) -> Result<(), Unavailable> {
-        if let Some(b) = self.login_bucket(email, ip) {
-            self.pair_record_failure(&b, now).await?;
-        }
-        self.record_failed_attempt(ip, now).await.map(|_| ())
+    ) -> Result<Option<Timestamp>, Unavailable> {
+        let by_account = match self.login_bucket(email, ip) {
+            Some(b) => {
+                self.pair_record_failure(&b, now).await?;
+                self.pair_blocked_until(&b, now).await?
+            }
+            None => None,
+        };
+        let d = self.record_failed_attempt(ip, now).await?;
+        let by_ip = (!d.allowed)
+            .then(|| now.plus_seconds(i64::try_from(d.retry_after_secs).unwrap_or(60)));
+        Ok(by_ip.into_iter().chain(by_account).max())
     }
 
     /// A successful login clears that (account, network) entry.

@@ -160,11 +160,7 @@ async fn submit(
     let token = match core.users.login(&typed, password, ip).await {
         Ok(LoginOutcome::LoggedIn { token, .. }) => token,
         Ok(LoginOutcome::WrongCredentials) => {
-            let blocked = match core.limits.record_login_failure(&typed, ip, now).await {
-                Ok(()) => core.limits.login_blocked_until(&typed, ip, now).await,
-                Err(e) => Err(e),
-            };
-            match blocked {
+            match core.limits.record_login_failure(&typed, ip, now).await {
                 Ok(Some(until)) => return too_many(until, now),
                 Ok(None) => {}
                 Err(_) => return limits_unavailable(),
