@@ -1150,7 +1150,10 @@ async fn bad_input_and_bad_settings_fail_with_one_line_naming_the_culprit_and_ch
     ] {
         let line = run(&dir, &["serve", flag, value]).fails();
         assert!(line.contains(flag), "serve {flag} {value}: {line}");
-        assert!(!line.contains("hunter2"), "the password is redacted: {line}");
+        assert!(
+            !line.contains("hunter2"),
+            "the password is redacted: {line}"
+        );
         assert_eq!(line.trim().lines().count(), 1, "one line: {line}");
     }
     assert_eq!(key_ids(&dir, &shop), before);
@@ -1567,7 +1570,9 @@ async fn an_unreachable_redis_at_start_is_per_mode() {
         );
         assert!(!stopped.stderr.contains("hunter2"), "{}", stopped.stderr);
         assert!(
-            !stopped.stderr.contains("kept per instance (no --redis-url)"),
+            !stopped
+                .stderr
+                .contains("kept per instance (no --redis-url)"),
             "no 'no Redis' warning when one is configured"
         );
     }

@@ -51,8 +51,12 @@ macro_rules! contracts {
 async fn two_redis_instances() -> (Arc<RedisLimiter>, Arc<RedisLimiter>) {
     let url = redis_server::url();
     let prefix = redis_server::prefix();
-    let a = RedisLimiter::connect_with_prefix(&url, &prefix).await.unwrap();
-    let b = RedisLimiter::connect_with_prefix(&url, &prefix).await.unwrap();
+    let a = RedisLimiter::connect_with_prefix(&url, &prefix)
+        .await
+        .unwrap();
+    let b = RedisLimiter::connect_with_prefix(&url, &prefix)
+        .await
+        .unwrap();
     assert!(a.is_up() && b.is_up(), "the test Redis at {url} answers");
     (Arc::new(a), Arc::new(b))
 }
@@ -69,7 +73,10 @@ contracts!(
 
 async fn the_whole_minute_is_a_burst_then_it_refills_evenly<L: RateLimiter>(a: Arc<L>, b: Arc<L>) {
     let first = a.check_key("key_burst", 100, at(0.0)).await.unwrap();
-    assert_eq!((first.allowed, first.remaining, first.limit), (true, 99, 100));
+    assert_eq!(
+        (first.allowed, first.remaining, first.limit),
+        (true, 99, 100)
+    );
     for i in 1..100 {
         let l = if i % 2 == 0 { &a } else { &b };
         let d = l.check_key("key_burst", 100, at(0.0)).await.unwrap();
@@ -81,8 +88,18 @@ async fn the_whole_minute_is_a_burst_then_it_refills_evenly<L: RateLimiter>(a: A
     assert_eq!(denied.retry_after_secs, 1, "one request's worth is 0.6 s");
     assert_eq!(denied.reset_secs, 60);
     // 0.6 s later exactly one more fits.
-    assert!(a.check_key("key_burst", 100, at(0.6)).await.unwrap().allowed);
-    assert!(!b.check_key("key_burst", 100, at(0.6)).await.unwrap().allowed);
+    assert!(
+        a.check_key("key_burst", 100, at(0.6))
+            .await
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        !b.check_key("key_burst", 100, at(0.6))
+            .await
+            .unwrap()
+            .allowed
+    );
     // After a full minute the budget is whole again.
     let d = a.check_key("key_burst", 100, at(61.0)).await.unwrap();
     assert_eq!(d.remaining, 99);
@@ -158,7 +175,10 @@ async fn failed_attempts_are_counted_per_network<L: RateLimiter>(a: Arc<L>, b: A
     assert_eq!(a.failure_wait(v6, 3, at(0.0)).await.unwrap(), 0);
     for i in 0..3 {
         let l = if i % 2 == 0 { &a } else { &b };
-        assert!(l.record_failure(v6, 3, at(0.0)).await.unwrap().allowed, "{i}");
+        assert!(
+            l.record_failure(v6, 3, at(0.0)).await.unwrap().allowed,
+            "{i}"
+        );
     }
     let refused = b.record_failure(v6, 3, at(0.0)).await.unwrap();
     assert!(!refused.allowed);
@@ -189,7 +209,9 @@ async fn login_failures_count_per_account_and_network<L: Throttle>(a: Arc<L>, b:
     };
     for i in 0..9 {
         let l = if i % 2 == 0 { &a } else { &b };
-        l.record_login_failure(&owner, at(f64::from(i))).await.unwrap();
+        l.record_login_failure(&owner, at(f64::from(i)))
+            .await
+            .unwrap();
         assert_eq!(a.login_blocked_until(&owner, at(10.0)).await.unwrap(), None);
     }
     b.record_login_failure(&owner, at(9.0)).await.unwrap();
@@ -197,8 +219,18 @@ async fn login_failures_count_per_account_and_network<L: Throttle>(a: Arc<L>, b:
     assert_eq!(until, Some(at(0.0).plus_seconds(LOGIN_WINDOW_SECONDS)));
     // The same account from another network, and another account from the
     // same network, are not blocked.
-    assert_eq!(b.login_blocked_until(&owner_elsewhere, at(10.0)).await.unwrap(), None);
-    assert_eq!(b.login_blocked_until(&other_account, at(10.0)).await.unwrap(), None);
+    assert_eq!(
+        b.login_blocked_until(&owner_elsewhere, at(10.0))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        b.login_blocked_until(&other_account, at(10.0))
+            .await
+            .unwrap(),
+        None
+    );
     // The window slides: once the first failure is old enough, one more try.
     let later = at(0.5).plus_seconds(LOGIN_WINDOW_SECONDS);
     assert_eq!(a.login_blocked_until(&owner, later).await.unwrap(), None);
@@ -211,7 +243,10 @@ async fn a_form_is_claimed_once_and_finds_the_key_it_made<L: Throttle>(a: Arc<L>
     let form = FormKey([1; 16]);
     assert_eq!(a.claim_form(&form, at(0.0)).await.unwrap(), Claim::Claimed);
     // A resend on another instance while the first still acts.
-    assert_eq!(b.claim_form(&form, at(0.1)).await.unwrap(), Claim::InProgress);
+    assert_eq!(
+        b.claim_form(&form, at(0.1)).await.unwrap(),
+        Claim::InProgress
+    );
     a.record_form_key(&form, "key_made", at(0.2)).await.unwrap();
     assert_eq!(
         b.claim_form(&form, at(0.3)).await.unwrap(),
@@ -225,9 +260,15 @@ async fn a_form_is_claimed_once_and_finds_the_key_it_made<L: Throttle>(a: Arc<L>
     );
     // A failed first action releases its claim: the form may be sent again.
     let failed = FormKey([2; 16]);
-    assert_eq!(a.claim_form(&failed, at(0.0)).await.unwrap(), Claim::Claimed);
+    assert_eq!(
+        a.claim_form(&failed, at(0.0)).await.unwrap(),
+        Claim::Claimed
+    );
     a.release_form(&failed).await.unwrap();
-    assert_eq!(b.claim_form(&failed, at(0.1)).await.unwrap(), Claim::Claimed);
+    assert_eq!(
+        b.claim_form(&failed, at(0.1)).await.unwrap(),
+        Claim::Claimed
+    );
 }
 
 /// A flushed script cache (or a restarted Redis) is not an error: the
@@ -240,9 +281,15 @@ async fn a_flushed_script_cache_is_reloaded_not_an_error() {
     assert!(reply.starts_with("+OK"), "{reply}");
     let d = a.check_key("key_flush", 10, at(0.0)).await.unwrap();
     assert!(d.allowed);
-    assert_eq!(d.remaining, 8, "the state survived, only the script was gone");
+    assert_eq!(
+        d.remaining, 8,
+        "the state survived, only the script was gone"
+    );
     redis_server::send("SCRIPT FLUSH");
-    assert_eq!(a.claim_form(&FormKey([3; 16]), at(0.0)).await.unwrap(), Claim::Claimed);
+    assert_eq!(
+        a.claim_form(&FormKey([3; 16]), at(0.0)).await.unwrap(),
+        Claim::Claimed
+    );
     redis_server::send("SCRIPT FLUSH");
     a.release_form(&FormKey([3; 16])).await.unwrap();
 }
@@ -253,9 +300,13 @@ async fn a_flushed_script_cache_is_reloaded_not_an_error() {
 async fn redis_keys_are_namespaced_expire_and_hold_no_typed_text() {
     let url = redis_server::url();
     let prefix = redis_server::prefix();
-    let a = RedisLimiter::connect_with_prefix(&url, &prefix).await.unwrap();
+    let a = RedisLimiter::connect_with_prefix(&url, &prefix)
+        .await
+        .unwrap();
     a.check_key("key_x", 10, at(0.0)).await.unwrap();
-    a.record_failure(net("192.0.2.7"), 10, at(0.0)).await.unwrap();
+    a.record_failure(net("192.0.2.7"), 10, at(0.0))
+        .await
+        .unwrap();
     let bucket = LoginBucket {
         account: [9; 16],
         network: net("192.0.2.7"),
@@ -279,7 +330,10 @@ async fn redis_keys_are_namespaced_expire_and_hold_no_typed_text() {
 /// The in-memory adapter's login entries are keyed by a fixed-size hash.
 #[test]
 fn memory_login_entries_have_a_fixed_size_key() {
-    assert_eq!(std::mem::size_of::<LoginBucket>(), 16 + std::mem::size_of::<IpAddr>());
+    assert_eq!(
+        std::mem::size_of::<LoginBucket>(),
+        16 + std::mem::size_of::<IpAddr>()
+    );
     let m = MemoryLimiter::new();
     assert_eq!(m.login_entries(), 0);
 }

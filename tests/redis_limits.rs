@@ -73,10 +73,7 @@ fn limited(limit: i64) -> NewKeyInput {
 /// Polls until every limiter answers again; returns how long that took.
 async fn until_shared(limits: &[&Limits]) -> Duration {
     let started = Instant::now();
-    while limits
-        .iter()
-        .any(|l| l.redis_status() != RedisStatus::Ok)
-    {
+    while limits.iter().any(|l| l.redis_status() != RedisStatus::Ok) {
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "shared limits did not resume within 5 s of Redis returning"
@@ -242,7 +239,9 @@ async fn with_redis_down_deny_mode_answers_503_and_resumes_when_it_returns() {
     assert_eq!(r.body["redis"], "unavailable");
     assert_eq!(r.body["database"], "ok");
     // The login form, too (a page, not a 500).
-    let page = app.send(Request::get("/login").body(Body::empty()).unwrap()).await;
+    let page = app
+        .send(Request::get("/login").body(Body::empty()).unwrap())
+        .await;
     let cookie = page
         .header("set-cookie")
         .and_then(|c| c.split(';').next())
@@ -312,7 +311,11 @@ async fn an_unreachable_redis_at_start_is_local_or_503_by_mode() {
             .build()
             .await;
         let (_, key) = app.key(&["orders:read"]).await;
-        assert_eq!(app.get("/api/v1/me", &key).await.status.as_u16(), expected, "{mode:?}");
+        assert_eq!(
+            app.get("/api/v1/me", &key).await.status.as_u16(),
+            expected,
+            "{mode:?}"
+        );
         let r = app.call("GET", "/readyz", None, None).await;
         assert_eq!(r.status.as_u16(), expected, "{mode:?}: {}", r.text);
         assert_eq!(r.body["redis"], "unavailable");

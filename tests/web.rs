@@ -426,7 +426,11 @@ async fn huge_emails_do_not_grow_the_login_throttle() {
         let r = web
             .post_raw(
                 "/login",
-                &[("csrf", token.as_str()), ("email", &email), ("password", "nope")],
+                &[
+                    ("csrf", token.as_str()),
+                    ("email", &email),
+                    ("password", "nope"),
+                ],
             )
             .await;
         assert_eq!(r.status, 401, "attempt {i}");

@@ -15,13 +15,13 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::limiter::Decision;
 use crate::auth::usage::Hit;
 use crate::auth::verify::{AuthError, KeySource};
 use crate::domain::key::KeyRecord;
 use crate::domain::permission::Permission;
 use crate::http::api::permissions;
 use crate::http::error::ApiError;
+use crate::limiter::Decision;
 use crate::service::keys::Principal;
 use crate::store::usage::Rejection;
 
@@ -257,7 +257,9 @@ pub async fn require_key(
 
 /// Redis is down and `--redis-unavailable deny` says to refuse.
 fn limits_unavailable() -> ApiError {
-    ApiError::unavailable("the shared rate limits (Redis) are not answering; --redis-unavailable deny")
+    ApiError::unavailable(
+        "the shared rate limits (Redis) are not answering; --redis-unavailable deny",
+    )
 }
 
 /// Where the deprecation `Link` points.

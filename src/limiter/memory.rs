@@ -114,7 +114,9 @@ impl MemoryLimiter {
 
     /// Counts one request of key `id` against `limit` per minute.
     pub fn check(&self, id: &str, limit: u32, now: Timestamp) -> Decision {
-        let bucket = self.keys.get_with_by_ref(id, || Arc::new(Bucket::default()));
+        let bucket = self
+            .keys
+            .get_with_by_ref(id, || Arc::new(Bucket::default()));
         let (allowed, ahead) = gcra(&bucket, limit, now, true);
         Decision::from_gcra(allowed, limit, ahead)
     }
@@ -212,7 +214,12 @@ impl MemoryLimiter {
 }
 
 impl RateLimiter for MemoryLimiter {
-    fn check_key(&self, key_id: &str, limit: u32, now: Timestamp) -> impl Future<Output = LimiterResult<Decision>> + Send {
+    fn check_key(
+        &self,
+        key_id: &str,
+        limit: u32,
+        now: Timestamp,
+    ) -> impl Future<Output = LimiterResult<Decision>> + Send {
         ready(Ok(self.check(key_id, limit, now)))
     }
 
@@ -225,7 +232,12 @@ impl RateLimiter for MemoryLimiter {
         ready(Ok(self.failure(network, limit, now)))
     }
 
-    fn failure_wait(&self, network: IpAddr, limit: u32, now: Timestamp) -> impl Future<Output = LimiterResult<u64>> + Send {
+    fn failure_wait(
+        &self,
+        network: IpAddr,
+        limit: u32,
+        now: Timestamp,
+    ) -> impl Future<Output = LimiterResult<u64>> + Send {
         ready(Ok(self.peek_failure(network, limit, now)))
     }
 }
@@ -239,17 +251,28 @@ impl Throttle for MemoryLimiter {
         ready(Ok(MemoryLimiter::login_blocked_until(self, bucket, now)))
     }
 
-    fn record_login_failure(&self, bucket: &LoginBucket, now: Timestamp) -> impl Future<Output = LimiterResult<()>> + Send {
+    fn record_login_failure(
+        &self,
+        bucket: &LoginBucket,
+        now: Timestamp,
+    ) -> impl Future<Output = LimiterResult<()>> + Send {
         MemoryLimiter::record_login_failure(self, bucket, now);
         ready(Ok(()))
     }
 
-    fn clear_login_failures(&self, bucket: &LoginBucket) -> impl Future<Output = LimiterResult<()>> + Send {
+    fn clear_login_failures(
+        &self,
+        bucket: &LoginBucket,
+    ) -> impl Future<Output = LimiterResult<()>> + Send {
         MemoryLimiter::clear_login_failures(self, bucket);
         ready(Ok(()))
     }
 
-    fn claim_form(&self, form: &FormKey, now: Timestamp) -> impl Future<Output = LimiterResult<Claim>> + Send {
+    fn claim_form(
+        &self,
+        form: &FormKey,
+        now: Timestamp,
+    ) -> impl Future<Output = LimiterResult<Claim>> + Send {
         ready(Ok(MemoryLimiter::claim_form(self, form, now)))
     }
 

@@ -437,7 +437,9 @@ impl Limits {
     /// is no email, so no account can match it (only the address counts).
     fn login_bucket(&self, email: &str, ip: IpAddr) -> Option<LoginBucket> {
         let email = crate::domain::user::Email::parse(email).ok()?;
-        let mac = self.hasher.hash(&format!("login-throttle:{}", email.as_str()));
+        let mac = self
+            .hasher
+            .hash(&format!("login-throttle:{}", email.as_str()));
         let mut account = [0u8; 16];
         account.copy_from_slice(&mac[..16]);
         Some(LoginBucket {
@@ -458,7 +460,11 @@ impl Limits {
         )
     }
 
-    async fn pair_record_failure(&self, b: &LoginBucket, now: Timestamp) -> Result<(), Unavailable> {
+    async fn pair_record_failure(
+        &self,
+        b: &LoginBucket,
+        now: Timestamp,
+    ) -> Result<(), Unavailable> {
         shared_or_local!(
             self,
             |r| r.record_login_failure(b, now),
@@ -500,8 +506,8 @@ impl Limits {
             None => None,
         };
         let d = self.record_failed_attempt(ip, now).await?;
-        let by_ip = (!d.allowed)
-            .then(|| now.plus_seconds(i64::try_from(d.retry_after_secs).unwrap_or(60)));
+        let by_ip =
+            (!d.allowed).then(|| now.plus_seconds(i64::try_from(d.retry_after_secs).unwrap_or(60)));
         Ok(by_ip.into_iter().chain(by_account).max())
     }
 
@@ -526,7 +532,11 @@ impl Limits {
         })
     }
 
-    async fn claim_once(&self, key: &FormKey, now: Timestamp) -> Result<(Claim, bool), Unavailable> {
+    async fn claim_once(
+        &self,
+        key: &FormKey,
+        now: Timestamp,
+    ) -> Result<(Claim, bool), Unavailable> {
         shared_or_local!(
             self,
             |r| async { r.claim_form(key, now).await.map(|c| (c, true)) },

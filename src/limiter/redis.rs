@@ -153,8 +153,8 @@ impl RedisLimiter {
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
-        let mut conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| e.to_string())?;
+        let mut conn =
+            ConnectionManager::new_lazy_with_config(client, config).map_err(|e| e.to_string())?;
         let up = Arc::new(AtomicBool::new(ping(&mut conn).await));
         let pinger = tokio::spawn({
             let (mut conn, up) = (conn.clone(), up.clone());
@@ -208,7 +208,8 @@ impl RedisLimiter {
             match script.invoke_async(&mut conn).await {
                 Err(e)
                     if tries < 3
-                        && e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                        && e.kind()
+                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
                 {
                     tries += 1;
                 }
@@ -226,10 +227,7 @@ impl RedisLimiter {
     ) -> LimiterResult<(bool, i64)> {
         let limit = limit.max(1);
         let mut script = self.gcra.key(key);
-        script
-            .arg(now.as_micros())
-            .arg(limit)
-            .arg(u8::from(count));
+        script.arg(now.as_micros()).arg(limit).arg(u8::from(count));
         let (allowed, ahead): (i64, i64) = self.invoke(&script).await?;
         Ok((allowed == 1, ahead))
     }
@@ -266,7 +264,12 @@ impl RateLimiter for RedisLimiter {
         Ok(Decision::from_gcra(allowed, limit, ahead))
     }
 
-    async fn failure_wait(&self, network: IpAddr, limit: u32, now: Timestamp) -> LimiterResult<u64> {
+    async fn failure_wait(
+        &self,
+        network: IpAddr,
+        limit: u32,
+        now: Timestamp,
+    ) -> LimiterResult<u64> {
         let key = format!("{}fail:{network}", self.prefix);
         Ok(match self.run_gcra(key, limit, now, false).await? {
             (true, _) => 0,
@@ -294,7 +297,11 @@ impl Throttle for RedisLimiter {
             .map(|first| Timestamp::from_micros(first).plus_seconds(LOGIN_WINDOW_SECONDS)))
     }
 
-    async fn record_login_failure(&self, bucket: &LoginBucket, now: Timestamp) -> LimiterResult<()> {
+    async fn record_login_failure(
+        &self,
+        bucket: &LoginBucket,
+        now: Timestamp,
+    ) -> LimiterResult<()> {
         let key = self.login_key(bucket);
         let mut conn = self.conn.clone();
         redis::pipe()
@@ -312,9 +319,7 @@ impl Throttle for RedisLimiter {
 
     async fn clear_login_failures(&self, bucket: &LoginBucket) -> LimiterResult<()> {
         let mut conn = self.conn.clone();
-        conn.del::<_, ()>(self.login_key(bucket))
-            .await
-            .map_err(err)
+        conn.del::<_, ()>(self.login_key(bucket)).await.map_err(err)
     }
 
     async fn claim_form(&self, form: &FormKey, _now: Timestamp) -> LimiterResult<Claim> {

@@ -95,7 +95,9 @@ impl Throwaway {
         let dir = std::env::temp_dir().join(format!(
             "latchkey-redis-{}-{}",
             std::process::id(),
-            prefix().trim_start_matches("latchkey:test-").trim_end_matches(':')
+            prefix()
+                .trim_start_matches("latchkey:test-")
+                .trim_end_matches(':')
         ));
         std::fs::create_dir_all(&dir)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));

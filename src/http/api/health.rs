@@ -1,4 +1,4 @@
-//! `/healthz` (the process answers) and `/readyz` (its database does too).
+//! `/healthz` (the process answers) and `/readyz` (its database and Redis do too).
 
 use axum::Json;
 use axum::extract::State;
@@ -22,9 +22,11 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-/// The process and its dependencies answer: the database, and Redis when
-/// `--redis-url` is set. Redis down is 503 only with `--redis-unavailable deny`;
-/// in `local` mode the instance serves with its own limits, so it is ready.
+/// The process and its dependencies (the database, Redis) answer.
+///
+/// `redis` is reported when `--redis-url` is set. Redis down is 503 only with
+/// `--redis-unavailable deny`; in `local` mode the instance serves with its
+/// own limits, so it is ready.
 #[utoipa::path(get, path = "/readyz", tag = "Service", operation_id = "readyz",
     responses((status = 200, description = "Ready. `redis` is `ok`, `not configured` (no `--redis-url`), or `unavailable` (Redis down, limits per instance under `--redis-unavailable local`)", body = serde_json::Value, example = json!({"status": "ready", "database": "ok", "redis": "ok"})),
         (status = 503, description = "`unavailable`: the database is not answering, or Redis is not answering under `--redis-unavailable deny`", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]

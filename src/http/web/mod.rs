@@ -14,7 +14,6 @@ pub mod test_data;
 pub mod users;
 mod view;
 
-
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
