@@ -337,3 +337,56 @@ fn memory_login_entries_have_a_fixed_size_key() {
     let m = MemoryLimiter::new();
     assert_eq!(m.login_entries(), 0);
 }
+
+/// The facade's form flow: the first POST acts; a resend while it acts waits
+/// a moment, then is told the form is being processed; once the key is
+/// recorded a resend finds it; a failed action releases the form.
+#[tokio::test]
+async fn a_resent_form_waits_then_is_busy_then_finds_the_key() {
+    use latchkey::auth::secret::{KeyHasher, ServerSecret};
+    use latchkey::limiter::{FORM_WAIT, FormStart, Limits, WhenUnavailable};
+    let hasher = KeyHasher::new(&ServerSecret::new(vec![7; 32]).unwrap());
+    let memory = Limits::in_memory(hasher.clone(), 30);
+    let url = redis_server::url();
+    let redis = RedisLimiter::connect_with_prefix(&url, &redis_server::prefix())
+        .await
+        .unwrap();
+    let shared = Limits::with_redis(hasher, 30, redis, WhenUnavailable::Deny);
+    for limits in [memory, shared] {
+        let form = "f0rm1d0f5ixteenchars";
+        let Some(FormStart::Act(claim)) = limits.start_form("usr_1", form, at(0.0)).await.unwrap()
+        else {
+            panic!("the first POST acts");
+        };
+        let started = std::time::Instant::now();
+        let busy = limits.start_form("usr_1", form, at(0.1)).await.unwrap();
+        assert!(matches!(busy, Some(FormStart::Busy)), "{busy:?}");
+        assert!(
+            started.elapsed() >= FORM_WAIT,
+            "it waited for the first POST"
+        );
+        limits.finish_form(claim, "key_first", at(0.2)).await;
+        let made = limits.start_form("usr_1", form, at(0.3)).await.unwrap();
+        assert!(
+            matches!(made, Some(FormStart::Made(ref id)) if id == "key_first"),
+            "{made:?}"
+        );
+        // Another user's form with the same id is another form.
+        let other = limits.start_form("usr_2", form, at(0.3)).await.unwrap();
+        let Some(FormStart::Act(other)) = other else {
+            panic!("{other:?}");
+        };
+        // A failed action releases the form: it may be sent again.
+        limits.release_form(other).await;
+        let again = limits.start_form("usr_2", form, at(0.4)).await.unwrap();
+        assert!(matches!(again, Some(FormStart::Act(_))), "{again:?}");
+        // A form without a usable id just acts.
+        assert!(
+            limits
+                .start_form("usr_1", "short", at(0.0))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}

@@ -1884,7 +1884,20 @@ async fn upgrading_a_legacy_key_in_the_ui_gives_a_new_key_and_can_retire_the_old
 /// the second answer leads to that key without its secret.
 #[tokio::test]
 async fn a_key_form_sent_twice_makes_one_key() {
-    let app = TestApp::new().await;
+    key_form_sent_twice_makes_one_key(TestApp::new().await).await;
+}
+
+/// The same with the form claims in Redis (shared by every instance).
+#[tokio::test]
+async fn a_key_form_sent_twice_makes_one_key_with_claims_in_redis() {
+    let app = TestApp::builder()
+        .redis(common::WhenUnavailable::Deny)
+        .build()
+        .await;
+    key_form_sent_twice_makes_one_key(app).await;
+}
+
+async fn key_form_sent_twice_makes_one_key(app: TestApp) {
     let (_, reader) = app.key(&["keys:read"]).await;
     let count = || async {
         let r = app.get("/api/v1/keys?per_page=100", &reader).await;
