@@ -321,3 +321,30 @@ async fn an_unreachable_redis_at_start_is_local_or_503_by_mode() {
         assert_eq!(r.body["redis"], "unavailable");
     }
 }
+
+/// Redis down when the instance starts, up later: shared limits start
+/// within 5 s, with no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_comes_up_after_the_start_is_used_within_5_s() {
+    let _one = REDIS.lock().await;
+    let Some(server) = redis::throwaway() else {
+        eprintln!("skipped: LATCHKEY_TEST_REDIS_URL is set, and this test stops Redis");
+        return;
+    };
+    server.stop();
+    let app = TestApp::builder()
+        .redis(WhenUnavailable::Local)
+        .build()
+        .await;
+    assert_eq!(app.core.limits.redis_status(), RedisStatus::Unavailable);
+    let (_, key) = app.key(&["orders:read"]).await;
+    assert_eq!(app.get("/api/v1/me", &key).await.status, 200);
+    server.start();
+    let delay = until_shared(&[&app.core.limits]).await;
+    eprintln!("a Redis started after the instance was used {delay:?} after it answered");
+    assert_eq!(app.get("/api/v1/me", &key).await.status, 200);
+    assert_eq!(
+        app.call("GET", "/readyz", None, None).await.body["redis"],
+        "ok"
+    );
+}

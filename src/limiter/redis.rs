@@ -233,12 +233,7 @@ impl RedisLimiter {
     }
 
     fn login_key(&self, b: &LoginBucket) -> String {
-        format!(
-            "{}login:{}:{}",
-            self.prefix,
-            hex(&b.account),
-            super::network_of(b.network)
-        )
+        format!("{}login:{}:{}", self.prefix, hex(&b.account), b.network)
     }
 
     fn form_key(&self, f: &FormKey) -> String {
