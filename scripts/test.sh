@@ -4,8 +4,9 @@
 # The browser test (tests/browser.rs) drives headless Chromium through
 # chromedriver; on Debian and Ubuntu those are the `chromium` and
 # `chromium-driver` packages. The PostgreSQL tests start their own throwaway
-# server (tests/common/pg.rs) from the `postgresql` package's binaries; the
-# package's own cluster service is not started. Both are installed here when
+# server (tests/common/pg.rs) from the `postgresql` package's binaries, and
+# the Redis tests their own throwaway `redis-server` (tests/common/redis.rs);
+# neither package's own service is started. All are installed here when
 # missing (with sudo when not root). Arguments are passed to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +43,28 @@ if ! have_postgres && [ -z "${LATCHKEY_TEST_DATABASE_URL:-}" ]; then
     fi
 fi
 
+if ! command -v redis-server >/dev/null 2>&1 && [ -z "${LATCHKEY_TEST_REDIS_URL:-}" ]; then
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "scripts/test.sh: the Redis tests need redis-server on PATH; install Redis with your" \
+             "package manager, or set LATCHKEY_TEST_REDIS_URL" >&2
+        exit 1
+    fi
+    echo "==> installing redis-server (for the shared-limits tests; its service is not started)"
+    $sudo apt-get update
+    # policy-rc.d 101: the package's post-install must not start a system-wide
+    # Redis; the tests run their own.
+    own_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+        $sudo chmod +x /usr/sbin/policy-rc.d
+        own_policy=1
+    fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server
+    if [ -n "$own_policy" ]; then
+        $sudo rm -f /usr/sbin/policy-rc.d
+    fi
+fi
+
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
     if ! command -v apt-get >/dev/null 2>&1; then
         echo "scripts/test.sh: the browser test needs /usr/bin/chromium and /usr/bin/chromedriver;" \
@@ -70,5 +93,5 @@ cargo test "$@"
 echo "==> test pass 2 of 2: the HTTP-level suites on PostgreSQL (LATCHKEY_TEST_BACKEND=postgres)"
 LATCHKEY_TEST_BACKEND=postgres cargo test \
     --test api_keys --test api_resources --test web --test cli --test legacy \
-    --test roll --test ratelimit --test usage --test setup --test smoke --test openapi \
+    --test roll --test ratelimit --test redis_limits --test usage --test setup --test smoke --test openapi \
     "$@"

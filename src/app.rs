@@ -7,11 +7,11 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::auth::cache::KeyCache;
-use crate::auth::ratelimit::{FailedAttemptLimiter, KeyLimiter};
 use crate::auth::secret::KeyHasher;
 use crate::auth::usage::UsageRecorder;
 use crate::domain::clock::Clock;
 pub use crate::domain::policy::Policy;
+use crate::limiter::Limits;
 use crate::service::audit::AuditService;
 use crate::service::idempotency::IdempotencyService;
 use crate::service::keys::KeyService;
@@ -26,11 +26,10 @@ pub struct Core {
     pub clock: Arc<dyn Clock>,
     pub hasher: KeyHasher,
     pub cache: Arc<KeyCache>,
-    pub limiter: KeyLimiter,
     pub usage: Arc<UsageRecorder>,
-    pub failed_attempts: FailedAttemptLimiter,
-    /// Web UI state kept in memory: login throttling per account.
-    pub web: crate::http::web::WebState,
+    /// Rate limits, failed attempts, login throttles and form claims: in
+    /// memory, or shared through Redis.
+    pub limits: Arc<Limits>,
     pub policy: Policy,
     /// The key lifecycle over the same store, clock, hasher and cache.
     pub keys: Arc<KeyService>,
@@ -50,11 +49,24 @@ pub struct Core {
 pub const KEY_CACHE_CAPACITY: u64 = 200_000;
 
 impl Core {
+    /// A core whose limits live in this process only.
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         hasher: KeyHasher,
         policy: Policy,
+    ) -> Self {
+        let limits = Arc::new(Limits::in_memory(hasher.clone(), policy.failed_auth_limit));
+        Self::with_limits(store, clock, hasher, policy, limits)
+    }
+
+    /// A core over `limits` (e.g. shared through Redis).
+    pub fn with_limits(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        hasher: KeyHasher,
+        policy: Policy,
+        limits: Arc<Limits>,
     ) -> Self {
         let cache = Arc::new(KeyCache::new(KEY_CACHE_CAPACITY));
         let keys = Arc::new(KeyService::new(
@@ -98,10 +110,8 @@ impl Core {
             shops,
             users,
             audit,
-            limiter: KeyLimiter::new(KEY_CACHE_CAPACITY),
             usage: Arc::new(UsageRecorder::default()),
-            failed_attempts: FailedAttemptLimiter::new(policy.failed_auth_limit),
-            web: crate::http::web::WebState::default(),
+            limits,
             policy,
         }
     }
@@ -121,6 +131,7 @@ pub struct AppState {
     pub shops: Arc<ShopService>,
     pub users: Arc<UserService>,
     pub audit: Arc<AuditService>,
+    pub limits: Arc<Limits>,
 }
 
 impl AppState {
@@ -132,6 +143,7 @@ impl AppState {
             audit: core.audit.clone(),
             resources: core.resources.clone(),
             idempotency: core.idempotency.clone(),
+            limits: core.limits.clone(),
             core,
         }
     }

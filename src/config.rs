@@ -13,6 +13,7 @@ use crate::domain::clock::Timestamp;
 use crate::domain::key::validate_rate_limit;
 use crate::domain::net::TrustedProxies;
 use crate::domain::policy::Policy;
+use crate::limiter::WhenUnavailable;
 
 pub use crate::domain::policy::DEFAULT_LEGACY_SUNSET;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -27,6 +28,7 @@ const KNOWN_ENV: &[&str] = &[
     "LATCHKEY_SECRET_FILE",
     "LATCHKEY_LISTEN",
     "LATCHKEY_REDIS_URL",
+    "LATCHKEY_REDIS_UNAVAILABLE",
     "LATCHKEY_PUBLIC_URL",
     "LATCHKEY_TRUSTED_PROXIES",
     "LATCHKEY_LEGACY_SUNSET",
@@ -49,6 +51,7 @@ pub struct Overrides {
     pub secret_file: Option<PathBuf>,
     pub listen: Option<String>,
     pub redis_url: Option<String>,
+    pub redis_unavailable: Option<String>,
     pub public_url: Option<String>,
     pub trusted_proxies: Option<String>,
     pub legacy_sunset: Option<String>,
@@ -68,6 +71,7 @@ struct FileConfig {
     secret_file: Option<PathBuf>,
     listen: Option<String>,
     redis_url: Option<String>,
+    redis_unavailable: Option<String>,
     public_url: Option<String>,
     trusted_proxies: Option<Vec<String>>,
     legacy_sunset: Option<String>,
@@ -85,6 +89,8 @@ pub struct Settings {
     pub secret_file: Option<PathBuf>,
     pub listen: SocketAddr,
     pub redis_url: Option<String>,
+    /// What to do while Redis does not answer (`local` by default).
+    pub redis_unavailable: WhenUnavailable,
     pub public_url: Option<String>,
     pub failed_auth_limit: u32,
     pub policy: Policy,
@@ -235,14 +241,31 @@ impl Settings {
             )
         })?;
         let redis_url = pick(flags.redis_url.as_ref(), "REDIS_URL").or(file.redis_url);
-        if let Some(url) = &redis_url
-            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
-        {
-            return Err(invalid(
-                "redis-url",
-                format!("`{}` is not a redis:// URL", redact_url(url)),
-            ));
+        if let Some(url) = &redis_url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(invalid(
+                    "redis-url",
+                    format!("`{}` is not a redis:// URL", redact_url(url)),
+                ));
+            }
+            crate::limiter::redis::check_url(url).map_err(|e| {
+                invalid(
+                    "redis-url",
+                    format!("`{}` is not a usable Redis URL: {e}", redact_url(url)),
+                )
+            })?;
         }
+        let redis_unavailable = match pick(flags.redis_unavailable.as_ref(), "REDIS_UNAVAILABLE")
+            .or(file.redis_unavailable)
+        {
+            Some(raw) => WhenUnavailable::parse(&raw).map_err(|m| {
+                invalid(
+                    "redis-unavailable",
+                    format!("{m}: write `local` (fall back to this instance's own limits) or `deny` (answer 503)"),
+                )
+            })?,
+            None => WhenUnavailable::Local,
+        };
         let public_url = pick(flags.public_url.as_ref(), "PUBLIC_URL").or(file.public_url);
         if let Some(url) = &public_url
             && (!(url.starts_with("http://") || url.starts_with("https://"))
@@ -355,6 +378,7 @@ impl Settings {
             secret_file,
             listen,
             redis_url,
+            redis_unavailable,
             public_url: public_url.clone(),
             failed_auth_limit,
             policy: Policy {
@@ -495,6 +519,46 @@ mod tests {
                 .unwrap_err()
                 .contains("missing.toml")
         );
+    }
+
+    #[test]
+    fn redis_settings_are_checked_where_they_are_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Settings::resolve(&in_dir(dir.path(), None), &env(&[])).unwrap();
+        assert_eq!(s.redis_unavailable, WhenUnavailable::Local);
+        assert_eq!(s.redis_url, None);
+        let s = Settings::resolve(
+            &in_dir(
+                dir.path(),
+                Some("redis_url = \"redis://127.0.0.1:6379/2\"\nredis_unavailable = \"deny\"\n"),
+            ),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(s.redis_unavailable, WhenUnavailable::Deny);
+        assert_eq!(s.redis_url.as_deref(), Some("redis://127.0.0.1:6379/2"));
+        std::fs::remove_file(dir.path().join("latchkey.toml")).unwrap();
+        let mut flags = in_dir(dir.path(), None);
+        flags.redis_unavailable = Some("local".into());
+        let s = Settings::resolve(&flags, &env(&[("LATCHKEY_REDIS_UNAVAILABLE", "deny")])).unwrap();
+        assert_eq!(s.redis_unavailable, WhenUnavailable::Local, "the flag wins");
+        let err = Settings::resolve(
+            &in_dir(dir.path(), None),
+            &env(&[("LATCHKEY_REDIS_UNAVAILABLE", "maybe")]),
+        )
+        .unwrap_err();
+        assert!(err.contains("--redis-unavailable"), "{err}");
+        assert!(err.contains("`local`") && err.contains("`deny`"), "{err}");
+        // A database number that is no number, with the password redacted.
+        let err = Settings::resolve(
+            &in_dir(dir.path(), None),
+            &env(&[("LATCHKEY_REDIS_URL", "redis://:hunter2@127.0.0.1:6379/abc")]),
+        )
+        .unwrap_err();
+        assert!(err.contains("--redis-url"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(err.contains("database number"), "{err}");
+        assert!(!err.contains('\n'), "one line: {err}");
     }
 
     #[test]

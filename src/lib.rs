@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod limiter;
 pub mod service;
 pub mod store;
 pub mod telemetry;

@@ -319,7 +319,13 @@ impl Server {
     /// `latchkey serve --listen 127.0.0.1:0 --data-dir DIR`, logging at info;
     /// waits for the `listening on http://…` line.
     fn start(dir: &Path) -> Server {
+        Self::start_with(dir, &[])
+    }
+
+    /// [`Server::start`] with these environment variables set too.
+    fn start_with(dir: &Path, env: &[(&str, &str)]) -> Server {
         let mut child = latchkey(dir, &["serve", "--listen", "127.0.0.1:0"])
+            .envs(env.iter().copied())
             .env("LATCHKEY_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -519,6 +525,7 @@ async fn every_command_answers_help_and_serve_help_documents_every_spec_option()
         "--data-dir",
         "--database-url",
         "--redis-url",
+        "--redis-unavailable",
         "--secret-file",
         "--public-url",
         "--trusted-proxies",
@@ -539,6 +546,7 @@ async fn every_command_answers_help_and_serve_help_documents_every_spec_option()
         "LATCHKEY_DATA_DIR",
         "LATCHKEY_DATABASE_URL",
         "LATCHKEY_REDIS_URL",
+        "LATCHKEY_REDIS_UNAVAILABLE",
         "LATCHKEY_SECRET_FILE",
         "LATCHKEY_PUBLIC_URL",
         "LATCHKEY_TRUSTED_PROXIES",
@@ -1260,9 +1268,17 @@ async fn bad_input_and_bad_settings_fail_with_one_line_naming_the_culprit_and_ch
         ("--legacy-sunset", "soon"),
         ("--trusted-proxies", "10.0.0.0/8,bogus"),
         ("--public-url", "ftp://example.com"),
+        ("--redis-url", "localhost:6379"),
+        ("--redis-url", "redis://:hunter2@127.0.0.1:6379/notanumber"),
+        ("--redis-unavailable", "sometimes"),
     ] {
         let line = run(&dir, &["serve", flag, value]).fails();
         assert!(line.contains(flag), "serve {flag} {value}: {line}");
+        assert!(
+            !line.contains("hunter2"),
+            "the password is redacted: {line}"
+        );
+        assert_eq!(line.trim().lines().count(), 1, "one line: {line}");
     }
     assert_eq!(key_ids(&dir, &shop), before);
 }
@@ -1626,4 +1642,62 @@ async fn legacy_import_then_upgrade_and_roll_work_from_the_command_line() {
     );
     let line = run(dir, &["keys", "roll", &new_id]).fails();
     assert!(line.to_lowercase().contains("roll"), "{line}");
+}
+
+// ---------------------------------------------------------------------------
+// Redis unreachable at start
+
+/// `--redis-url` naming a Redis that does not answer: `local` starts, warns
+/// and serves with its own limits (ready); `deny` starts and answers keyed
+/// requests and readiness 503.
+#[tokio::test]
+async fn an_unreachable_redis_at_start_is_per_mode() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://:hunter2@127.0.0.1:{closed}/0");
+    let client = reqwest::Client::new();
+    for (mode, ready, keyed) in [("local", 200, 200), ("deny", 503, 503)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let shop = new_shop(&dir);
+        let key = new_key(&dir, &shop, &["--template", "read-only"]);
+        let server = Server::start_with(
+            &dir,
+            &[
+                ("LATCHKEY_REDIS_URL", url.as_str()),
+                ("LATCHKEY_REDIS_UNAVAILABLE", mode),
+            ],
+        );
+        let r = client
+            .get(format!("{}/readyz", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), ready, "{mode}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["redis"], "unavailable", "{mode}: {body}");
+        let r = client
+            .get(format!("{}/api/v1/me", server.url))
+            .bearer_auth(s(&key, "secret"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), keyed, "{mode}");
+        let stopped = server.stop();
+        assert!(
+            stopped.stderr.contains("redis is not answering at start"),
+            "{mode}: {}",
+            stopped.stderr
+        );
+        assert!(!stopped.stderr.contains("hunter2"), "{}", stopped.stderr);
+        assert!(
+            !stopped
+                .stderr
+                .contains("kept per instance (no --redis-url)"),
+            "no 'no Redis' warning when one is configured"
+        );
+    }
 }

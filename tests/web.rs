@@ -26,6 +26,8 @@ const OWNER: &str = "owner@fixit.example";
 struct Web<'a> {
     app: &'a TestApp,
     cookies: HashMap<String, String>,
+    /// The browser's address (the app's default peer when `None`).
+    peer: Option<std::net::SocketAddr>,
 }
 
 impl<'a> Web<'a> {
@@ -33,6 +35,22 @@ impl<'a> Web<'a> {
         Web {
             app,
             cookies: HashMap::new(),
+            peer: None,
+        }
+    }
+
+    /// A browser at another address.
+    fn at(app: &'a TestApp, ip: &str) -> Self {
+        Web {
+            peer: Some(format!("{ip}:41000").parse().unwrap()),
+            ..Web::new(app)
+        }
+    }
+
+    async fn send(&self, req: Request<Body>) -> TestResponse {
+        match self.peer {
+            Some(peer) => self.app.send_from(peer, req).await,
+            None => self.app.send(req).await,
         }
     }
 
@@ -62,7 +80,7 @@ impl<'a> Web<'a> {
             .header("cookie", self.cookie_header())
             .body(Body::empty())
             .unwrap();
-        let r = self.app.send(req).await;
+        let r = self.send(req).await;
         self.keep_cookies(&r);
         r
     }
@@ -74,7 +92,7 @@ impl<'a> Web<'a> {
             .header("content-type", "application/x-www-form-urlencoded")
             .body(Body::from(serde_urlencoded::to_string(pairs).unwrap()))
             .unwrap();
-        let r = self.app.send(req).await;
+        let r = self.send(req).await;
         self.keep_cookies(&r);
         r
     }
@@ -319,7 +337,7 @@ async fn a_wrong_password_and_an_unknown_email_get_the_same_answer() {
 }
 
 #[tokio::test]
-async fn failed_logins_are_throttled_per_account() {
+async fn failed_logins_are_throttled_per_account_and_address() {
     let app = TestApp::new().await;
     let mut web = Web::new(&app);
     for i in 0..9 {
@@ -328,13 +346,13 @@ async fn failed_logins_are_throttled_per_account() {
     }
     let tenth = web.login(OWNER, "wrong password, again").await;
     assert_eq!(tenth.status, 429, "{}", tenth.text);
-    // Now even the right password waits, from any address.
-    let mut elsewhere = Web::new(&app);
-    let r = elsewhere.login(OWNER, PASSWORD).await;
+    // Now even the right password waits, from that address.
+    let mut same_address = Web::new(&app);
+    let r = same_address.login(OWNER, PASSWORD).await;
     assert_eq!(r.status, 429);
     assert!(r.text.contains("Too many login attempts"));
     assert!(r.header("retry-after").is_some());
-    // Another account is not affected…
+    // Another account from the same address is not affected…
     add_user(
         &app,
         &app.shop_id.clone(),
@@ -343,7 +361,7 @@ async fn failed_logins_are_throttled_per_account() {
     )
     .await;
     assert_eq!(
-        elsewhere
+        same_address
             .login("admin@fixit.example", PASSWORD)
             .await
             .status,
@@ -352,6 +370,82 @@ async fn failed_logins_are_throttled_per_account() {
     // …and the account opens again after the window.
     app.clock.advance_seconds(15 * 60 + 1);
     assert_eq!(Web::new(&app).login(OWNER, PASSWORD).await.status, 303);
+}
+
+/// SPEC hardening: failures count per (account, address); a correct
+/// password from an address with no recent failures for the account signs
+/// in while other addresses are throttled for it.
+#[tokio::test]
+async fn failures_from_other_addresses_never_lock_the_owner_out() {
+    let app = TestApp::new().await;
+    for i in 0..10 {
+        let mut attacker = Web::at(&app, &format!("198.51.100.{}", i + 1));
+        for _ in 0..10 {
+            attacker.login(OWNER, "guessing the password").await;
+        }
+        let r = attacker.login(OWNER, PASSWORD).await;
+        assert_eq!(r.status, 429, "address {i} is throttled for the account");
+    }
+    let mut owner = Web::at(&app, "192.0.2.44");
+    let r = owner.login(OWNER, PASSWORD).await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert_eq!(owner.get("/settings/api-keys").await.status, 200);
+}
+
+/// The owner signing in clears their own address's failures, not others'.
+#[tokio::test]
+async fn signing_in_clears_that_address_failures_for_the_account() {
+    let app = TestApp::new().await;
+    let mut owner = Web::at(&app, "192.0.2.50");
+    for _ in 0..9 {
+        assert_eq!(owner.login(OWNER, "a typo, again").await.status, 401);
+    }
+    assert_eq!(owner.login(OWNER, PASSWORD).await.status, 303);
+    // Nine more typos from there are allowed again (counted from zero).
+    let mut again = Web::at(&app, "192.0.2.50");
+    for i in 0..9 {
+        assert_eq!(again.login(OWNER, "a typo, again").await.status, 401, "{i}");
+    }
+}
+
+/// SPEC hardening: throttle memory is bounded, keyed by a hash, never by the
+/// typed text: huge emails do not grow it.
+#[tokio::test]
+async fn huge_emails_do_not_grow_the_login_throttle() {
+    let app = TestApp::builder()
+        .policy(|p| p.failed_auth_limit = 100_000)
+        .build()
+        .await;
+    let memory = app.core.limits.memory();
+    let mut web = Web::new(&app);
+    let page = web.get("/login").await;
+    let token = csrf(&page.text);
+    for i in 0..400 {
+        // 60 KB: within the largest form, far beyond any email.
+        let email = format!("{i}{}@fixit.example", "x".repeat(60 * 1024));
+        let r = web
+            .post_raw(
+                "/login",
+                &[
+                    ("csrf", token.as_str()),
+                    ("email", &email),
+                    ("password", "nope"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 401, "attempt {i}");
+        assert!(!r.text.contains(&"x".repeat(1000)) || r.text.len() < 200_000);
+    }
+    assert_eq!(
+        memory.login_entries(),
+        0,
+        "no account can have such an email: nothing is kept per account"
+    );
+    // Real emails get one fixed-size entry each.
+    for i in 0..50 {
+        web.login(&format!("user{i}@fixit.example"), "nope").await;
+    }
+    assert_eq!(memory.login_entries(), 50);
 }
 
 #[tokio::test]
@@ -1823,7 +1917,20 @@ async fn upgrading_a_legacy_key_in_the_ui_gives_a_new_key_and_can_retire_the_old
 /// the second answer leads to that key without its secret.
 #[tokio::test]
 async fn a_key_form_sent_twice_makes_one_key() {
-    let app = TestApp::new().await;
+    key_form_sent_twice_makes_one_key(TestApp::new().await).await;
+}
+
+/// The same with the form claims in Redis (shared by every instance).
+#[tokio::test]
+async fn a_key_form_sent_twice_makes_one_key_with_claims_in_redis() {
+    let app = TestApp::builder()
+        .redis(common::WhenUnavailable::Deny)
+        .build()
+        .await;
+    key_form_sent_twice_makes_one_key(app).await;
+}
+
+async fn key_form_sent_twice_makes_one_key(app: TestApp) {
     let (_, reader) = app.key(&["keys:read"]).await;
     let count = || async {
         let r = app.get("/api/v1/keys?per_page=100", &reader).await;

@@ -2,7 +2,6 @@
 //! key cache with its invalidation feed, and the verify path.
 
 pub mod cache;
-pub mod ratelimit;
 pub mod secret;
 pub mod usage;
 pub mod verify;

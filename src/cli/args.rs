@@ -92,9 +92,12 @@ pub struct ServeArgs {
     /// Address to listen on [env: LATCHKEY_LISTEN] [default: 127.0.0.1:8080]
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<String>,
-    /// Redis URL for shared rate limits across instances [env: LATCHKEY_REDIS_URL]
+    /// Redis URL (redis://[:PASSWORD@]HOST:PORT[/DB]) sharing rate limits, failed-attempt limits, login throttles and form de-duplication across instances; instances need synchronised clocks [env: LATCHKEY_REDIS_URL]
     #[arg(long, value_name = "URL")]
     pub redis_url: Option<String>,
+    /// While Redis does not answer: `local` falls back to this instance's own limits (warning at most once a minute), `deny` answers keyed requests, logins and key forms 503 [env: LATCHKEY_REDIS_UNAVAILABLE] [default: local]
+    #[arg(long, value_name = "local|deny")]
+    pub redis_unavailable: Option<String>,
     /// External URL used in links, docs and the setup link [env: LATCHKEY_PUBLIC_URL] [default: http://<listen>]
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,

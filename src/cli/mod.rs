@@ -86,6 +86,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Serve(args) = &cli.command {
         overrides.listen = args.listen.clone();
         overrides.redis_url = args.redis_url.clone();
+        overrides.redis_unavailable = args.redis_unavailable.clone();
         overrides.public_url = args.public_url.clone();
         overrides.trusted_proxies = args.trusted_proxies.clone();
         overrides.legacy_sunset = args.legacy_sunset.clone();

@@ -4,13 +4,33 @@ use super::*;
 
 pub(super) async fn serve(settings: Settings) -> anyhow::Result<()> {
     crate::telemetry::init(true);
-    if settings.redis_url.is_some() {
-        bail!(
-            "--redis-url: shared rate limits on Redis are not supported by this build yet; run one instance without it"
-        );
-    }
     let (core, created_secret) = open_core(&settings).await?;
-    if !settings.database_url.starts_with("sqlite:") {
+    let limits = match &settings.redis_url {
+        None => core.limits.clone(),
+        Some(url) => {
+            let redis = crate::limiter::RedisLimiter::connect(url)
+                .await
+                .map_err(|e| anyhow::anyhow!("--redis-url {}: {e}", redact_url(url)))?;
+            if !redis.is_up() {
+                tracing::warn!(
+                    redis = %redact_url(url),
+                    mode = ?settings.redis_unavailable,
+                    "redis is not answering at start: {}; shared limits start when it answers",
+                    match settings.redis_unavailable {
+                        crate::limiter::WhenUnavailable::Local => "limits are per instance until then",
+                        crate::limiter::WhenUnavailable::Deny => "keyed requests, logins and key forms get 503 until then",
+                    }
+                );
+            }
+            Arc::new(crate::limiter::Limits::with_redis(
+                core.hasher.clone(),
+                settings.failed_auth_limit,
+                redis,
+                settings.redis_unavailable,
+            ))
+        }
+    };
+    if settings.redis_url.is_none() && !settings.database_url.starts_with("sqlite:") {
         tracing::warn!(
             "rate limits, failed-attempt limits and login throttles are kept per instance (no --redis-url): with several instances behind a load balancer each enforces its own"
         );
@@ -35,14 +55,21 @@ pub(super) async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     let public_url = policy.public_url.clone();
     // Built again with the address actually bound, which the setup link names.
-    let core = Core::new(
+    let core = Core::with_limits(
         core.store.clone(),
         core.clock.clone(),
         core.hasher.clone(),
         policy,
+        limits,
     );
     let has_shops = core.shops.has_shops().await.map_err(service_err)?;
-    tracing::info!(url = %public_url, listen = %addr, database = %redact_url(&settings.database_url), "latchkey listening on {public_url}");
+    tracing::info!(
+        url = %public_url,
+        listen = %addr,
+        database = %redact_url(&settings.database_url),
+        redis = %settings.redis_url.as_deref().map_or_else(|| "not configured".to_owned(), redact_url),
+        "latchkey listening on {public_url}"
+    );
     if !has_shops {
         let link = core.shops.setup_link().await.map_err(service_err)?;
         tracing::info!(

@@ -15,13 +15,13 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::ratelimit::Decision;
 use crate::auth::usage::Hit;
 use crate::auth::verify::{AuthError, KeySource};
 use crate::domain::key::KeyRecord;
 use crate::domain::permission::Permission;
 use crate::http::api::permissions;
 use crate::http::error::ApiError;
+use crate::limiter::Decision;
 use crate::service::keys::Principal;
 use crate::store::usage::Rejection;
 
@@ -147,10 +147,15 @@ pub async fn require_key(
             // Rate limit before permission: every answer past the IP check
             // carries the headers, and a key hammering a route it may not use
             // is throttled too.
-            let decision =
-                state
-                    .limiter
-                    .check(&key.id, key.rate_limit_per_minute, state.clock.now());
+            let checked = state
+                .limits
+                .check_key(&key.id, key.rate_limit_per_minute, state.clock.now())
+                .await;
+            let Ok(decision) = checked else {
+                let mut response = limits_unavailable().into_response();
+                response.extensions_mut().insert(LoggedKeyId(key));
+                return response;
+            };
             let mut response = if decision.allowed {
                 match permission_check(&method, route.as_ref(), &key) {
                     Ok(()) => {
@@ -200,7 +205,13 @@ pub async fn require_key(
             response
         }
         Err(err) if err.is_failed_attempt() => {
-            let decision = state.failed_attempts.record_failure(ip, state.clock.now());
+            let Ok(decision) = state
+                .limits
+                .record_failed_attempt(ip, state.clock.now())
+                .await
+            else {
+                return limits_unavailable().into_response();
+            };
             if decision.allowed {
                 return ApiError::from(err).into_response();
             }
@@ -242,6 +253,13 @@ pub async fn require_key(
             response
         }
     }
+}
+
+/// Redis is down and `--redis-unavailable deny` says to refuse.
+fn limits_unavailable() -> ApiError {
+    ApiError::unavailable(
+        "the shared rate limits (Redis) are not answering; --redis-unavailable deny",
+    )
 }
 
 /// Where the deprecation `Link` points.

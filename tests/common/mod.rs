@@ -33,6 +33,10 @@ use tower::ServiceExt;
 
 #[path = "pg.rs"]
 pub mod pg;
+#[path = "redis.rs"]
+pub mod redis;
+
+pub use latchkey::limiter::WhenUnavailable;
 
 /// The instant every test starts at.
 pub const T0: &str = "2026-11-23T12:00:00Z";
@@ -73,6 +77,8 @@ pub struct Builder {
     policy: Policy,
     empty: bool,
     postgres: bool,
+    /// Limits shared through a Redis: (URL, key prefix, mode).
+    redis: Option<(String, String, WhenUnavailable)>,
 }
 
 impl Builder {
@@ -84,6 +90,24 @@ impl Builder {
     /// On PostgreSQL whatever `LATCHKEY_TEST_BACKEND` says (outage tests).
     pub fn postgres(mut self) -> Self {
         self.postgres = true;
+        self
+    }
+
+    /// Limits shared through the test Redis (`common::redis`), under a key
+    /// prefix of this app's own.
+    pub fn redis(self, mode: WhenUnavailable) -> Self {
+        self.redis_prefix(&redis::prefix(), mode)
+    }
+
+    /// Limits shared through the test Redis under `prefix`: apps given the
+    /// same prefix share their limits, as instances sharing a Redis do.
+    pub fn redis_prefix(self, prefix: &str, mode: WhenUnavailable) -> Self {
+        self.redis_url(&redis::url(), prefix, mode)
+    }
+
+    /// Limits shared through the Redis at `url` (which may not answer).
+    pub fn redis_url(mut self, url: &str, prefix: &str, mode: WhenUnavailable) -> Self {
+        self.redis = Some((url.to_owned(), prefix.to_owned(), mode));
         self
     }
 
@@ -103,11 +127,30 @@ impl Builder {
         let store = open_store(dir.path(), db.as_ref()).await;
         let clock = Arc::new(ManualClock::new(Timestamp::parse_rfc3339(T0).unwrap()));
         let secret = ServerSecret::new(b"test-secret-test-secret-test-secret!".to_vec()).unwrap();
-        let core = Arc::new(Core::new(
+        let hasher = KeyHasher::new(&secret);
+        let limits = match &self.redis {
+            None => Arc::new(latchkey::limiter::Limits::in_memory(
+                hasher.clone(),
+                self.policy.failed_auth_limit,
+            )),
+            Some((url, prefix, mode)) => {
+                let redis = latchkey::limiter::RedisLimiter::connect_with_prefix(url, prefix)
+                    .await
+                    .unwrap_or_else(|e| panic!("the test Redis URL: {e}"));
+                Arc::new(latchkey::limiter::Limits::with_redis(
+                    hasher.clone(),
+                    self.policy.failed_auth_limit,
+                    redis,
+                    *mode,
+                ))
+            }
+        };
+        let core = Arc::new(Core::with_limits(
             store.clone(),
             clock.clone(),
-            KeyHasher::new(&secret),
+            hasher,
             self.policy,
+            limits,
         ));
         let mut app = TestApp {
             core,
@@ -131,6 +174,7 @@ impl TestApp {
             policy: Policy::default(),
             empty: false,
             postgres: false,
+            redis: None,
         }
     }
 

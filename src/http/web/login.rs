@@ -2,7 +2,9 @@
 //!
 //! The rules (checking the password, one-time passwords, sessions, the audit
 //! events) are the users service's; this surface throttles failed logins per
-//! account and per client network, and turns answers into pages and cookies.
+//! (account, client network) and per client network through the limits
+//! facade, and turns answers into pages and cookies. Failures from other
+//! addresses never lock an account for its owner.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -19,8 +21,8 @@ use serde::Deserialize;
 
 use super::form::{Errors, FormData};
 use super::session::{
-    Chrome, LOGIN_COOKIE, SESSION_COOKIE, WebUser, cookie, csrf_token, message, render, see_other,
-    session_cookie, set_cookie, unavailable,
+    Chrome, LOGIN_COOKIE, SESSION_COOKIE, WebUser, cookie, csrf_token, limits_unavailable, message,
+    render, see_other, session_cookie, set_cookie, unavailable,
 };
 use super::view;
 use crate::app::{AppState, Core};
@@ -149,16 +151,19 @@ async fn submit(
             },
         )
     };
-    if let Some(until) = core.web.login_blocked_until(&typed, ip, now) {
-        return too_many(until, now);
+    match core.limits.login_blocked_until(&typed, ip, now).await {
+        Ok(Some(until)) => return too_many(until, now),
+        Ok(None) => {}
+        Err(_) => return limits_unavailable(),
     }
     let password = f.get("password").to_owned();
     let token = match core.users.login(&typed, password, ip).await {
         Ok(LoginOutcome::LoggedIn { token, .. }) => token,
         Ok(LoginOutcome::WrongCredentials) => {
-            core.web.record_login_failure(&core, &typed, ip, now);
-            if let Some(until) = core.web.login_blocked_until(&typed, ip, now) {
-                return too_many(until, now);
+            match core.limits.record_login_failure(&typed, ip, now).await {
+                Ok(Some(until)) => return too_many(until, now),
+                Ok(None) => {}
+                Err(_) => return limits_unavailable(),
             }
             return again(
                 StatusCode::UNAUTHORIZED,
@@ -173,7 +178,9 @@ async fn submit(
         }
         Err(e) => return unavailable(&e),
     };
-    core.web.forget_login_failures(&typed);
+    // Signed in: this address's failures for the account are forgiven. A
+    // failure to reach Redis here only leaves the entry to expire.
+    let _ = core.limits.clear_login_failures(&typed, ip).await;
     let mut r = see_other(&next);
     r.headers_mut()
         .append(header::SET_COOKIE, session_cookie(&core, &token));

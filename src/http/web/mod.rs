@@ -19,8 +19,6 @@ pub mod test_data;
 pub mod users;
 mod view;
 
-pub use session::WebState;
-
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -1,5 +1,5 @@
 //! Who is using the web UI: login sessions, the CSRF guard every POST passes,
-//! login throttling, and the pieces every page shares (the layout's chrome,
+//! and the pieces every page shares (the layout's chrome,
 //! message pages).
 //!
 //! - The session cookie holds 32 random base62 characters; the store keeps
@@ -11,10 +11,8 @@
 //!   and a page from another site can read neither. [`csrf_guard`] checks it
 //!   on every POST before any handler runs.
 
-use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use askama::Template;
 use axum::Router;
@@ -25,12 +23,10 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use moka::sync::Cache;
 use subtle::ConstantTimeEq;
 
 use super::html_response;
 use crate::app::{AppState, Core};
-use crate::domain::clock::Timestamp;
 use crate::domain::permission::Permission;
 use crate::domain::user::Role;
 use crate::http::auth::ClientIp;
@@ -43,10 +39,6 @@ pub const LOGIN_COOKIE: &str = "latchkey_login";
 pub use crate::service::users::{IDLE_SECONDS, MAX_AGE_SECONDS};
 /// The largest form any page sends.
 const MAX_FORM_BYTES: usize = 64 * 1024;
-
-/// Failed logins allowed per account in [`ACCOUNT_WINDOW_SECONDS`].
-pub const ACCOUNT_FAILURES: usize = 10;
-pub const ACCOUNT_WINDOW_SECONDS: i64 = 15 * 60;
 
 /// The pages behind a login, with the CSRF guard in front of every POST.
 pub fn router() -> Router<AppState> {
@@ -63,100 +55,6 @@ pub fn router() -> Router<AppState> {
 
 async fn home() -> Redirect {
     Redirect::to("/settings/api-keys")
-}
-
-/// In-memory state of the web UI.
-pub struct WebState {
-    /// Recent failed logins per account (by the email typed, known or not).
-    accounts: Cache<String, Arc<Mutex<VecDeque<Timestamp>>>>,
-    /// Client networks refused by the failed-attempt limiter, and until when.
-    blocked_ips: Cache<IpAddr, Timestamp>,
-    /// Forms that make a key (create, clone), by (user id, form id): the key
-    /// the first POST made. See [`WebState::submission`].
-    submissions: Cache<(String, String), Submission>,
-}
-
-/// The one POST of a key-making form that may act; the key it made.
-pub type Submission = Arc<tokio::sync::Mutex<Option<String>>>;
-
-impl Default for WebState {
-    fn default() -> Self {
-        WebState {
-            accounts: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_idle(Duration::from_secs(ACCOUNT_WINDOW_SECONDS as u64 + 60))
-                .build(),
-            blocked_ips: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_idle(Duration::from_secs(120))
-                .build(),
-            submissions: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(24 * 3600))
-                .build(),
-        }
-    }
-}
-
-impl WebState {
-    /// Forms that make a key carry a one-time `form_id`. Sending the same form
-    /// again (reloading the secret page, a double click, the browser's
-    /// "resend") must not make a second key: the caller holds the returned
-    /// lock while it acts and records the key it made; a later POST of the
-    /// same form finds that key instead. `None` when the form has no usable id.
-    pub fn submission(&self, user_id: &str, form_id: &str) -> Option<Submission> {
-        let usable = (16..=64).contains(&form_id.len())
-            && form_id.bytes().all(|b| b.is_ascii_alphanumeric());
-        usable.then(|| {
-            self.submissions
-                .get_with((user_id.to_owned(), form_id.to_owned()), Default::default)
-        })
-    }
-
-    /// When a login for `account` from `ip` may be tried again, if not now.
-    pub fn login_blocked_until(
-        &self,
-        account: &str,
-        ip: IpAddr,
-        now: Timestamp,
-    ) -> Option<Timestamp> {
-        let by_ip = self.blocked_ips.get(&ip).filter(|t| *t > now);
-        let by_account = self.accounts.get(account).and_then(|q| {
-            let mut q = q.lock().unwrap_or_else(|e| e.into_inner());
-            let window_start = now.plus_seconds(-ACCOUNT_WINDOW_SECONDS);
-            while q.front().is_some_and(|t| *t <= window_start) {
-                q.pop_front();
-            }
-            (q.len() >= ACCOUNT_FAILURES)
-                .then(|| q.front().map(|t| t.plus_seconds(ACCOUNT_WINDOW_SECONDS)))
-                .flatten()
-        });
-        by_ip.into_iter().chain(by_account).max()
-    }
-
-    /// Counts a failed login against the account and (through the shared
-    /// failed-attempt limiter) the client network.
-    pub fn record_login_failure(&self, core: &Core, account: &str, ip: IpAddr, now: Timestamp) {
-        let q = self
-            .accounts
-            .get_with_by_ref(account, || Arc::new(Mutex::new(VecDeque::new())));
-        {
-            let mut q = q.lock().unwrap_or_else(|e| e.into_inner());
-            q.push_back(now);
-            while q.len() > ACCOUNT_FAILURES {
-                q.pop_front();
-            }
-        }
-        let decision = core.failed_attempts.record_failure(ip, now);
-        if !decision.allowed {
-            let until = now.plus_seconds(i64::try_from(decision.retry_after_secs).unwrap_or(60));
-            self.blocked_ips.insert(ip, until);
-        }
-    }
-
-    pub fn forget_login_failures(&self, account: &str) {
-        self.accounts.invalidate(account);
-    }
 }
 
 /// The value of cookie `name` in the request.
@@ -437,6 +335,18 @@ pub fn unavailable(e: &dyn std::fmt::Display) -> Response {
         "Unavailable",
         "Something went wrong",
         "The database did not answer. Try again in a moment.",
+    )
+}
+
+/// The page for a login or key form refused because the limits shared
+/// between instances (Redis) are not answering and `--redis-unavailable deny`
+/// says to refuse rather than fall back.
+pub fn limits_unavailable() -> Response {
+    message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Unavailable",
+        "Try again in a moment",
+        "A service latchkey depends on is not answering, so this form cannot be handled safely right now. Try again in a moment.",
     )
 }
 

@@ -54,7 +54,7 @@ pub(super) struct DetailsPage {
     pub(super) can_manage: bool,
     pub(super) min_date: String,
     pub(super) clone_name: String,
-    /// The clone form's one-time id (see `WebState::submission`).
+    /// The clone form's one-time id (see `Limits::start_form`).
     pub(super) clone_form_id: String,
 }
 

@@ -2,6 +2,8 @@
 //! the one-time secret page.
 
 use super::*;
+use crate::http::web::session::limits_unavailable;
+use crate::limiter::FormStart;
 
 /// The create form's values as typed, kept when the form comes back with errors.
 #[derive(Default)]
@@ -298,28 +300,49 @@ pub(super) async fn create(
 /// first POST made, whose secret was shown then and cannot be shown again.
 pub(super) struct Repeated(pub(super) Response);
 
-/// Runs `make` (a create or clone) at most once per form: with the form's
-/// one-time id held (see `WebState::submission`), a repeat of a form that
-/// already made a key gets [`Repeated`] and `make` never runs; a success is
-/// recorded. Forms without a usable id just run.
+/// Runs `make` (a create or clone) at most once per form, on every instance:
+/// the form's one-time id is claimed first (see `Limits::start_form`). A
+/// repeat of a form that already made a key gets [`Repeated`] leading to that
+/// key and `make` never runs; a repeat while the first POST still acts waits
+/// a moment for it, then says so. A success is recorded; a failure releases
+/// the claim so the form can be sent again. Forms without a usable id just run.
 pub(super) async fn once_per_form(
     core: &Core,
     user: &WebUser,
     form_id: &str,
     make: impl Future<Output = Result<Created, ServiceError>>,
 ) -> Result<Result<Created, ServiceError>, Repeated> {
-    let Some(submission) = core.web.submission(&user.user.id, form_id) else {
-        return Ok(make.await);
+    let claim = match core
+        .limits
+        .start_form(&user.user.id, form_id, core.clock.now())
+        .await
+    {
+        Err(_) => return Err(Repeated(limits_unavailable())),
+        Ok(None) => return Ok(make.await),
+        Ok(Some(FormStart::Made(key_id))) => {
+            return Err(Repeated(see_other(&format!(
+                "/settings/api-keys/{key_id}?done=already_created"
+            ))));
+        }
+        Ok(Some(FormStart::Busy)) => {
+            return Err(Repeated(user_message(
+                user,
+                StatusCode::CONFLICT,
+                "Already being processed",
+                "This form was already sent and is still being processed. Look for the new key in the list of keys in a moment; its secret is shown only to the request that made it.",
+                Some(("/settings/api-keys", "Back to API keys")),
+            )));
+        }
+        Ok(Some(FormStart::Act(claim))) => claim,
     };
-    let mut made = submission.lock().await;
-    if let Some(key_id) = made.as_deref() {
-        return Err(Repeated(see_other(&format!(
-            "/settings/api-keys/{key_id}?done=already_created"
-        ))));
-    }
     let result = make.await;
-    if let Ok(created) = &result {
-        *made = Some(created.key.id.clone());
+    match &result {
+        Ok(created) => {
+            core.limits
+                .finish_form(claim, &created.key.id, core.clock.now())
+                .await;
+        }
+        Err(_) => core.limits.release_form(claim).await,
     }
     Ok(result)
 }
