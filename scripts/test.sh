@@ -6,8 +6,9 @@
 # `chromium-driver` packages. The PostgreSQL tests start their own throwaway
 # server (tests/common/pg.rs) from the `postgresql` package's binaries, and
 # the Redis tests their own throwaway `redis-server` (tests/common/redis.rs);
-# neither package's own service is started. All are installed here when
-# missing (with sudo when not root). Arguments are passed to `cargo test`.
+# tests/cluster_script.rs runs scripts/cluster.sh, which adds `haproxy`. No
+# package's own service is started. All are installed here when missing
+# (with sudo when not root). Arguments are passed to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,59 +22,33 @@ have_postgres() {
     command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
 }
 
-if ! have_postgres && [ -z "${LATCHKEY_TEST_DATABASE_URL:-}" ]; then
+missing=()
+have_postgres || missing+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
+{ [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || missing+=(chromium chromium-driver)
+
+if [ ${#missing[@]} -gt 0 ]; then
     if ! command -v apt-get >/dev/null 2>&1; then
-        echo "scripts/test.sh: the PostgreSQL tests need the PostgreSQL server binaries (initdb, pg_ctl," \
-             "postgres); install PostgreSQL with your package manager, or set LATCHKEY_TEST_DATABASE_URL" >&2
+        echo "scripts/test.sh: the tests need ${missing[*]} (Debian/Ubuntu package names: the PostgreSQL" \
+             "server binaries, redis-server, haproxy, Chromium and its chromedriver); install them with" \
+             "your package manager" >&2
         exit 1
     fi
-    echo "==> installing postgresql (for the PostgreSQL store tests; its cluster service is not started)"
+    echo "==> installing ${missing[*]} (for the PostgreSQL, Redis, cluster and browser tests; no service is started)"
     $sudo apt-get update
-    # policy-rc.d 101: the package's post-install must not start a system-wide
-    # cluster; the tests run their own.
+    # policy-rc.d 101: the packages' post-install scripts must not start a
+    # system-wide PostgreSQL, Redis or HAProxy; the tests run their own.
     own_policy=""
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
         $sudo chmod +x /usr/sbin/policy-rc.d
         own_policy=1
     fi
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
     if [ -n "$own_policy" ]; then
         $sudo rm -f /usr/sbin/policy-rc.d
     fi
-fi
-
-if ! command -v redis-server >/dev/null 2>&1 && [ -z "${LATCHKEY_TEST_REDIS_URL:-}" ]; then
-    if ! command -v apt-get >/dev/null 2>&1; then
-        echo "scripts/test.sh: the Redis tests need redis-server on PATH; install Redis with your" \
-             "package manager, or set LATCHKEY_TEST_REDIS_URL" >&2
-        exit 1
-    fi
-    echo "==> installing redis-server (for the shared-limits tests; its service is not started)"
-    $sudo apt-get update
-    # policy-rc.d 101: the package's post-install must not start a system-wide
-    # Redis; the tests run their own.
-    own_policy=""
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
-        $sudo chmod +x /usr/sbin/policy-rc.d
-        own_policy=1
-    fi
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server
-    if [ -n "$own_policy" ]; then
-        $sudo rm -f /usr/sbin/policy-rc.d
-    fi
-fi
-
-if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
-    if ! command -v apt-get >/dev/null 2>&1; then
-        echo "scripts/test.sh: the browser test needs /usr/bin/chromium and /usr/bin/chromedriver;" \
-             "install Chromium and its chromedriver with your package manager" >&2
-        exit 1
-    fi
-    echo "==> installing chromium and chromium-driver (for the browser test)"
-    $sudo apt-get update
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver
 fi
 
 # Pass 1: the whole suite on SQLite, as a default install runs. It includes

@@ -6,7 +6,8 @@
 //! replayed on another instance answers the same; concurrent order creations
 //! across instances get distinct references; instances started together on an
 //! empty database and an empty data directory agree on one secret, and one
-//! with another secret refuses to start.
+//! with another secret refuses to start; with one Redis, a key's rate limit
+//! and the failed-attempt limit are exact across the instances.
 //!
 //! Each test gets a fresh database on the throwaway server of `common/pg.rs`
 //! and its own processes (`common/cluster.rs`).
@@ -16,6 +17,10 @@ mod pg;
 
 #[path = "common/cluster.rs"]
 mod cluster;
+
+#[path = "common/redis.rs"]
+#[allow(dead_code, reason = "only the URL is used here")]
+mod test_redis;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -488,4 +493,87 @@ async fn instances_started_together_on_an_empty_database_and_data_dir_agree_and_
     assert!(!log.contains(&"0f".repeat(8)), "the secret is not logged");
     assert!(!log.contains(secret.trim()), "the secret is not logged");
     assert!(!log.contains("exit status: 0"), "{log}");
+}
+
+// ---------------------------------------------------------------------------
+// 5. Limits shared through Redis are exact across instances.
+
+/// Sends `n` requests at once, spread round-robin over every instance;
+/// returns how many answered 200 and the statuses of the rest, and how long
+/// the burst took.
+async fn burst(c: &Cluster, path: &str, key: &str, n: usize) -> (usize, Vec<u16>, Duration) {
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..n)
+        .map(|j| {
+            let url = format!("{}{path}", c.url(j % c.len()));
+            tokio::spawn(send(c.client.get(url).bearer_auth(key)))
+        })
+        .collect();
+    let mut ok = 0;
+    let mut refused = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (200, _) => ok += 1,
+            (status, _) => refused.push(status),
+        }
+    }
+    (ok, refused, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_one_redis_a_keys_limit_and_the_failed_attempt_limit_are_exact_across_three_instances()
+{
+    let db = pg::fresh_database().await;
+    let redis_url = test_redis::url();
+    // A database of its own per test, so a Redis DB of its own too would be
+    // tidy; key ids and client IPs are unique enough: buckets do not collide.
+    let c = Cluster::builder(&db.url())
+        .instances(3)
+        .args(&["--redis-url", &redis_url, "--failed-auth-limit", "30"])
+        .start()
+        .await;
+    let shop = c.new_shop("Limit Phones");
+    let out = c.cli_json(&[
+        "keys",
+        "create",
+        "--shop",
+        &shop,
+        "--name",
+        "Thirty a minute",
+        "--permission",
+        "orders:read",
+        "--rate-limit",
+        "30",
+        "--json",
+    ]);
+    let key = out["key"]["secret"].as_str().unwrap().to_owned();
+
+    // 90 requests at once over three instances: the key's 30, not 3 × 30.
+    // GCRA refills one request every 2 s, so a burst taking longer may earn
+    // one more per 2 s elapsed.
+    let (ok, refused, took) = burst(&c, "/api/v1/me", &key, 90).await;
+    let refill = (took.as_secs_f64() / 2.0).floor() as usize;
+    eprintln!("rate limit 30/min over 3 instances: {ok} of 90 allowed in {took:?}");
+    assert!(
+        (30..=30 + refill).contains(&ok),
+        "{ok} allowed of a 30/min key across 3 instances in {took:?}"
+    );
+    assert!(refused.iter().all(|s| *s == 429), "{refused:?}");
+
+    // Unknown keys from one client IP: 30 failures a minute in all, not per
+    // instance (the 31st and later get 429 too_many_failed_attempts).
+    let bogus = "lk_test_0000000000000000000000000000000000000000";
+    let (ok, refused, took) = burst(&c, "/api/v1/me", bogus, 60).await;
+    let unauthorized = refused.iter().filter(|s| **s == 401).count();
+    let throttled = refused.iter().filter(|s| **s == 429).count();
+    let refill = (took.as_secs_f64() / 2.0).floor() as usize;
+    eprintln!(
+        "failed attempts over 3 instances: {unauthorized} answered 401, {throttled} throttled (429) in {took:?}"
+    );
+    assert_eq!(ok, 0);
+    assert!(
+        (30..=30 + refill).contains(&unauthorized),
+        "{unauthorized} failed attempts let through across 3 instances in {took:?}"
+    );
+    assert_eq!(unauthorized + throttled, 60);
 }
