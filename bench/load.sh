@@ -27,6 +27,10 @@
 #      $OUT, fsync off like the SQLite store is not), seeded the same way:
 #      GET /api/v1/me (from memory either way) and GET /api/v1/orders/{id}
 #      (one indexed read) -- the keyed-read cost of each store, same run
+#   6b'. latchkey with the Redis limiter (PEERS contains "redis"): a second
+#      latchkey on the same SQLite data with --redis-url to a throwaway
+#      redis-server (no persistence) on the server's core: keyed /me with the
+#      shared limiter vs the in-memory one, and the latency it adds
 #   6c. a baseline latchkey (BASELINE_BIN=path to another build, e.g. of the
 #      previous commit): its /healthz and keyed /me beside this build's, so a
 #      change's effect on the keyed-request cost is a same-run ratio
@@ -43,7 +47,7 @@
 #
 # Environment (defaults): ROUNDS=3 DURATION=8s WARMUP=2s CONNECTIONS=64 THREADS=1
 # SERVER_CPU=1 CLIENT_CPU=0 KEYS=200 DRF_WORKERS=3 USAGE_REQUESTS=50000
-# PEERS="nginx haproxy drf postgres" (plus "baseline" when BASELINE_BIN is set) SKIP_BUILD=0 UPDATE_DOCS=1 LATCHKEY_LOG=warn
+# PEERS="nginx haproxy drf postgres redis" (plus "baseline" when BASELINE_BIN is set) SKIP_BUILD=0 UPDATE_DOCS=1 LATCHKEY_LOG=warn
 # OUT=target/bench/load-<time>. Traffic goes to 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,16 +65,17 @@ CLIENT_CPU=${CLIENT_CPU:-0}
 KEYS=${KEYS:-200}
 DRF_WORKERS=${DRF_WORKERS:-3}
 USAGE_REQUESTS=${USAGE_REQUESTS:-50000}
-PEERS=${PEERS:-nginx haproxy drf postgres${BASELINE_BIN:+ baseline}}
+PEERS=${PEERS:-nginx haproxy drf postgres redis${BASELINE_BIN:+ baseline}}
 UPDATE_DOCS=${UPDATE_DOCS:-1}
 export LATCHKEY_LOG=${LATCHKEY_LOG:-warn}
 OUT=${OUT:-target/bench/load-$(date +%Y%m%d-%H%M%S)}
-LK_PORT=18080 NGINX_PORT=18081 HAPROXY_PORT=18082 DRF_PORT=18083 LK_PG_PORT=18084 PG_PORT=18085 LK_BASE_PORT=18086
+LK_PORT=18080 NGINX_PORT=18081 HAPROXY_PORT=18082 DRF_PORT=18083 LK_PG_PORT=18084 PG_PORT=18085 LK_BASE_PORT=18086 LK_REDIS_PORT=18087 REDIS_PORT=18088
 
 need wrk taskset curl jq python3 awk
 [[ " $PEERS " == *" nginx "* ]] && need nginx
 [[ " $PEERS " == *" haproxy "* ]] && need haproxy
-for p in $LK_PORT $NGINX_PORT $HAPROXY_PORT $DRF_PORT $LK_PG_PORT $PG_PORT $LK_BASE_PORT; do port_free "$p"; done
+[[ " $PEERS " == *" redis "* ]] && need redis-server
+for p in $LK_PORT $NGINX_PORT $HAPROXY_PORT $DRF_PORT $LK_PG_PORT $PG_PORT $LK_BASE_PORT $LK_REDIS_PORT $REDIS_PORT; do port_free "$p"; done
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   cargo build --release >&2
@@ -255,6 +260,27 @@ if [[ " $PEERS " == *" postgres "* ]]; then
   target latchkey_pg_order "$lk_pg_pid" -s bench/keys.lua "http://127.0.0.1:$LK_PG_PORT" -- "$OUT/keys_pg.txt" "/api/v1/orders/$pg_order"
 fi
 
+# ---- latchkey with the Redis limiter ----------------------------------------------
+if [[ " $PEERS " == *" redis "* ]]; then
+  mkdir -p "$OUT/redis"
+  taskset -c "$SERVER_CPU" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$OUT/redis" \
+    --save "" --appendonly no >"$OUT/redis.log" 2>&1 &
+  BENCH_PIDS+=("$!")
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null && break; sleep 0.1; done
+  # The same database and keys as the in-memory instance: only the limiter differs.
+  taskset -c "$SERVER_CPU" "$bin" --data-dir "$OUT/latchkey" serve --listen "127.0.0.1:$LK_REDIS_PORT" \
+    --redis-url "redis://127.0.0.1:$REDIS_PORT" --redis-unavailable deny >"$OUT/latchkey_redis.log" 2>&1 &
+  lk_redis_pid=$!
+  BENCH_PIDS+=("$lk_redis_pid")
+  wait_http "http://127.0.0.1:$LK_REDIS_PORT/readyz"
+  curl -sf "http://127.0.0.1:$LK_REDIS_PORT/api/v1/me" -H "X-API-Key: $first_key" >/dev/null
+  target latchkey_redis_me "$lk_redis_pid" -s bench/keys.lua "http://127.0.0.1:$LK_REDIS_PORT" -- "$OUT/keys.txt" /api/v1/me
+  # One connection, one request at a time: the latency the round trip adds,
+  # without queueing.
+  target latchkey_me_c1 "$lk_pid" -c1 -s bench/keys.lua "http://127.0.0.1:$LK_PORT" -- "$OUT/keys.txt" /api/v1/me
+  target latchkey_redis_me_c1 "$lk_redis_pid" -c1 -s bench/keys.lua "http://127.0.0.1:$LK_REDIS_PORT" -- "$OUT/keys.txt" /api/v1/me
+fi
+
 # ---- a baseline latchkey build ------------------------------------------------
 if [[ " $PEERS " == *" baseline "* ]]; then
   base_bin=${BASELINE_BIN:?PEERS has baseline: set BASELINE_BIN to another latchkey binary}
@@ -351,6 +377,9 @@ me_rps=$(field latchkey_me 1)
   row latchkey_auth_only latchkey "GET /api/v1/orders/{id}, key without orders:read (403: auth only, no handler)"
   row latchkey_pg_me "latchkey on PostgreSQL $("${pg_bin:-/nonexistent}/postgres" --version 2>/dev/null | awk '{print $3}')" "GET /api/v1/me (keyed)"
   row latchkey_pg_order "latchkey on PostgreSQL" "GET /api/v1/orders/{id} (keyed; one indexed read)"
+  row latchkey_redis_me "latchkey, Redis limiter (redis-server $(redis-server --version 2>/dev/null | awk '{print $3}' | sed 's/v=//'))" "GET /api/v1/me (keyed)"
+  row latchkey_me_c1 latchkey "GET /api/v1/me (keyed), one connection"
+  row latchkey_redis_me_c1 "latchkey, Redis limiter" "GET /api/v1/me (keyed), one connection"
   row latchkey_base_healthz "latchkey baseline ($("${base_bin:-/nonexistent}" --version 2>/dev/null || echo "${base_bin:-}"))" "GET /healthz (no key)"
   row latchkey_base_me "latchkey baseline" "GET /api/v1/me (keyed)"
   # Only the peers that ran are named (a missing binary must not end the report).
@@ -373,6 +402,7 @@ me_rps=$(field latchkey_me 1)
   [ -n "${RESULT[haproxy_me]:-}" ] && echo "- latchkey ÷ HAProxy: $(ratio "$me_rps" "$(field haproxy_me 1)") in requests/s, $(ratio "$(per_cpu latchkey_me)" "$(per_cpu haproxy_me)") per server CPU-second"
   [ -n "${RESULT[drf_me]:-}" ] && echo "- latchkey ÷ DRF: $(ratio "$me_rps" "$(field drf_me 1)") in requests/s, $(ratio "$(per_cpu latchkey_me)" "$(per_cpu drf_me)") per server CPU-second (target >= 20)"
   [ -n "${RESULT[latchkey_pg_order]:-}" ] && echo "- Keyed read, PostgreSQL ÷ SQLite (GET /api/v1/orders/{id}): $(ratio "$(field latchkey_pg_order 1)" "$(field latchkey_order 1)") in requests/s; keyed /me (no query either way) $(ratio "$(field latchkey_pg_me 1)" "$me_rps"). PostgreSQL shares the server's core and its CPU is not in the CPU column"
+  [ -n "${RESULT[latchkey_redis_me]:-}" ] && echo "- Redis limiter ÷ in-memory limiter, keyed /me: $(ratio "$(field latchkey_redis_me 1)" "$me_rps") in requests/s (target >= 0.7), $(ratio "$(per_cpu latchkey_redis_me)" "$(per_cpu latchkey_me)") per latchkey CPU-second; latency added at one connection (no queueing) p50 $(awk -v a="$(field latchkey_redis_me_c1 2)" -v b="$(field latchkey_me_c1 2)" 'BEGIN { printf "%+.3f ms", a - b }'), p99 $(awk -v a="$(field latchkey_redis_me_c1 3)" -v b="$(field latchkey_me_c1 3)" 'BEGIN { printf "%+.3f ms", a - b }'); under load (64 connections) p50 $(awk -v a="$(field latchkey_redis_me 2)" -v b="$(field latchkey_me 2)" 'BEGIN { printf "%+.2f ms", a - b }'), p99 $(awk -v a="$(field latchkey_redis_me 3)" -v b="$(field latchkey_me 3)" 'BEGIN { printf "%+.2f ms", a - b }'). Redis shares the server's core and its CPU is not in the CPU column"
   [ -n "${RESULT[latchkey_base_me]:-}" ] && echo "- Keyed /me ÷ /healthz, this build $(ratio "$me_rps" "$hz") vs the baseline build $(ratio "$(field latchkey_base_me 1)" "$(field latchkey_base_healthz 1)") (BASELINE_BIN=$base_bin); this build's /me ÷ the baseline's: $(ratio "$me_rps" "$(field latchkey_base_me 1)")"
   echo "- latchkey RSS after its runs: $((lk_rss / 1024)) MiB"
   echo "- Usage accuracy: $usage_line"
