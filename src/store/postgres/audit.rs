@@ -35,7 +35,7 @@ pub(super) async fn insert_audit(
 #[async_trait]
 impl AuditStore for PostgresStore {
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.write_tx().await?;
         insert_audit(&mut tx, event).await?;
         tx.commit().await.map_err(map_err)
     }

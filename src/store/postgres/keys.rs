@@ -117,7 +117,7 @@ impl KeyStore for PostgresStore {
         max_per_shop: u32,
         audit: &AuditEvent,
     ) -> StoreResult<()> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.write_tx().await?;
         check_room(&mut tx, &key.shop_id, 1, max_per_shop).await?;
         insert_key_row(&mut tx, key).await?;
         insert_audit(&mut tx, audit).await?;
@@ -136,7 +136,7 @@ impl KeyStore for PostgresStore {
         let Some(first) = keys.first() else {
             return Ok(());
         };
-        let mut tx = self.tx().await?;
+        let mut tx = self.write_tx().await?;
         check_room(&mut tx, &first.shop_id, keys.len(), max_per_shop).await?;
         for (i, key) in keys.iter().enumerate() {
             insert_key_row(&mut tx, key).await.map_err(|e| match e {
@@ -163,7 +163,7 @@ impl KeyStore for PostgresStore {
         change: &Replacement,
         audits: &[AuditEvent],
     ) -> StoreResult<KeyRecord> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.write_tx().await?;
         let at = new.created_at;
         // The guard and the change in one statement: two concurrent rolls of
         // the same key cannot both succeed (the second waits for the first's
@@ -307,7 +307,7 @@ impl KeyStore for PostgresStore {
         at: Timestamp,
         audit: &AuditEvent,
     ) -> StoreResult<KeyRecord> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.write_tx().await?;
         // Only the named columns change, so an edit racing a revoke cannot undo it.
         let row = sqlx::query(&format!(
             "UPDATE api_keys SET
@@ -346,7 +346,7 @@ impl KeyStore for PostgresStore {
         at: Timestamp,
         audit: &AuditEvent,
     ) -> StoreResult<KeyRecord> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.write_tx().await?;
         // A concurrent revoke waits for this row lock, then finds `revoked_at`
         // set and changes nothing: one revocation time, one audit event.
         let revoked = sqlx::query(&format!(
@@ -373,7 +373,7 @@ impl KeyStore for PostgresStore {
     }
 
     async fn delete_key(&self, shop_id: &str, id: &str, audit: &AuditEvent) -> StoreResult<()> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.write_tx().await?;
         let deleted =
             sqlx::query("DELETE FROM api_keys WHERE shop_id = $1 AND id = $2 RETURNING key_hash")
                 .bind(shop_id)
@@ -393,7 +393,7 @@ impl KeyStore for PostgresStore {
     }
 
     async fn mark_key_sent_in_url(&self, id: &str, audit: &AuditEvent) -> StoreResult<()> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.write_tx().await?;
         let marked = sqlx::query(&format!(
             "UPDATE api_keys SET sent_in_url_at = $2 WHERE id = $1 RETURNING {KEY_COLUMNS}"
         ))

@@ -119,7 +119,11 @@ impl PostgresStore {
         })
     }
 
-    async fn tx(&self) -> StoreResult<Transaction<'static, Postgres>> {
+    /// A transaction for a read-then-write: a plain `BEGIN` (READ COMMITTED);
+    /// the statements and row locks make it atomic (see the module
+    /// documentation). Named like SQLite's so shared port bodies call one
+    /// method.
+    async fn write_tx(&self) -> StoreResult<Transaction<'static, Postgres>> {
         self.pool.begin().await.map_err(map_err)
     }
 }

@@ -448,7 +448,7 @@ impl ResourceStore for PostgresStore {
     }
 
     async fn delete_client(&self, scope: &Scope, id: &str) -> StoreResult<()> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.write_tx().await?;
         // Lock the client first: an order being created for it holds a key
         // share lock on it (its foreign key), so the count below sees every
         // order that will ever refer to it.
@@ -504,7 +504,7 @@ impl ResourceStore for PostgresStore {
         new_client: Option<(&str, &ClientFields)>,
         at: Timestamp,
     ) -> StoreResult<Order> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.write_tx().await?;
         match new_client {
             Some((client_id, client)) => {
                 if client_id != fields.client_id {
@@ -583,7 +583,7 @@ impl ResourceStore for PostgresStore {
         fields: &OrderFields,
         at: Timestamp,
     ) -> StoreResult<Order> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.write_tx().await?;
         // The client must be in scope whether or not it changed; an unchanged
         // one always is, so this only ever refuses a changed client_id.
         if !client_in_scope(&mut tx, scope, &fields.client_id).await? {
@@ -623,7 +623,7 @@ impl ResourceStore for PostgresStore {
     }
 
     async fn delete_order(&self, scope: &Scope, id: &str) -> StoreResult<()> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.write_tx().await?;
         // Explicitly, not only by ON DELETE CASCADE: the store does not depend
         // on the connection having foreign keys switched on.
         sqlx::query(
@@ -799,7 +799,7 @@ impl ResourceStore for PostgresStore {
         }
 
         let env = Environment::Test;
-        let mut tx = self.tx().await?;
+        let mut tx = self.write_tx().await?;
         // Answers kept for Idempotency-Key retries name resources that are
         // about to disappear.
         sqlx::query("DELETE FROM idempotency_keys WHERE shop_id = $1 AND environment = $2")
@@ -848,7 +848,7 @@ impl ResourceStore for PostgresStore {
         fingerprint: &str,
         at: Timestamp,
     ) -> StoreResult<Idempotency> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.write_tx().await?;
         // Expire this scope's old keys first, so an expired key is simply new.
         sqlx::query("DELETE FROM idempotency_keys WHERE shop_id = $1 AND environment = $2 AND created_at < $3")
             .bind(&scope.shop_id)

@@ -87,13 +87,13 @@ impl ShopStore for PostgresStore {
     }
 
     async fn create_shop(&self, shop: &Shop, owner: &User, audit: &AuditEvent) -> StoreResult<()> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.write_tx().await?;
         insert_shop_and_owner(&mut tx, shop, owner, audit).await?;
         tx.commit().await.map_err(map_err)
     }
 
     async fn put_setup_token(&self, token_hash: &[u8; 32], at: Timestamp) -> StoreResult<()> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM setup_tokens WHERE used_at IS NULL AND created_at < $1")
             .bind(
                 at.plus_seconds(-crate::store::SETUP_TOKEN_PRUNE_SECONDS)
@@ -130,7 +130,7 @@ impl ShopStore for PostgresStore {
         owner: &User,
         audit: &AuditEvent,
     ) -> StoreResult<()> {
-        let mut tx = self.tx().await?;
+        let mut tx = self.write_tx().await?;
         let used = sqlx::query(
             "UPDATE setup_tokens SET used_at = $2
              WHERE token_hash = $1 AND used_at IS NULL AND NOT EXISTS (SELECT 1 FROM shops)",

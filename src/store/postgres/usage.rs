@@ -45,7 +45,7 @@ impl UsageStore for PostgresStore {
         });
         let mut clients: Vec<_> = batch.clients.iter().collect();
         clients.sort_unstable_by_key(|(a, _)| *a);
-        let mut tx = self.tx().await?;
+        let mut tx = self.write_tx().await?;
         for chunk in minutes.chunks(ROWS_PER_STATEMENT) {
             let mut q = QueryBuilder::<Postgres>::new(
                 "INSERT INTO usage_minutes (key_id, minute_start, method, route, requests, errors_4xx, errors_5xx) ",
@@ -151,7 +151,7 @@ impl UsageStore for PostgresStore {
     async fn roll_up_usage(&self, now: Timestamp) -> StoreResult<(u64, u64)> {
         let cutoff = minute_start(now).as_micros() - 60 * MINUTE;
         let retention = now.as_micros() - RETENTION_DAYS * 24 * HOUR;
-        let mut tx = self.tx().await?;
+        let mut tx = self.write_tx().await?;
         // Moved in one statement: a minute row is either deleted and added to
         // its hour here, or left for next time. A second instance rolling up
         // at the same moment waits for these rows and then finds them gone,
