@@ -126,7 +126,22 @@ impl PostgresStore {
     async fn write_tx(&self) -> StoreResult<Transaction<'static, Postgres>> {
         self.pool.begin().await.map_err(map_err)
     }
+
+    /// A read-only transaction for a count and a page that must agree: one
+    /// REPEATABLE READ snapshot for both.
+    async fn read_snapshot(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        Ok(tx)
+    }
 }
+
+/// The sqlx database of this backend, as the shared port bodies
+/// ([`super::shared`]) name it.
+type Db = Postgres;
 
 /// SQLSTATEs that mean "try again later", not "this request is wrong":
 /// connection exceptions (class 08), the server shutting down or starting

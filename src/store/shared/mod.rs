@@ -8,4 +8,6 @@
 //! numbers its parameters `$1, $2…`: PostgreSQL binds them natively and
 //! sqlx's SQLite driver binds `$NNN` by its number, so one string serves both.
 
+pub(crate) mod audit;
+pub(crate) mod shops;
 pub(crate) mod users;

@@ -107,7 +107,18 @@ impl SqliteStore {
             .await
             .map_err(map_err)
     }
+
+    /// A read-only transaction for a count and a page that must agree: a
+    /// deferred `BEGIN`, whose first read fixes the WAL snapshot every later
+    /// read sees; it never blocks a writer.
+    async fn read_snapshot(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        self.pool.begin().await.map_err(map_err)
+    }
 }
+
+/// The sqlx database of this backend, as the shared port bodies
+/// ([`super::shared`]) name it.
+type Db = Sqlite;
 
 pub(super) fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
