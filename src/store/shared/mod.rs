@@ -10,4 +10,5 @@
 
 pub(crate) mod audit;
 pub(crate) mod shops;
+pub(crate) mod usage;
 pub(crate) mod users;
