@@ -9,6 +9,7 @@
 //! sqlx's SQLite driver binds `$NNN` by its number, so one string serves both.
 
 pub(crate) mod audit;
+pub(crate) mod keys;
 pub(crate) mod shops;
 pub(crate) mod usage;
 pub(crate) mod users;

@@ -15,20 +15,22 @@ use crate::domain::clock::Timestamp;
 use crate::store::row::key_change_from_row;
 use crate::store::{ChangeFeed, KeyChange, StoreResult};
 
-/// Appends the feed row for key `id` (reading its hash), in the caller's transaction.
-pub(super) async fn record_change(
+/// Appends a feed row for each (key id, key hash), in the caller's
+/// transaction.
+pub(super) async fn record_changes(
     tx: &mut Transaction<'_, Sqlite>,
-    id: &str,
+    keys: &[(&str, &[u8; 32])],
     at: Timestamp,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO key_changes (key_id, key_hash, changed_at) SELECT id, key_hash, ?2 FROM api_keys WHERE id = ?1",
-    )
-    .bind(id)
-    .bind(at.as_micros())
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
+    for (id, hash) in keys {
+        sqlx::query("INSERT INTO key_changes (key_id, key_hash, changed_at) VALUES ($1, $2, $3)")
+            .bind(*id)
+            .bind(&hash[..])
+            .bind(at.as_micros())
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+    }
     Ok(())
 }
 
