@@ -176,9 +176,3 @@ pub(super) fn map_err(e: sqlx::Error) -> StoreError {
         _ => StoreError::Internal(e.to_string()),
     }
 }
-
-/// A row this statement refers to was deleted meanwhile by another
-/// transaction (a foreign-key violation).
-fn is_fk_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_foreign_key_violation())
-}

@@ -10,6 +10,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod keys;
+pub(crate) mod resources;
 pub(crate) mod shops;
 pub(crate) mod usage;
 pub(crate) mod users;
