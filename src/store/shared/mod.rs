@@ -9,6 +9,7 @@
 //! sqlx's SQLite driver binds `$NNN` by its number, so one string serves both.
 
 pub(crate) mod audit;
+pub(crate) mod feed;
 pub(crate) mod keys;
 pub(crate) mod resources;
 pub(crate) mod shops;
