@@ -24,7 +24,7 @@
 //! # Wake-up
 //!
 //! The same statement calls `pg_notify('latchkey_key_changes', '')`, which
-//! PostgreSQL delivers at commit. [`ChangeFeed::wait_for_change`] returns on
+//! PostgreSQL delivers at commit. [`ChangeFeed::wait_for_change`](crate::store::ChangeFeed::wait_for_change) returns on
 //! such a notification, so other instances evict within milliseconds. It is a
 //! hint only: notifications are lost while the listening connection is down
 //! (it reconnects by itself), and the tailer polls every 250 ms regardless.

@@ -21,6 +21,11 @@
 //! commit (it is the one lock every key mutation shares, so it is held for the
 //! shortest time possible).
 //!
+//! Each port is written once, for both backends, in [`super::shared`]; one
+//! file per port here instantiates it for [`PostgresStore`] with what only
+//! PostgreSQL does (the row locks, the feed's counter row and `NOTIFY`, the
+//! error mapping, the statements whose SQL genuinely differs).
+//!
 //! Connection trouble (refused, reset, the server restarting, the pool timing
 //! out) is [`StoreError::Unavailable`]; the pool tests each connection before
 //! handing it out and opens new ones as needed, so the store recovers by

@@ -1,7 +1,8 @@
-//! The [`AuditStore`] port (appending and listing audit events), written once
-//! for both backends. How an event is appended inside a transaction
-//! (`insert_audit`, which every mutation calls) stays per backend: SQLite
-//! takes `seq` from a counter row, PostgreSQL from an identity column.
+//! The [`AuditStore`](crate::store::AuditStore) port (appending and listing
+//! audit events), written once for both backends. How an event is appended
+//! inside a transaction (`insert_audit`, which every mutation calls) stays per
+//! backend: SQLite takes `seq` from a counter row, PostgreSQL from an identity
+//! column.
 //!
 //! `audit_store!(SqliteStore)` in `store::sqlite::audit` and
 //! `audit_store!(PostgresStore)` in `store::postgres::audit` expand it into

@@ -1,8 +1,8 @@
-//! The [`ChangeFeed`] port's reads (the `key_changes` invalidation feed that
-//! every instance tails), written once for both backends. How a change is
-//! recorded (`record_changes`), and so why a tailer reading `seq > last` never
-//! skips one, is each backend's own: see `store::sqlite::feed` and
-//! `store::postgres::feed`.
+//! The [`ChangeFeed`](crate::store::ChangeFeed) port's reads (the `key_changes`
+//! invalidation feed that every instance tails), written once for both
+//! backends. How a change is recorded (`record_changes`), and so why a tailer
+//! reading `seq > last` never skips one, is each backend's own: see
+//! `store::sqlite::feed` and `store::postgres::feed`.
 //!
 //! `change_feed!(SqliteStore)` and `change_feed!(PostgresStore, { … })` expand
 //! it into each backend's `impl ChangeFeed`; the braces hold trait methods of

@@ -1,8 +1,8 @@
-//! The [`KeyStore`] port (API keys), written once for both backends. Every
-//! mutation writes its audit events and then, last before commit, its
-//! `key_changes` rows: on PostgreSQL the feed's counter row is the one lock
-//! every key mutation shares, so it is held for the shortest time possible
-//! (see `store::postgres::feed`); on SQLite the order does not matter.
+//! The [`KeyStore`](crate::store::KeyStore) port (API keys), written once for
+//! both backends. Every mutation writes its audit events and then, last before
+//! commit, its `key_changes` rows: on PostgreSQL the feed's counter row is the
+//! one lock every key mutation shares, so it is held for the shortest time
+//! possible (see `store::postgres::feed`); on SQLite the order does not matter.
 //!
 //! `key_store!(SqliteStore)` in `store::sqlite::keys` and
 //! `key_store!(PostgresStore)` in `store::postgres::keys` expand it into each

@@ -1,5 +1,6 @@
-//! The [`ResourceStore`] port (clients, orders, devices, test data and
-//! idempotency keys), written once for both backends.
+//! The [`ResourceStore`](crate::store::resources::ResourceStore) port (clients,
+//! orders, devices, test data and idempotency keys), written once for both
+//! backends.
 //!
 //! Tenancy: every statement here filters on `shop_id` AND `environment` (the
 //! [`Scope`]), so an id from another shop or the other environment behaves

@@ -1,5 +1,5 @@
-//! The [`ShopStore`] port (shops, the first-run setup token, the secret's
-//! fingerprint, health), written once for both backends.
+//! The [`ShopStore`](crate::store::ShopStore) port (shops, the first-run setup
+//! token, the secret's fingerprint, health), written once for both backends.
 //!
 //! `shop_store!(SqliteStore)` in `store::sqlite::shops` and
 //! `shop_store!(PostgresStore)` in `store::postgres::shops` expand it into

@@ -1,5 +1,5 @@
-//! The [`UsageStore`] port (key usage counts, written by the batched flush),
-//! written once for both backends.
+//! The [`UsageStore`](crate::store::usage::UsageStore) port (key usage counts,
+//! written by the batched flush), written once for both backends.
 //!
 //! `usage_store!(SqliteStore, greatest = "MAX")` in `store::sqlite::usage` and
 //! `usage_store!(PostgresStore, greatest = "GREATEST")` in

@@ -1,6 +1,7 @@
-//! The [`UserStore`] port (users of the web UI, one-time passwords, login
-//! sessions), written once for both backends: the SQL numbers its parameters
-//! `$1, $2…`, which PostgreSQL and sqlx's SQLite driver both bind by number.
+//! The [`UserStore`](crate::store::users::UserStore) port (users of the web UI,
+//! one-time passwords, login sessions), written once for both backends: the SQL
+//! numbers its parameters `$1, $2…`, which PostgreSQL and sqlx's SQLite driver
+//! both bind by number.
 //!
 //! `user_store!(SqliteStore)` in `store::sqlite::users` and
 //! `user_store!(PostgresStore)` in `store::postgres::users` expand it into

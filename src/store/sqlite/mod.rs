@@ -6,9 +6,12 @@
 //! that: counters are bumped with `UPDATE … RETURNING`, claims are made with
 //! `INSERT … ON CONFLICT`, exactly as on PostgreSQL.
 //!
-//! Rows become domain values through [`super::row`], shared with PostgreSQL;
-//! only the SQL lives here. One file per port: [`shops`], [`keys`], [`feed`],
-//! [`audit`], [`resources`], [`users`], [`usage`].
+//! Each port is written once, for both backends, in [`super::shared`] (rows
+//! become domain values through [`super::row`]); one file per port here
+//! ([`shops`], [`keys`], [`feed`], [`audit`], [`resources`], [`users`],
+//! [`usage`]) instantiates it for [`SqliteStore`] with what only SQLite does:
+//! how a write transaction begins, the error mapping, the audit `seq` counter,
+//! the feed append, and the few statements whose SQL genuinely differs.
 
 mod audit;
 mod feed;
