@@ -5,11 +5,12 @@
 //! `usage_store!(PostgresStore, greatest = "GREATEST")` in
 //! `store::postgres::usage` expand it into each backend's `impl UsageStore`;
 //! `greatest` names the backend's two-argument maximum. The invoking module
-//! provides `Db`, `map_err`, the store's `write_tx()` and `pool`, and the two
-//! methods whose SQL genuinely differs: `roll_up(now)` (PostgreSQL moves
-//! minute rows in one `DELETE … RETURNING` statement, which SQLite cannot put
-//! in a `WITH`) and `summaries(key_ids, now)` (a bound array against a list of
-//! placeholders).
+//! provides `Db`, `map_err`, the store's `write_tx()` and `pool`, and the
+//! three pieces whose SQL genuinely differs: `move_minutes_into_hours(tx,
+//! cutoff)` (PostgreSQL moves minute rows in one `DELETE … RETURNING`
+//! statement, which SQLite cannot put in a `WITH`), `trim_clients(tx)` (rows
+//! named by `rowid` against by their key) and the store's
+//! `summaries(key_ids, now)` (a bound array against a list of placeholders).
 
 use crate::store::usage::count_value;
 
@@ -164,7 +165,19 @@ macro_rules! usage_store {
                 }
 
                 async fn roll_up_usage(&self, now: Timestamp) -> StoreResult<(u64, u64)> {
-                    self.roll_up(now).await
+                    let cutoff = minute_start(now).as_micros() - 60 * MINUTE;
+                    let retention = now.as_micros() - RETENTION_DAYS * 24 * HOUR;
+                    let mut tx = self.write_tx().await?;
+                    let rolled = move_minutes_into_hours(&mut tx, cutoff).await?;
+                    let dropped = sqlx::query("DELETE FROM usage_hours WHERE hour_start < $1")
+                        .bind(retention)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?
+                        .rows_affected();
+                    trim_clients(&mut tx).await?;
+                    tx.commit().await.map_err(map_err)?;
+                    Ok((rolled, dropped))
                 }
 
                 async fn usage_summaries(
