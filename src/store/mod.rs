@@ -10,6 +10,7 @@ pub mod copy;
 pub mod postgres;
 pub mod resources;
 mod row;
+mod shared;
 pub mod sqlite;
 pub mod usage;
 pub mod users;

@@ -1,5 +1,6 @@
-//! PostgreSQL: the `key_changes` invalidation feed, and `LISTEN/NOTIFY` as its
-//! wake-up.
+//! PostgreSQL: recording changes on the `key_changes` invalidation feed, and
+//! `LISTEN/NOTIFY` as its wake-up; its reads are written once in
+//! [`crate::store::shared::feed`].
 //!
 //! # Why a tailer never skips a change
 //!
@@ -23,7 +24,7 @@
 //! # Wake-up
 //!
 //! The same statement calls `pg_notify('latchkey_key_changes', '')`, which
-//! PostgreSQL delivers at commit. [`ChangeFeed::wait_for_change`] returns on
+//! PostgreSQL delivers at commit. [`ChangeFeed::wait_for_change`](crate::store::ChangeFeed::wait_for_change) returns on
 //! such a notification, so other instances evict within milliseconds. It is a
 //! hint only: notifications are lost while the listening connection is down
 //! (it reconnects by itself), and the tailer polls every 250 ms regardless.
@@ -31,15 +32,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use sqlx::postgres::{PgListener, PgPool};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{Postgres, Transaction};
 use tokio::sync::Notify;
 
 use super::{PostgresStore, map_err};
 use crate::domain::clock::Timestamp;
-use crate::store::row::key_change_from_row;
-use crate::store::{ChangeFeed, KeyChange, StoreResult};
+use crate::store::StoreResult;
 
 /// The `NOTIFY` channel every instance listens on.
 const CHANNEL: &str = "latchkey_key_changes";
@@ -121,42 +120,11 @@ async fn listen(pool: PgPool, wake: Arc<Notify>) {
     }
 }
 
-#[async_trait]
-impl ChangeFeed for PostgresStore {
-    async fn key_changes_since(&self, seq: i64, limit: u32) -> StoreResult<Vec<KeyChange>> {
-        let rows = sqlx::query(
-            "SELECT seq, key_id, key_hash FROM key_changes WHERE seq > $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(seq)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(key_change_from_row).collect()
-    }
-
-    async fn last_key_change(&self) -> StoreResult<i64> {
-        sqlx::query("SELECT COALESCE(MAX(seq), 0) AS seq FROM key_changes")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(map_err)?
-            .try_get("seq")
-            .map_err(map_err)
-    }
-
-    async fn prune_key_changes(&self, before: Timestamp) -> StoreResult<u64> {
-        let result = sqlx::query("DELETE FROM key_changes WHERE changed_at < $1")
-            .bind(before.as_micros())
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(result.rows_affected())
-    }
-
+crate::store::shared::feed::change_feed!(PostgresStore, {
     async fn wait_for_change(&self, max: Duration) {
         self.listener
             .get_or_init(|| ListenerTask::spawn(self.pool.clone(), self.feed_wake.clone()));
         // Timing out is the ordinary case: nothing changed.
         let _ = tokio::time::timeout(max, self.feed_wake.notified()).await;
     }
-}
+});

@@ -21,6 +21,11 @@
 //! commit (it is the one lock every key mutation shares, so it is held for the
 //! shortest time possible).
 //!
+//! Each port is written once, for both backends, in [`super::shared`]; one
+//! file per port here instantiates it for [`PostgresStore`] with what only
+//! PostgreSQL does (the row locks, the feed's counter row and `NOTIFY`, the
+//! error mapping, the statements whose SQL genuinely differs).
+//!
 //! Connection trouble (refused, reset, the server restarting, the pool timing
 //! out) is [`StoreError::Unavailable`]; the pool tests each connection before
 //! handing it out and opens new ones as needed, so the store recovers by
@@ -119,10 +124,29 @@ impl PostgresStore {
         })
     }
 
-    async fn tx(&self) -> StoreResult<Transaction<'static, Postgres>> {
+    /// A transaction for a read-then-write: a plain `BEGIN` (READ COMMITTED);
+    /// the statements and row locks make it atomic (see the module
+    /// documentation). Named like SQLite's so shared port bodies call one
+    /// method.
+    async fn write_tx(&self) -> StoreResult<Transaction<'static, Postgres>> {
         self.pool.begin().await.map_err(map_err)
     }
+
+    /// A read-only transaction for a count and a page that must agree: one
+    /// REPEATABLE READ snapshot for both.
+    async fn read_snapshot(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        Ok(tx)
+    }
 }
+
+/// The sqlx database of this backend, as the shared port bodies
+/// ([`super::shared`]) name it.
+type Db = Postgres;
 
 /// SQLSTATEs that mean "try again later", not "this request is wrong":
 /// connection exceptions (class 08), the server shutting down or starting
@@ -156,10 +180,4 @@ pub(super) fn map_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("22021") => StoreError::NotFound,
         _ => StoreError::Internal(e.to_string()),
     }
-}
-
-/// A row this statement refers to was deleted meanwhile by another
-/// transaction (a foreign-key violation).
-fn is_fk_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_foreign_key_violation())
 }

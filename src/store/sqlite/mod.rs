@@ -6,9 +6,12 @@
 //! that: counters are bumped with `UPDATE … RETURNING`, claims are made with
 //! `INSERT … ON CONFLICT`, exactly as on PostgreSQL.
 //!
-//! Rows become domain values through [`super::row`], shared with PostgreSQL;
-//! only the SQL lives here. One file per port: [`shops`], [`keys`], [`feed`],
-//! [`audit`], [`resources`], [`users`], [`usage`].
+//! Each port is written once, for both backends, in [`super::shared`] (rows
+//! become domain values through [`super::row`]); one file per port here
+//! ([`shops`], [`keys`], [`feed`], [`audit`], [`resources`], [`users`],
+//! [`usage`]) instantiates it for [`SqliteStore`] with what only SQLite does:
+//! how a write transaction begins, the error mapping, the audit `seq` counter,
+//! the feed append, and the few statements whose SQL genuinely differs.
 
 mod audit;
 mod feed;
@@ -107,7 +110,18 @@ impl SqliteStore {
             .await
             .map_err(map_err)
     }
+
+    /// A read-only transaction for a count and a page that must agree: a
+    /// deferred `BEGIN`, whose first read fixes the WAL snapshot every later
+    /// read sees; it never blocks a writer.
+    async fn read_snapshot(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        self.pool.begin().await.map_err(map_err)
+    }
 }
+
+/// The sqlx database of this backend, as the shared port bodies
+/// ([`super::shared`]) name it.
+type Db = Sqlite;
 
 pub(super) fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
