@@ -19,7 +19,6 @@ mod pg;
 mod cluster;
 
 #[path = "common/redis.rs"]
-#[allow(dead_code, reason = "only the URL is used here")]
 mod test_redis;
 
 use std::collections::BTreeSet;

@@ -80,10 +80,10 @@ async fn the_cluster_script_serves_through_haproxy_and_stops_on_ctrl_c() {
                 if line.contains("latchkey cluster:") {
                     summary = true;
                 }
-                if let Some(i) = line.find("http://") {
-                    if line.contains("/setup?token=") {
-                        setup_link = Some(line[i..].split_whitespace().next().unwrap().to_owned());
-                    }
+                if let Some(i) = line.find("http://")
+                    && line.contains("/setup?token=")
+                {
+                    setup_link = Some(line[i..].split_whitespace().next().unwrap().to_owned());
                 }
                 if line.contains("stop everything with Ctrl-C") {
                     break;
