@@ -312,7 +312,8 @@ fn rate_limit_headers(h: &mut HeaderMap, d: &Decision) {
 
 /// The last check before the handler: the permission the route needs, from
 /// the permission table. A method the route does not have passes on (the
-/// router answers 405); a keyed route missing from the table is refused, so a
+/// router answers 405, which keeps the rate-limit headers put on it here:
+/// see `request_context`); a keyed route missing from the table is refused, so a
 /// route can never be reachable without a permission check.
 fn permission_check(
     method: &axum::http::Method,
