@@ -1831,6 +1831,57 @@ async fn a_standard_key_in_the_url_is_refused_recorded_and_flagged_on_the_key() 
 }
 
 #[tokio::test]
+async fn a_new_key_in_the_url_is_refused_and_recorded_even_beside_a_header_key() {
+    let app = TestApp::new().await;
+    let (_, header_key) = app.key(&["orders:read"]).await;
+    let (url_id, url_key) = app.key(&["orders:read"]).await;
+    let (_, admin) = admin_in(&app, &app.shop_id, "live").await;
+    for header in ["authorization", "x-api-key"] {
+        let value = if header == "authorization" {
+            format!("Bearer {header_key}")
+        } else {
+            header_key.clone()
+        };
+        let r = send(
+            &app,
+            "GET",
+            &format!("/api/v1/me?api_key={url_key}"),
+            &[(header, &value)],
+            None,
+        )
+        .await;
+        assert_invalid_token(&r, "key_in_url");
+        assert!(
+            !r.text.contains(&url_key),
+            "the answer does not echo the key"
+        );
+    }
+
+    let shown = app.get(&format!("/api/v1/keys/{url_id}"), &admin).await;
+    assert_eq!(shown.status, 200, "{}", shown.text);
+    assert!(
+        warning_codes(&shown.body["key"]).contains(&"sent_in_url".to_owned()),
+        "the URL key carries the warning: {}",
+        shown.text
+    );
+    let events = app
+        .get(&format!("/api/v1/audit-events?key_id={url_id}"), &admin)
+        .await;
+    assert!(
+        events.body["audit_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "key.sent_in_url"),
+        "no key.sent_in_url event for the URL key: {}",
+        events.text
+    );
+    // Both keys still work from a header alone.
+    assert_eq!(app.get("/api/v1/me", &header_key).await.status, 200);
+    assert_eq!(app.get("/api/v1/me", &url_key).await.status, 200);
+}
+
+#[tokio::test]
 async fn a_revoked_key_is_401_revoked_key() {
     let app = TestApp::new().await;
     let (_, admin) = admin_in(&app, &app.shop_id, "live").await;

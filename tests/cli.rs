@@ -592,6 +592,118 @@ async fn migrate_creates_the_data_dir_the_database_and_an_owner_only_secret() {
     assert_eq!(std::fs::read(&secret).unwrap(), first);
 }
 
+/// `latchkey ARGS --data-dir DIR` run under `umask 000`, the loosest there
+/// is: what latchkey makes must be owner-only whatever the umask.
+fn under_open_umask(dir: &Path, args: &[&str]) -> Run {
+    let inner = latchkey(dir, args);
+    let mut sh = Command::new("sh");
+    sh.args(["-c", "umask 000; exec \"$@\"", "sh"])
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (name, value) in inner.get_envs() {
+        match value {
+            Some(v) => sh.env(name, v),
+            None => sh.env_remove(name),
+        };
+    }
+    if let Some(cwd) = inner.get_current_dir() {
+        sh.current_dir(cwd);
+    }
+    sh.stdin(Stdio::null());
+    Run::of(&mut sh)
+}
+
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[tokio::test]
+async fn the_data_dir_and_the_database_files_are_owner_only_whatever_the_umask() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("new").join("data");
+    under_open_umask(&dir, &["migrate"]).ok();
+    assert_eq!(mode_of(&dir), 0o700, "the data directory");
+    assert_eq!(
+        mode_of(&tmp.path().join("new")),
+        0o700,
+        "a directory made for it"
+    );
+    assert_eq!(mode_of(&dir.join("secret.key")), 0o600);
+    if postgres_of(&dir).is_some() {
+        return;
+    }
+    let db = dir.join("latchkey.db");
+    assert_eq!(mode_of(&db), 0o600, "the database");
+    under_open_umask(
+        &dir,
+        &[
+            "shop",
+            "create",
+            "--name",
+            "Fix-It Phones",
+            "--owner-email",
+            "o@fixit.example",
+            "--json",
+        ],
+    )
+    .ok();
+    assert_eq!(mode_of(&db), 0o600, "the database after writes");
+    // While a server has the database open, its -wal and -shm exist.
+    let store = open_store(&dir).await;
+    assert!(store.has_shops().await.unwrap());
+    for side in ["latchkey.db-wal", "latchkey.db-shm"] {
+        assert_eq!(mode_of(&dir.join(side)), 0o600, "{side}");
+    }
+    drop(store);
+
+    // A database left world-readable by an older version is tightened.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    under_open_umask(&dir, &["migrate"]).ok();
+    assert_eq!(mode_of(&db), 0o600, "an old database is tightened");
+}
+
+#[tokio::test]
+async fn an_existing_data_dir_is_closed_when_it_is_latchkeys_and_warned_about_when_shared() {
+    use std::os::unix::fs::PermissionsExt;
+    let open = std::fs::Permissions::from_mode(0o755);
+    let tmp = tempfile::tempdir().unwrap();
+
+    // Empty, or already holding latchkey's secret: closed to others.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::set_permissions(&empty, open.clone()).unwrap();
+    run(&empty, &["migrate"]).ok();
+    assert_eq!(mode_of(&empty), 0o700, "an empty directory");
+    std::fs::set_permissions(&empty, open.clone()).unwrap();
+    let out = run(&empty, &["migrate"]);
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+    out.ok();
+    assert_eq!(mode_of(&empty), 0o700, "latchkey's own directory");
+
+    // Shared with other things: left open, with a warning saying how.
+    let shared = tmp.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("someone-elses.txt"), "hello").unwrap();
+    std::fs::set_permissions(&shared, open).unwrap();
+    let out = run(&shared, &["migrate"]);
+    let stderr = out.stderr.clone();
+    out.ok();
+    assert!(
+        stderr.contains("chmod 700"),
+        "a warning says how to close it: {stderr}"
+    );
+    assert_eq!(mode_of(&shared), 0o755, "a shared directory is not changed");
+    if postgres_of(&shared).is_none() {
+        assert_eq!(mode_of(&shared.join("latchkey.db")), 0o600);
+    }
+}
+
 #[tokio::test]
 async fn eight_commands_started_at_once_on_a_fresh_data_dir_share_one_whole_secret() {
     let tmp = tempfile::tempdir().unwrap();

@@ -76,6 +76,26 @@ async fn every_answer_past_the_ip_check_carries_the_rate_limit_headers() {
 }
 
 #[tokio::test]
+async fn a_405_to_a_valid_key_carries_the_rate_limit_headers_it_spent() {
+    let app = TestApp::new().await;
+    let (_, key) = app
+        .key_with(&app.shop_id, named("Reports", &["orders:read"], Some(60)))
+        .await;
+    let r = app.call("PUT", "/api/v1/me", Some(&key), None).await;
+    assert_eq!(r.status, 405, "{}", r.text);
+    assert_eq!(r.code(), "method_not_allowed");
+    assert!(r.header("allow").is_some(), "405 carries Allow");
+    assert_eq!(r.header("ratelimit-policy"), Some("\"key\";q=60;w=60"));
+    assert_eq!(r.header("ratelimit"), Some("\"key\";r=59;t=1"));
+    assert_eq!(r.header("x-ratelimit-limit"), Some("60"));
+    assert_eq!(r.header("x-ratelimit-remaining"), Some("59"));
+    assert_eq!(r.header("x-ratelimit-reset"), Some("1"));
+    // The next answer agrees: the 405 spent one.
+    let r = app.get("/api/v1/me", &key).await;
+    assert_eq!(r.header("x-ratelimit-remaining"), Some("58"));
+}
+
+#[tokio::test]
 async fn past_the_limit_the_answer_is_429_with_retry_after_and_the_minute_refills() {
     let app = TestApp::new().await;
     let (_, key) = app

@@ -306,3 +306,66 @@ async fn a_flush_of_more_keys_than_one_statement_holds_counts_every_key() {
         assert_eq!((u.clients.len(), clients), (2, 2 * per_round), "{id}");
     }
 }
+
+/// A revoked key is neither rate limited nor a failed attempt, so each
+/// request with a fresh user agent used to write a client row (issue 12
+/// item 7). Refused requests are still counted, but add only a few clients.
+#[tokio::test]
+async fn refused_requests_with_distinct_user_agents_add_a_bounded_number_of_clients() {
+    use latchkey::auth::usage::REFUSED_CLIENTS_PER_MINUTE;
+    let app = TestApp::new().await;
+    let (_, admin) = app.key(&["keys:read", "keys:write", "orders:read"]).await;
+    let (gone_id, gone) = app.key(&["orders:read"]).await;
+    let r = app
+        .post(
+            &format!("/api/v1/keys/{gone_id}/revoke"),
+            &admin,
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    flush(&app).await;
+
+    let hammer = |from: usize| {
+        let (app, gone) = (&app, &gone);
+        async move {
+            for i in from..from + 1000 {
+                let req = axum::http::Request::get("/api/v1/me")
+                    .header("authorization", format!("Bearer {gone}"))
+                    .header("user-agent", format!("hammer/{i}"))
+                    .body(axum::body::Body::empty())
+                    .unwrap();
+                assert_eq!(app.send(req).await.code(), "revoked_key");
+            }
+        }
+    };
+    // Two flushes within one minute: the bound holds across them.
+    hammer(0).await;
+    let first = app.core.usage.take();
+    hammer(1000).await;
+    let second = app.core.usage.take();
+    let clients_of = |b: &latchkey::store::usage::UsageBatch| {
+        b.clients.keys().filter(|(k, _, _)| *k == gone_id).count()
+    };
+    let added = clients_of(&first) + clients_of(&second);
+    assert!(
+        added <= REFUSED_CLIENTS_PER_MINUTE as usize,
+        "2,000 refused requests added {added} clients"
+    );
+    assert!(added > 0, "the first few refused clients are still listed");
+    app.store.flush_usage(&first).await.unwrap();
+    app.store.flush_usage(&second).await.unwrap();
+    let g = usage(&app, &admin, &gone_id).await;
+    assert_eq!(g["requests"]["total"], 2000, "every refusal is counted");
+    assert_eq!(g["rejected"]["revoked"], 2000);
+
+    // The next minute has a fresh (small) allowance.
+    app.clock.advance_seconds(60);
+    hammer(2000).await;
+    let third = app.core.usage.take();
+    assert_eq!(
+        clients_of(&third),
+        REFUSED_CLIENTS_PER_MINUTE as usize,
+        "a new minute lists a few new clients again"
+    );
+}

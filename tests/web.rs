@@ -298,20 +298,65 @@ async fn the_session_cookie_is_secure_behind_https() {
 #[tokio::test]
 async fn only_a_local_path_may_follow_a_login() {
     let app = TestApp::new().await;
-    for evil in [
-        "https://evil.example/",
-        "//evil.example/x",
-        "/\\evil.example",
+    // Each as the browser sends it in the query, and as axum decodes it.
+    for (query, evil) in [
+        ("https%3A%2F%2Fevil.example%2F", "https://evil.example/"),
+        ("%2F%2Fevil.example", "//evil.example"),
+        ("//evil.example/x", "//evil.example/x"),
+        ("/%5Cevil", "/\\evil"),
+        ("/%09/evil.example/x", "/\t/evil.example/x"),
+        ("/x%0d%0aSet-Cookie:a=b", "/x\r\nSet-Cookie:a=b"),
+        ("/settings/api-keys%20x", "/settings/api-keys x"),
+    ] {
+        let mut web = Web::new(&app);
+        let page = web.get(&format!("/login?next={query}")).await;
+        assert_eq!(page.status, 200, "{query}: {}", page.text);
+        assert!(
+            page.text
+                .contains("name=\"next\" value=\"/settings/api-keys\""),
+            "{query}: the form carries the keys page, not the given next"
+        );
+        let r = web
+            .post_raw(
+                "/login",
+                &[
+                    ("csrf", &csrf(&page.text)),
+                    ("email", OWNER),
+                    ("password", PASSWORD),
+                    ("next", evil),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 303, "{evil:?}: {}", r.text);
+        assert_eq!(r.header("location"), Some("/settings/api-keys"), "{evil:?}");
+        assert_eq!(
+            r.headers.get_all("set-cookie").iter().count(),
+            2,
+            "{evil:?}: only the session and login cookies are set"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_local_path_with_a_query_is_kept_after_login() {
+    let app = TestApp::new().await;
+    for (next, location) in [
+        ("/settings/api-keys?x=1", "/settings/api-keys?x=1"),
+        (
+            "/settings/api-keys?q=café",
+            "/settings/api-keys?q=caf%C3%A9",
+        ),
     ] {
         let mut web = Web::new(&app);
         let r = web
             .post(
                 "/login",
                 "/login",
-                &[("email", OWNER), ("password", PASSWORD), ("next", evil)],
+                &[("email", OWNER), ("password", PASSWORD), ("next", next)],
             )
             .await;
-        assert_eq!(r.header("location"), Some("/settings/api-keys"), "{evil}");
+        assert_eq!(r.status, 303, "{next}: {}", r.text);
+        assert_eq!(r.header("location"), Some(location), "{next}");
     }
 }
 

@@ -24,6 +24,12 @@ const SHARDS: usize = 16;
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// User agents are kept to this many characters.
 const MAX_USER_AGENT: usize = 200;
+/// New distinct clients (IP, user agent) that refused requests may add to a
+/// key per minute. A revoked key is neither rate limited nor counted as a
+/// failed attempt, so without a bound each request with a fresh user agent
+/// would write a row; past the bound such requests are still counted (by
+/// endpoint and by reason), only not listed as clients.
+pub const REFUSED_CLIENTS_PER_MINUTE: u32 = 10;
 
 /// One request that presented a known key.
 pub struct Hit<'a> {
@@ -59,8 +65,16 @@ fn method_name(m: &axum::http::Method) -> &'static str {
     }
 }
 
+/// One shard: the counts since the last flush and, per key, how many new
+/// clients refused requests have added this minute (kept across flushes).
+#[derive(Default)]
+struct Shard {
+    buckets: FastMap<String, KeyBucket>,
+    refused_clients: FastMap<String, (i64, u32)>,
+}
+
 pub struct UsageRecorder {
-    shards: Vec<Mutex<FastMap<String, KeyBucket>>>,
+    shards: Vec<Mutex<Shard>>,
     routes: RwLock<FastMap<Box<str>, Arc<str>>>,
     hasher: foldhash::fast::RandomState,
     /// A batch whose flush failed, retried with the next one.
@@ -107,10 +121,14 @@ impl UsageRecorder {
     pub fn record(&self, hit: Hit<'_>) {
         let route = self.route(hit.route);
         let shard = &self.shards[(self.hasher.hash_one(hit.key_id) as usize) % SHARDS];
-        let mut map = lock(shard);
-        let bucket = match map.get_mut(hit.key_id) {
+        let mut shard = lock(shard);
+        let Shard {
+            buckets,
+            refused_clients,
+        } = &mut *shard;
+        let bucket = match buckets.get_mut(hit.key_id) {
             Some(b) => b,
-            None => map.entry(hit.key_id.to_owned()).or_default(),
+            None => buckets.entry(hit.key_id.to_owned()).or_default(),
         };
         let minute = minute_start(hit.at).as_micros();
         let c = bucket
@@ -143,24 +161,52 @@ impl UsageRecorder {
             Some(_) => {}
             None => bucket.last = Some((hit.at, hit.ip, agent.map(Into::into))),
         }
-        let per_ip = bucket.clients.entry(hit.ip).or_default();
         let agent = agent.unwrap_or("");
-        match per_ip.get_mut(agent) {
-            Some(e) => {
-                e.0 += 1;
-                e.1 = e.1.max(hit.at);
-            }
-            None => {
-                per_ip.insert(agent.into(), (1, hit.at));
-            }
+        if let Some(e) = bucket
+            .clients
+            .get_mut(&hit.ip)
+            .and_then(|per_ip| per_ip.get_mut(agent))
+        {
+            e.0 += 1;
+            e.1 = e.1.max(hit.at);
+            return;
         }
+        // A refusal before the handler: a status reason, or a 401 (the only
+        // one a known key gets is `key_in_url`).
+        let refused = hit.rejection.is_some() || hit.status == 401;
+        if refused {
+            let budget = match refused_clients.get_mut(hit.key_id) {
+                Some(b) => b,
+                None => refused_clients
+                    .entry(hit.key_id.to_owned())
+                    .or_insert((minute, 0)),
+            };
+            if budget.0 != minute {
+                *budget = (minute, 0);
+            }
+            if budget.1 >= REFUSED_CLIENTS_PER_MINUTE {
+                return;
+            }
+            budget.1 += 1;
+        }
+        bucket
+            .clients
+            .entry(hit.ip)
+            .or_default()
+            .insert(agent.into(), (1, hit.at));
     }
 
     /// Takes everything counted so far (and any batch a failed flush left).
     pub fn take(&self) -> UsageBatch {
         let mut batch = std::mem::take(&mut *lock(&self.pending));
         for shard in &self.shards {
-            let drained = std::mem::take(&mut *lock(shard));
+            let drained = {
+                let mut shard = lock(shard);
+                // Budgets of minutes gone by are done with; the newest stays.
+                let newest = shard.refused_clients.values().map(|b| b.0).max();
+                shard.refused_clients.retain(|_, b| Some(b.0) == newest);
+                std::mem::take(&mut shard.buckets)
+            };
             for (key, bucket) in drained {
                 for ((minute, method, route), c) in bucket.counts {
                     let endpoint = Endpoint {

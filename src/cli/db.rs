@@ -34,11 +34,21 @@ pub enum DbCommand {
 pub async fn run(cmd: DbCommand) -> anyhow::Result<()> {
     let DbCommand::Copy { from, to, json } = cmd;
     let (from_shown, to_shown) = (redact_url(&from), redact_url(&to));
-    if let Some(parent) = sqlite_parent(&to) {
-        std::fs::create_dir_all(parent).map_err(|e| {
+    if let Some(parent) = sqlite_parent(&to)
+        && !parent.exists()
+    {
+        super::open::owner_only_dir(parent).map_err(|e| {
             anyhow!(
                 "cannot create the directory {} for --to: {e}",
                 parent.display()
+            )
+        })?;
+    }
+    if let Some(file) = sqlite_file(&to) {
+        super::open::owner_only_file(file).map_err(|e| {
+            anyhow!(
+                "cannot create the database file {} for --to: {e}",
+                file.display()
             )
         })?;
     }
@@ -86,15 +96,20 @@ pub async fn run(cmd: DbCommand) -> anyhow::Result<()> {
 }
 
 /// The directory a `sqlite:` target's file goes in.
-fn sqlite_parent(url: &str) -> Option<&std::path::Path> {
+/// The file of a `sqlite://PATH[?options]` URL (not an in-memory one).
+fn sqlite_file(url: &str) -> Option<&std::path::Path> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
-    if path.starts_with(":memory:") {
+    if path.is_empty() || path.starts_with(":memory:") {
         return None;
     }
-    std::path::Path::new(path)
+    Some(std::path::Path::new(path))
+}
+
+fn sqlite_parent(url: &str) -> Option<&std::path::Path> {
+    sqlite_file(url)?
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
 }

@@ -19,6 +19,7 @@ use crate::auth::usage::Hit;
 use crate::auth::verify::{AuthError, KeySource};
 use crate::domain::key::KeyRecord;
 use crate::domain::permission::Permission;
+use crate::domain::token;
 use crate::http::api::permissions;
 use crate::http::error::ApiError;
 use crate::limiter::Decision;
@@ -59,12 +60,26 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 pub struct LoggedKeyId(pub Arc<KeyRecord>);
 
 /// Finds the presented key. `Authorization: Bearer <key>` (any case), a bare
-/// `Authorization: <key>`, or `X-API-Key: <key>`; `?api_key=` only when no
-/// header carries one (the verify path then refuses standard keys there).
+/// `Authorization: <key>`, or `X-API-Key: <key>`; a legacy `?api_key=` only
+/// when no header carries one. A new-format key in `?api_key=` is what the
+/// request presents whatever the headers say, so the verify path refuses it
+/// as `key_in_url` and warns its owner: it has leaked into URLs and logs.
 pub fn extract_key(
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<(String, KeySource), AuthError> {
+    let in_query = query.and_then(|q| {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+            .ok()?
+            .into_iter()
+            .find(|(k, _)| k == "api_key")
+            .map(|(_, v)| v)
+    });
+    if let Some(v) = &in_query
+        && matches!(token::classify(v), Ok(token::Presented::Standard { .. }))
+    {
+        return Ok((v.clone(), KeySource::Query));
+    }
     let single = |name: header::HeaderName| -> Result<Option<String>, AuthError> {
         let mut values = headers.get_all(name).iter();
         let Some(first) = values.next() else {
@@ -96,18 +111,9 @@ pub fn extract_key(
     match (from_authorization, from_x_api_key) {
         (Some(a), Some(x)) if a != x => Err(AuthError::Ambiguous),
         (Some(a), _) | (None, Some(a)) => Ok((a, KeySource::Header)),
-        (None, None) => {
-            let in_query = query.and_then(|q| {
-                serde_urlencoded::from_str::<Vec<(String, String)>>(q)
-                    .ok()?
-                    .into_iter()
-                    .find(|(k, _)| k == "api_key")
-                    .map(|(_, v)| v)
-            });
-            in_query
-                .map(|v| (v, KeySource::Query))
-                .ok_or(AuthError::Missing)
-        }
+        (None, None) => in_query
+            .map(|v| (v, KeySource::Query))
+            .ok_or(AuthError::Missing),
     }
 }
 
@@ -306,7 +312,8 @@ fn rate_limit_headers(h: &mut HeaderMap, d: &Decision) {
 
 /// The last check before the handler: the permission the route needs, from
 /// the permission table. A method the route does not have passes on (the
-/// router answers 405); a keyed route missing from the table is refused, so a
+/// router answers 405, which keeps the rate-limit headers put on it here:
+/// see `request_context`); a keyed route missing from the table is refused, so a
 /// route can never be reachable without a permission check.
 fn permission_check(
     method: &axum::http::Method,
@@ -367,6 +374,32 @@ mod tests {
             extract_key(&HeaderMap::new(), Some("x=1&api_key=abc")).unwrap(),
             ("abc".to_owned(), KeySource::Query)
         );
+    }
+
+    #[test]
+    fn a_new_key_in_the_url_is_what_is_presented_even_beside_a_header_key() {
+        let url_key = format!("api_key={}", made_up_standard_key());
+        for h in [
+            HeaderMap::new(),
+            headers(&[("authorization", "Bearer abc")]),
+            headers(&[("x-api-key", "abc")]),
+            headers(&[("authorization", "a"), ("x-api-key", "b")]),
+        ] {
+            let (value, source) = extract_key(&h, Some(&url_key)).unwrap();
+            assert_eq!(source, KeySource::Query, "{h:?}");
+            assert_eq!(format!("api_key={value}"), url_key);
+        }
+        // Anything else in the URL beside a header key is left alone.
+        assert_eq!(
+            extract_key(&headers(&[("x-api-key", "abc")]), Some("api_key=zzz")).unwrap(),
+            ("abc".to_owned(), KeySource::Header)
+        );
+    }
+
+    fn made_up_standard_key() -> String {
+        token::generate(token::Environment::Live)
+            .expose()
+            .to_owned()
     }
 
     #[test]

@@ -109,12 +109,20 @@ async fn request_context(
             if response.status() == StatusCode::METHOD_NOT_ALLOWED
                 && !response.headers().contains_key(header::CONTENT_TYPE)
             {
-                let allow = response.headers().get(header::ALLOW).cloned();
+                // The router's bare 405 gets the problem body; what was put
+                // on it (`Allow`, and for a valid key the rate-limit and
+                // deprecation headers) is kept.
+                let (mut parts, _) = response.into_parts();
+                parts.headers.remove(header::CONTENT_LENGTH);
                 let mut problem = ApiError::method_not_allowed().into_response();
-                if let Some(allow) = allow {
-                    problem.headers_mut().insert(header::ALLOW, allow);
+                let headers = problem.headers_mut();
+                for name in parts.headers.keys() {
+                    headers.remove(name);
                 }
-                *problem.extensions_mut() = response.extensions().clone();
+                for (name, value) in &parts.headers {
+                    headers.append(name, value.clone());
+                }
+                *problem.extensions_mut() = parts.extensions;
                 return problem;
             }
             response

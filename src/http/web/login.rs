@@ -62,14 +62,40 @@ struct LoginQuery {
     done: Option<String>,
 }
 
-/// Only a path on this site (never `//host` or a scheme) may follow a login.
+/// Where a login may lead: only a path on this site (SPEC "Hardening rules"):
+/// one `/`, then neither `/` nor `\` (browsers read both as `//host`; a `\`
+/// is refused anywhere, no page here has one), and no control character or
+/// whitespace anywhere (browsers drop a tab, a line break splits the
+/// header). Anything else leads to the keys page.
 fn safe_next(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') && next != "/login"
-    {
-        next.to_owned()
+    const KEYS_PAGE: &str = "/settings/api-keys";
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(|c| c.is_control() || c.is_whitespace())
+        && next != "/login";
+    if local {
+        percent_encode_non_ascii(next)
     } else {
-        "/settings/api-keys".to_owned()
+        KEYS_PAGE.to_owned()
     }
+}
+
+/// A `Location` header holds visible ASCII only; a path with other letters
+/// (`/settings/api-keys?q=café`) is sent percent-encoded, as browsers do.
+fn percent_encode_non_ascii(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
 }
 
 /// The login cookie's value (made anew when missing) and its CSRF token.
