@@ -154,7 +154,8 @@ fn warning_codes(key: &Value) -> Vec<String> {
 }
 
 /// A key holding every permission (the harness's default name would be
-/// over 100 characters); returns (id, secret).
+/// over 100 characters), and the highest rate limit so that the keys it
+/// makes may have any (restrictions are inherited); returns (id, secret).
 async fn admin_in(app: &TestApp, shop_id: &str, environment: &str) -> (String, String) {
     app.key_with(
         shop_id,
@@ -162,6 +163,7 @@ async fn admin_in(app: &TestApp, shop_id: &str, environment: &str) -> (String, S
             name: Some(format!("Key manager ({environment})")),
             permissions: Some(ALL.iter().map(|p| p.to_string()).collect()),
             environment: Some(environment.into()),
+            rate_limit_per_minute: Some(10_000),
             ..Default::default()
         },
     )
