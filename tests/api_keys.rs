@@ -2642,3 +2642,77 @@ async fn narrowing_allowed_ips_or_permissions_applies_to_a_cached_key_at_once() 
     assert_problem(&r, 403, "ip_not_allowed");
     assert_eq!(r.body["client_ip"], PEER_IP);
 }
+
+#[tokio::test]
+async fn test_keys_filling_the_test_quota_never_block_live_create_roll_or_upgrade() {
+    let app = TestApp::builder()
+        .policy(|p| p.max_keys_per_shop = 4)
+        .build()
+        .await;
+    let (_, test_admin) = admin_in(&app, &app.shop_id, "test").await;
+    for i in 1..=3 {
+        create(
+            &app,
+            &test_admin,
+            json!({"name": format!("Sandbox {i}"), "template": "zapier"}),
+        )
+        .await;
+    }
+    let r = app
+        .post(
+            "/api/v1/keys",
+            &test_admin,
+            json!({"name": "Sandbox 4", "template": "zapier"}),
+        )
+        .await;
+    assert_problem(&r, 409, "conflict");
+
+    // The live quota is the live keys' own.
+    let (_, admin) = admin_in(&app, &app.shop_id, "live").await;
+    let (live, _) = create(
+        &app,
+        &admin,
+        json!({"name": "Zapier", "template": "zapier"}),
+    )
+    .await;
+    let r = app
+        .post(
+            &format!("/api/v1/keys/{live}/roll"),
+            &admin,
+            json!({"expire_old_in_seconds": 0}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(
+        app.delete(&format!("/api/v1/keys/{live}"), &admin)
+            .await
+            .status,
+        204
+    );
+    let legacy = app
+        .core
+        .keys
+        .import_legacy(
+            &app.shop_id,
+            "key,name\nlegacyAAAAbbbbCCCCdddd0001,Old form\n",
+            false,
+        )
+        .await
+        .unwrap()
+        .keys[0]
+        .id
+        .clone();
+    let r = app
+        .post(&format!("/api/v1/keys/{legacy}/upgrade"), &admin, json!({}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    // Now the live quota is full too.
+    let r = app
+        .post(
+            "/api/v1/keys",
+            &admin,
+            json!({"name": "One more", "template": "zapier"}),
+        )
+        .await;
+    assert_problem(&r, 409, "conflict");
+}

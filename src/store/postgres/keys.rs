@@ -10,6 +10,7 @@ use super::feed::record_changes;
 use super::{PostgresStore, map_err};
 use crate::domain::clock::Timestamp;
 use crate::domain::key::{KeyName, KeyRecord};
+use crate::domain::token::Environment;
 use crate::store::row::{KEY_COLUMNS, allowed_ips_text, key_from_row, permissions_text, shop_full};
 use crate::store::{
     AuditEvent, KeyFilter, KeyStore, KeyUpdate, PageRequest, Paged, Replacement, StoreError,
@@ -33,7 +34,8 @@ async fn fetch_key_in(
     key_from_row(&row)
 }
 
-/// Refuses when the shop cannot take `adding` more keys. The shop row is
+/// Refuses when the shop cannot take `adding` more keys of `environment`
+/// (live and test keys are counted apart: test keys never block live ones). The shop row is
 /// locked first (`FOR NO KEY UPDATE`: it excludes another `check_room` on the
 /// same shop but not the foreign-key checks of inserts), so two creations
 /// racing at the limit count one after the other and the second sees the
@@ -42,6 +44,7 @@ async fn fetch_key_in(
 async fn check_room(
     tx: &mut Transaction<'_, Postgres>,
     shop_id: &str,
+    environment: Environment,
     adding: usize,
     max_per_shop: u32,
 ) -> StoreResult<()> {
@@ -50,13 +53,15 @@ async fn check_room(
         .execute(&mut **tx)
         .await
         .map_err(map_err)?;
-    let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE shop_id = $1")
-        .bind(shop_id)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(map_err)?
-        .try_get("n")
-        .map_err(map_err)?;
+    let count: i64 =
+        sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE shop_id = $1 AND environment = $2")
+            .bind(shop_id)
+            .bind(environment.as_str())
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(map_err)?
+            .try_get("n")
+            .map_err(map_err)?;
     let adding = i64::try_from(adding).unwrap_or(i64::MAX);
     if count.saturating_add(adding) > i64::from(max_per_shop) {
         return Err(shop_full(count, max_per_shop));
@@ -118,7 +123,7 @@ impl KeyStore for PostgresStore {
         audit: &AuditEvent,
     ) -> StoreResult<()> {
         let mut tx = self.tx().await?;
-        check_room(&mut tx, &key.shop_id, 1, max_per_shop).await?;
+        check_room(&mut tx, &key.shop_id, key.environment, 1, max_per_shop).await?;
         insert_key_row(&mut tx, key).await?;
         insert_audit(&mut tx, audit).await?;
         // Creations go on the feed too: other instances drop the hash from their
@@ -137,7 +142,12 @@ impl KeyStore for PostgresStore {
             return Ok(());
         };
         let mut tx = self.tx().await?;
-        check_room(&mut tx, &first.shop_id, keys.len(), max_per_shop).await?;
+        for environment in [Environment::Live, Environment::Test] {
+            let adding = keys.iter().filter(|k| k.environment == environment).count();
+            if adding > 0 {
+                check_room(&mut tx, &first.shop_id, environment, adding, max_per_shop).await?;
+            }
+        }
         for (i, key) in keys.iter().enumerate() {
             insert_key_row(&mut tx, key).await.map_err(|e| match e {
                 StoreError::Conflict(_) => {
@@ -196,7 +206,7 @@ impl KeyStore for PostgresStore {
                 Err(e) => e,
             });
         };
-        check_room(&mut tx, &new.shop_id, 1, max_per_shop).await?;
+        check_room(&mut tx, &new.shop_id, new.environment, 1, max_per_shop).await?;
         insert_key_row(&mut tx, new).await?;
         for audit in audits {
             insert_audit(&mut tx, audit).await?;

@@ -9,6 +9,7 @@ use super::feed::record_change;
 use super::{SqliteStore, map_err};
 use crate::domain::clock::Timestamp;
 use crate::domain::key::{KeyName, KeyRecord};
+use crate::domain::token::Environment;
 use crate::store::row::{KEY_COLUMNS, allowed_ips_text, key_from_row, permissions_text, shop_full};
 use crate::store::{
     AuditEvent, KeyFilter, KeyStore, KeyUpdate, PageRequest, Paged, Replacement, StoreError,
@@ -32,22 +33,26 @@ async fn fetch_key_in(
     key_from_row(&row)
 }
 
-/// Refuses when the shop cannot take `adding` more keys. Count and insert are
+/// Refuses when the shop cannot take `adding` more keys of `environment`
+/// (live and test keys are counted apart: test keys never block live ones). Count and insert are
 /// atomic because the transaction holds SQLite's write lock from `BEGIN
 /// IMMEDIATE` on (PostgreSQL locks the shop row instead).
 async fn check_room(
     tx: &mut Transaction<'_, Sqlite>,
     shop_id: &str,
+    environment: Environment,
     adding: usize,
     max_per_shop: u32,
 ) -> StoreResult<()> {
-    let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE shop_id = ?1")
-        .bind(shop_id)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(map_err)?
-        .try_get("n")
-        .map_err(map_err)?;
+    let count: i64 =
+        sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE shop_id = ?1 AND environment = ?2")
+            .bind(shop_id)
+            .bind(environment.as_str())
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(map_err)?
+            .try_get("n")
+            .map_err(map_err)?;
     let adding = i64::try_from(adding).unwrap_or(i64::MAX);
     if count.saturating_add(adding) > i64::from(max_per_shop) {
         return Err(shop_full(count, max_per_shop));
@@ -105,7 +110,7 @@ impl KeyStore for SqliteStore {
         audit: &AuditEvent,
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        check_room(&mut tx, &key.shop_id, 1, max_per_shop).await?;
+        check_room(&mut tx, &key.shop_id, key.environment, 1, max_per_shop).await?;
         insert_key_row(&mut tx, key).await?;
         // Creations go on the feed too: other instances drop the hash from their
         // negative caches, so a key made a moment after a failed try works at once.
@@ -124,7 +129,12 @@ impl KeyStore for SqliteStore {
             return Ok(());
         };
         let mut tx = self.write_tx().await?;
-        check_room(&mut tx, &first.shop_id, keys.len(), max_per_shop).await?;
+        for environment in [Environment::Live, Environment::Test] {
+            let adding = keys.iter().filter(|k| k.environment == environment).count();
+            if adding > 0 {
+                check_room(&mut tx, &first.shop_id, environment, adding, max_per_shop).await?;
+            }
+        }
         for (i, key) in keys.iter().enumerate() {
             insert_key_row(&mut tx, key).await.map_err(|e| match e {
                 StoreError::Conflict(_) => {
@@ -179,7 +189,7 @@ impl KeyStore for SqliteStore {
                 Err(e) => e,
             });
         }
-        check_room(&mut tx, &new.shop_id, 1, max_per_shop).await?;
+        check_room(&mut tx, &new.shop_id, new.environment, 1, max_per_shop).await?;
         insert_key_row(&mut tx, new).await?;
         record_change(&mut tx, &new.id, at).await?;
         record_change(&mut tx, old_id, at).await?;
