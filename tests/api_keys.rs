@@ -2716,3 +2716,39 @@ async fn test_keys_filling_the_test_quota_never_block_live_create_roll_or_upgrad
         .await;
     assert_problem(&r, 409, "conflict");
 }
+
+#[tokio::test]
+async fn key_names_with_bidi_override_or_zero_width_characters_are_422_naming_name() {
+    let app = TestApp::new().await;
+    let (_, admin) = admin_in(&app, &app.shop_id, "live").await;
+    for name in [
+        "Zapier\u{202E}redro",
+        "Za\u{200B}pier",
+        "\u{2067}Zapier",
+        "Zapier\u{2060}",
+        "Zap\u{200D}ier",
+    ] {
+        assert_create_rejected(
+            &app,
+            &admin,
+            json!({"name": name, "template": "zapier"}),
+            "name",
+        )
+        .await;
+    }
+    let (id, _) = create(
+        &app,
+        &admin,
+        json!({"name": "Zapier", "template": "zapier"}),
+    )
+    .await;
+    let r = app
+        .patch(
+            &format!("/api/v1/keys/{id}"),
+            &admin,
+            json!({"name": "Zapier\u{FEFF}"}),
+        )
+        .await;
+    assert_problem(&r, 422, "validation_failed");
+    assert_eq!(r.body["errors"][0]["field"], "name", "{}", r.text);
+}

@@ -128,7 +128,7 @@ impl KeyName {
         if trimmed.chars().any(char::is_control) {
             return Err("no control characters (tabs, line breaks)".into());
         }
-        Ok(KeyName(trimmed.to_owned()))
+        Ok(KeyName(super::fields::name(trimmed)?))
     }
 
     pub fn as_str(&self) -> &str {
