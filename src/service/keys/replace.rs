@@ -133,7 +133,8 @@ impl KeyService {
     /// actually called — kept whole, with a warning, when it called none that
     /// need one), allowed IPs, rate limit and expiry. The legacy key keeps working until the
     /// cut-off unless `retire_legacy`, which retires it now. A key that is
-    /// not legacy is a validation error (422); a revoked one a conflict.
+    /// not legacy is a validation error (422); a revoked one, or one already
+    /// upgraded, a conflict (409).
     pub async fn upgrade_key(
         &self,
         principal: &Principal,
@@ -153,6 +154,14 @@ impl KeyService {
             return Err(ServiceError::Conflict(
                 "This legacy key is revoked; create a new key instead.".into(),
             ));
+        }
+        // A legacy key is upgraded once: the new key is recorded as its
+        // replacement (`rolled_to`), which the store refuses to set twice,
+        // so two upgrades racing cannot both make a key either.
+        if let Some(to) = self.keys.rolled_to(&source.id).await? {
+            return Err(ServiceError::Conflict(format!(
+                "This legacy key has already been upgraded (to {to}); manage that key instead."
+            )));
         }
         let now = self.clock.now();
         let mut warnings = Vec::new();
@@ -211,7 +220,7 @@ impl KeyService {
             ),
         ];
         let change = crate::store::Replacement {
-            mark_rolled: false,
+            mark_rolled: true,
             expires_at: None,
             retired_at: retire_legacy.then_some(now),
         };
