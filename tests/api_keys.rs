@@ -2752,3 +2752,62 @@ async fn key_names_with_bidi_override_or_zero_width_characters_are_422_naming_na
     assert_problem(&r, 422, "validation_failed");
     assert_eq!(r.body["errors"][0]["field"], "name", "{}", r.text);
 }
+
+#[tokio::test]
+async fn a_key_whose_permissions_no_longer_match_its_template_is_customized() {
+    let app = TestApp::new().await;
+    let (_, admin) = admin_in(&app, &app.shop_id, "live").await;
+    let r = app
+        .post(
+            "/api/v1/keys",
+            &admin,
+            json!({"name": "Zapier", "template": "zapier"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["key"]["template"], "zapier");
+    assert_eq!(r.body["key"]["customized"], false, "{}", r.text);
+    let id = r.body["key"]["id"].as_str().unwrap().to_owned();
+    let template_permissions = r.body["key"]["permissions"].clone();
+
+    let r = app
+        .patch(
+            &format!("/api/v1/keys/{id}"),
+            &admin,
+            json!({"permissions": ["orders:read"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["key"]["template"], "zapier", "the template is kept");
+    assert_eq!(r.body["key"]["customized"], true, "{}", r.text);
+    let shown = app.get(&format!("/api/v1/keys/{id}"), &admin).await;
+    assert_eq!(shown.body["key"]["customized"], true, "{}", shown.text);
+    let listed = app.get("/api/v1/keys", &admin).await;
+    let entry = listed.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(entry["customized"], true);
+
+    // Back to exactly the template's permissions: no longer customized.
+    let r = app
+        .patch(
+            &format!("/api/v1/keys/{id}"),
+            &admin,
+            json!({"permissions": template_permissions}),
+        )
+        .await;
+    assert_eq!(r.body["key"]["customized"], false, "{}", r.text);
+    // A key made without a template is never customized.
+    let r = app
+        .post(
+            "/api/v1/keys",
+            &admin,
+            json!({"name": "Custom sync", "permissions": ["orders:read"]}),
+        )
+        .await;
+    assert_eq!(r.body["key"]["customized"], false, "{}", r.text);
+}

@@ -243,6 +243,15 @@ impl KeyRecord {
         }
     }
 
+    /// Whether the key was made from a template and no longer holds exactly
+    /// that template's permissions (so `template` alone would mislead).
+    pub fn is_customized(&self) -> bool {
+        self.template
+            .as_deref()
+            .and_then(super::permission::template)
+            .is_some_and(|t| t.permissions != self.permissions)
+    }
+
     pub fn warnings(&self, now: Timestamp, legacy_sunset: Timestamp) -> Vec<Warning> {
         let mut out = Vec::new();
         if self.name.is_vague() {
