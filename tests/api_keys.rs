@@ -154,7 +154,8 @@ fn warning_codes(key: &Value) -> Vec<String> {
 }
 
 /// A key holding every permission (the harness's default name would be
-/// over 100 characters); returns (id, secret).
+/// over 100 characters), and the highest rate limit so that the keys it
+/// makes may have any (restrictions are inherited); returns (id, secret).
 async fn admin_in(app: &TestApp, shop_id: &str, environment: &str) -> (String, String) {
     app.key_with(
         shop_id,
@@ -162,6 +163,7 @@ async fn admin_in(app: &TestApp, shop_id: &str, environment: &str) -> (String, S
             name: Some(format!("Key manager ({environment})")),
             permissions: Some(ALL.iter().map(|p| p.to_string()).collect()),
             environment: Some(environment.into()),
+            rate_limit_per_minute: Some(10_000),
             ..Default::default()
         },
     )
@@ -2690,4 +2692,173 @@ async fn narrowing_allowed_ips_or_permissions_applies_to_a_cached_key_at_once() 
     let r = app.get("/api/v1/me", &secret).await;
     assert_problem(&r, 403, "ip_not_allowed");
     assert_eq!(r.body["client_ip"], PEER_IP);
+}
+
+#[tokio::test]
+async fn test_keys_filling_the_test_quota_never_block_live_create_roll_or_upgrade() {
+    let app = TestApp::builder()
+        .policy(|p| p.max_keys_per_shop = 4)
+        .build()
+        .await;
+    let (_, test_admin) = admin_in(&app, &app.shop_id, "test").await;
+    for i in 1..=3 {
+        create(
+            &app,
+            &test_admin,
+            json!({"name": format!("Sandbox {i}"), "template": "zapier"}),
+        )
+        .await;
+    }
+    let r = app
+        .post(
+            "/api/v1/keys",
+            &test_admin,
+            json!({"name": "Sandbox 4", "template": "zapier"}),
+        )
+        .await;
+    assert_problem(&r, 409, "conflict");
+
+    // The live quota is the live keys' own.
+    let (_, admin) = admin_in(&app, &app.shop_id, "live").await;
+    let (live, _) = create(
+        &app,
+        &admin,
+        json!({"name": "Zapier", "template": "zapier"}),
+    )
+    .await;
+    let r = app
+        .post(
+            &format!("/api/v1/keys/{live}/roll"),
+            &admin,
+            json!({"expire_old_in_seconds": 0}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(
+        app.delete(&format!("/api/v1/keys/{live}"), &admin)
+            .await
+            .status,
+        204
+    );
+    let legacy = app
+        .core
+        .keys
+        .import_legacy(
+            &app.shop_id,
+            "key,name\nlegacyAAAAbbbbCCCCdddd0001,Old form\n",
+            false,
+        )
+        .await
+        .unwrap()
+        .keys[0]
+        .id
+        .clone();
+    let r = app
+        .post(&format!("/api/v1/keys/{legacy}/upgrade"), &admin, json!({}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    // Now the live quota is full too.
+    let r = app
+        .post(
+            "/api/v1/keys",
+            &admin,
+            json!({"name": "One more", "template": "zapier"}),
+        )
+        .await;
+    assert_problem(&r, 409, "conflict");
+}
+
+#[tokio::test]
+async fn key_names_with_bidi_override_or_zero_width_characters_are_422_naming_name() {
+    let app = TestApp::new().await;
+    let (_, admin) = admin_in(&app, &app.shop_id, "live").await;
+    for name in [
+        "Zapier\u{202E}redro",
+        "Za\u{200B}pier",
+        "\u{2067}Zapier",
+        "Zapier\u{2060}",
+        "Zap\u{200D}ier",
+    ] {
+        assert_create_rejected(
+            &app,
+            &admin,
+            json!({"name": name, "template": "zapier"}),
+            "name",
+        )
+        .await;
+    }
+    let (id, _) = create(
+        &app,
+        &admin,
+        json!({"name": "Zapier", "template": "zapier"}),
+    )
+    .await;
+    let r = app
+        .patch(
+            &format!("/api/v1/keys/{id}"),
+            &admin,
+            json!({"name": "Zapier\u{FEFF}"}),
+        )
+        .await;
+    assert_problem(&r, 422, "validation_failed");
+    assert_eq!(r.body["errors"][0]["field"], "name", "{}", r.text);
+}
+
+#[tokio::test]
+async fn a_key_whose_permissions_no_longer_match_its_template_is_customized() {
+    let app = TestApp::new().await;
+    let (_, admin) = admin_in(&app, &app.shop_id, "live").await;
+    let r = app
+        .post(
+            "/api/v1/keys",
+            &admin,
+            json!({"name": "Zapier", "template": "zapier"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["key"]["template"], "zapier");
+    assert_eq!(r.body["key"]["customized"], false, "{}", r.text);
+    let id = r.body["key"]["id"].as_str().unwrap().to_owned();
+    let template_permissions = r.body["key"]["permissions"].clone();
+
+    let r = app
+        .patch(
+            &format!("/api/v1/keys/{id}"),
+            &admin,
+            json!({"permissions": ["orders:read"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["key"]["template"], "zapier", "the template is kept");
+    assert_eq!(r.body["key"]["customized"], true, "{}", r.text);
+    let shown = app.get(&format!("/api/v1/keys/{id}"), &admin).await;
+    assert_eq!(shown.body["key"]["customized"], true, "{}", shown.text);
+    let listed = app.get("/api/v1/keys", &admin).await;
+    let entry = listed.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(entry["customized"], true);
+
+    // Back to exactly the template's permissions: no longer customized.
+    let r = app
+        .patch(
+            &format!("/api/v1/keys/{id}"),
+            &admin,
+            json!({"permissions": template_permissions}),
+        )
+        .await;
+    assert_eq!(r.body["key"]["customized"], false, "{}", r.text);
+    // A key made without a template is never customized.
+    let r = app
+        .post(
+            "/api/v1/keys",
+            &admin,
+            json!({"name": "Custom sync", "permissions": ["orders:read"]}),
+        )
+        .await;
+    assert_eq!(r.body["key"]["customized"], false, "{}", r.text);
 }

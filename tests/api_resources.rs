@@ -2635,3 +2635,33 @@ async fn ids_with_odd_characters_are_404_not_500() {
     }
     assert_eq!(snapshot(&app, &key).await, before);
 }
+
+#[tokio::test]
+async fn client_names_with_bidi_override_or_zero_width_characters_are_422_naming_the_field() {
+    let app = TestApp::new().await;
+    let key = live_key(&app).await;
+    for (field, value) in [
+        ("first_name", "Ann\u{200B}a"),
+        ("last_name", "Smith\u{202E}txt.exe"),
+        ("business_name", "\u{2066}Fix-It\u{2069} Phones"),
+        ("business_name", "Fix\u{FEFF}It"),
+    ] {
+        let r = app
+            .post("/api/v1/clients", &key, json!({ field: value }))
+            .await;
+        assert_problem(&r, 422, "validation_failed");
+        assert_eq!(r.body["errors"][0]["field"], field, "{}", r.text);
+    }
+    let client = create_client(&app, &key, json!({"business_name": "Fix-It Phones"})).await;
+    let id = client["id"].as_str().unwrap();
+    let r = app
+        .patch(
+            &format!("/api/v1/clients/{id}"),
+            &key,
+            json!({"business_name": "Fix-It\u{202D} Phones"}),
+        )
+        .await;
+    assert_problem(&r, 422, "validation_failed");
+    assert_eq!(r.body["errors"][0]["field"], "business_name", "{}", r.text);
+    assert_eq!(total(&app, &key, "clients").await, 1);
+}

@@ -292,7 +292,7 @@ async fn a_person_creates_copies_uses_and_revokes_a_key_in_chromium() {
                 name: Some(name.into()),
                 template: Some(template.into()),
                 environment: Some(env.into()),
-                expires_at: expires_at.map(str::to_owned),
+                expires_at: expires_at.map(|t| Some(t.to_owned())),
                 ..Default::default()
             },
         )

@@ -332,7 +332,7 @@ async fn an_upgrade_can_narrow_to_the_permissions_actually_used() {
     let app = TestApp::new().await;
     let ids = import(
         &app,
-        &format!("key,name,permissions\n{KEY_A},Old sync,orders:read orders:write clients:read clients:write\n"),
+        &format!("key,name,permissions\n{KEY_A},Old sync,orders:read orders:write clients:read clients:write\n{KEY_B},Old backup,orders:read orders:write clients:read clients:write\n"),
     )
     .await;
     let (_, admin) = app
@@ -345,10 +345,11 @@ async fn an_upgrade_can_narrow_to_the_permissions_actually_used() {
             "clients:write",
         ])
         .await;
-    // Nothing used yet: the permissions are kept whole, with a warning.
+    // Nothing used: the permissions are kept whole, with a warning. (A key
+    // is upgraded once, so the unused one is another legacy key.)
     let r = app
         .post(
-            &format!("/api/v1/keys/{}/upgrade", ids[0]),
+            &format!("/api/v1/keys/{}/upgrade", ids[1]),
             &admin,
             serde_json::json!({"narrow_to_used": true}),
         )
@@ -466,4 +467,49 @@ async fn the_usage_of_a_legacy_key_names_its_clients() {
         .unwrap();
     assert_eq!(usage.clients[0].user_agent, "OldSync/1.2");
     assert_eq!(usage.endpoints[0].route, "/api/v1/orders");
+}
+
+#[tokio::test]
+async fn a_legacy_key_is_upgraded_at_most_once_the_second_try_is_409() {
+    let app = TestApp::new().await;
+    let ids = import(&app, &format!("key,name\n{KEY_A},Old sync\n")).await;
+    let (_, admin) = app
+        .key(&[
+            "keys:read",
+            "keys:write",
+            "orders:read",
+            "orders:write",
+            "clients:read",
+            "clients:write",
+            "devices:read",
+            "devices:write",
+        ])
+        .await;
+    let path = format!("/api/v1/keys/{}/upgrade", ids[0]);
+    let r = app.post(&path, &admin, serde_json::json!({})).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let first = r.body["key"]["id"].as_str().unwrap().to_owned();
+    for body in [
+        serde_json::json!({}),
+        serde_json::json!({"retire_legacy": true}),
+    ] {
+        let r = app.post(&path, &admin, body).await;
+        assert_eq!(r.status, 409, "{}", r.text);
+        assert_eq!(r.code(), "conflict");
+        assert!(
+            r.text.contains(&first),
+            "names the key it became: {}",
+            r.text
+        );
+    }
+    let all = app
+        .core
+        .keys
+        .list_all(&latchkey::service::keys::Principal::cli(&app.shop_id))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3, "admin, the legacy key and one upgrade");
+    // The legacy key was not retired by the refused second try.
+    let old = get_with(&app, "/api/v1/me", Some(("x-api-key", KEY_A.into()))).await;
+    assert_eq!(old.status, 200, "{}", old.text);
 }

@@ -193,7 +193,7 @@ async fn the_client_ip_is_the_peer_unless_the_peer_is_a_trusted_proxy() {
             NewKeyInput {
                 name: Some("Office".into()),
                 permissions: Some(vec!["orders:read".into()]),
-                allowed_ips: Some(vec!["203.0.113.5".into(), "2001:db8::5".into()]),
+                allowed_ips: Some(Some(vec!["203.0.113.5".into(), "2001:db8::5".into()])),
                 ..Default::default()
             },
         )

@@ -21,7 +21,7 @@ async fn a_roll_with_no_grace_replaces_the_key_and_expires_the_old_one_at_once()
             latchkey::service::keys::NewKeyInput {
                 name: Some("Zapier – new orders".into()),
                 permissions: Some(vec!["orders:read".into()]),
-                allowed_ips: Some(vec!["203.0.113.0/24".into()]),
+                allowed_ips: Some(Some(vec!["203.0.113.0/24".into()])),
                 rate_limit_per_minute: Some(42),
                 ..Default::default()
             },

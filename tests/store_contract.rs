@@ -664,6 +664,71 @@ async fn contract_a_shop_at_max_per_shop_is_a_conflict_and_inserts_nothing(store
         .unwrap();
 }
 
+async fn contract_max_per_shop_counts_live_and_test_keys_apart(store: Arc<dyn Store>) {
+    let (shop, _) = new_shop(&*store, "Fix-It Phones", "owner@fixit.example").await;
+    let max = 2;
+    let test_key = |name: &str, t: i64| {
+        let mut k = key(&shop.id, name, at(t));
+        k.environment = Environment::Test;
+        k.display = format!("lk_test_…{}", &k.id[k.id.len() - 4..]);
+        k
+    };
+    for i in 0..max {
+        let k = test_key(&format!("Sandbox {i}"), i64::from(i));
+        store
+            .insert_key(&k, max, &audit_for(&k, "key.created", k.created_at))
+            .await
+            .unwrap();
+    }
+    let over = test_key("One test key too many", 5);
+    assert_conflict(
+        store
+            .insert_key(&over, max, &audit_for(&over, "key.created", at(5)))
+            .await,
+        "a test key past the test quota",
+    );
+    // A full test quota blocks no live key: create, batch insert, replace.
+    let live = key(&shop.id, "Live integration", at(10));
+    store
+        .insert_key(&live, max, &audit_for(&live, "key.created", at(10)))
+        .await
+        .expect("a live key beside a full test quota");
+    let replacement = key(&shop.id, "Live integration", at(11));
+    store
+        .replace_key(
+            &replacement,
+            max,
+            &live.id,
+            &latchkey::store::Replacement {
+                mark_rolled: true,
+                expires_at: Some(at(100)),
+                retired_at: None,
+            },
+            &[audit_for(&replacement, "key.created", at(11))],
+        )
+        .await
+        .expect("a live roll beside a full test quota");
+    let third = key(&shop.id, "Live three", at(12));
+    assert_conflict(
+        store
+            .insert_keys(std::slice::from_ref(&third), max, &[])
+            .await,
+        "a live key past the live quota",
+    );
+    store
+        .delete_key(
+            &shop.id,
+            &replacement.id,
+            &audit_for(&replacement, "key.deleted", at(13)),
+        )
+        .await
+        .unwrap();
+    store
+        .insert_keys(std::slice::from_ref(&third), max, &[])
+        .await
+        .expect("a batch of live keys beside a full test quota");
+}
+
 async fn contract_concurrent_inserts_never_exceed_max_per_shop(store: Arc<dyn Store>) {
     let (shop, _) = new_shop(&*store, "Fix-It Phones", "owner@fixit.example").await;
     let max = 3;
@@ -2001,6 +2066,7 @@ contracts! {
     contract_a_duplicate_key_hash_is_a_conflict_and_inserts_nothing,
     contract_a_shop_at_max_per_shop_is_a_conflict_and_inserts_nothing,
     contract_concurrent_inserts_never_exceed_max_per_shop,
+    contract_max_per_shop_counts_live_and_test_keys_apart,
     contract_list_keys_is_newest_first_and_paginates_with_the_total,
     contract_list_keys_pages_are_stable_when_keys_share_a_creation_time,
     contract_list_keys_filters_by_environment,

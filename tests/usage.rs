@@ -84,7 +84,7 @@ async fn refusals_of_a_known_key_are_counted_by_reason() {
             latchkey::service::keys::NewKeyInput {
                 name: Some("Office only".into()),
                 permissions: Some(vec!["orders:read".into()]),
-                allowed_ips: Some(vec!["198.51.100.0/24".into()]),
+                allowed_ips: Some(Some(vec!["198.51.100.0/24".into()])),
                 ..Default::default()
             },
         )

@@ -83,8 +83,8 @@ pub(super) async fn keys(settings: Settings, cmd: KeysCommand) -> anyhow::Result
                 template,
                 permissions: (!permission.is_empty()).then_some(permission),
                 environment: Some(environment),
-                allowed_ips: Some(allowed_ip),
-                expires_at,
+                allowed_ips: Some(Some(allowed_ip)),
+                expires_at: expires_at.map(Some),
                 rate_limit_per_minute: rate_limit,
             };
             let new = keys

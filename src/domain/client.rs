@@ -82,20 +82,29 @@ impl ClientInput {
         let mut e = Vec::new();
         let f = |n: &str| format!("{prefix}{n}");
         let out = ClientFields {
-            first_name: fields::text(
+            first_name: fields::checked(
                 &mut e,
                 &f("first_name"),
                 base.first_name,
                 self.first_name,
                 100,
+                fields::name,
             ),
-            last_name: fields::text(&mut e, &f("last_name"), base.last_name, self.last_name, 100),
-            business_name: fields::text(
+            last_name: fields::checked(
+                &mut e,
+                &f("last_name"),
+                base.last_name,
+                self.last_name,
+                100,
+                fields::name,
+            ),
+            business_name: fields::checked(
                 &mut e,
                 &f("business_name"),
                 base.business_name,
                 self.business_name,
                 200,
+                fields::name,
             ),
             email: fields::checked(
                 &mut e,

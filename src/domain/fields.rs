@@ -182,6 +182,34 @@ pub fn imei(s: &str) -> Result<String, String> {
     }
 }
 
+/// The first character of `s` that can make a name look like another one:
+/// a bidirectional override or isolate (U+202A–U+202E, U+2066–U+2069), which
+/// reorders what follows, or a zero-width one (U+200B–U+200D, U+2060, U+FEFF).
+pub fn deceptive_char(s: &str) -> Option<char> {
+    s.chars().find(|c| {
+        matches!(
+            c,
+            '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{200B}'..='\u{200D}'
+                | '\u{2060}'
+                | '\u{FEFF}'
+        )
+    })
+}
+
+/// A name shown to people (a key's, a client's): refuses the characters of
+/// [`deceptive_char`], which would let one name pass for another.
+pub fn name(v: &str) -> Result<String, String> {
+    match deceptive_char(v) {
+        Some(c) => Err(format!(
+            "contains the invisible or text-reordering character U+{:04X}; names may not contain bidirectional-override or zero-width characters",
+            u32::from(c)
+        )),
+        None => Ok(v.to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +257,22 @@ mod tests {
         assert!(e.is_empty());
         text(&mut e, "f", None, Some(Some("x".repeat(11))), 10);
         assert_eq!(e.len(), 1);
+    }
+
+    #[test]
+    fn names_refuse_bidi_controls_and_zero_width_characters_only() {
+        for c in [
+            '\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}', '\u{200B}', '\u{200D}', '\u{2060}',
+            '\u{FEFF}',
+        ] {
+            assert!(
+                name(&format!("Fix{c}It")).is_err(),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+        for ok in ["Zoë's Repairs", "修理店", "مرحبا", "Fix-It – Phones"] {
+            assert_eq!(name(ok).as_deref(), Ok(ok));
+        }
     }
 }

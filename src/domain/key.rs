@@ -128,7 +128,7 @@ impl KeyName {
         if trimmed.chars().any(char::is_control) {
             return Err("no control characters (tabs, line breaks)".into());
         }
-        Ok(KeyName(trimmed.to_owned()))
+        Ok(KeyName(super::fields::name(trimmed)?))
     }
 
     pub fn as_str(&self) -> &str {
@@ -241,6 +241,15 @@ impl KeyRecord {
         } else {
             KeyStatus::Active
         }
+    }
+
+    /// Whether the key was made from a template and no longer holds exactly
+    /// that template's permissions (so `template` alone would mislead).
+    pub fn is_customized(&self) -> bool {
+        self.template
+            .as_deref()
+            .and_then(super::permission::template)
+            .is_some_and(|t| t.permissions != self.permissions)
     }
 
     pub fn warnings(&self, now: Timestamp, legacy_sunset: Timestamp) -> Vec<Warning> {

@@ -98,6 +98,18 @@ impl AllowedIps {
     pub fn to_strings(&self) -> Vec<String> {
         self.0.iter().map(ToString::to_string).collect()
     }
+
+    /// Whether this list allows no address that `outer` refuses: `outer` is
+    /// empty (any address), or this list is non-empty and every entry lies
+    /// inside one of `outer`'s ranges.
+    pub fn within(&self, outer: &AllowedIps) -> bool {
+        outer.is_empty()
+            || (!self.is_empty()
+                && self
+                    .0
+                    .iter()
+                    .all(|inner| outer.0.iter().any(|o| o.0.contains(&inner.0))))
+    }
 }
 
 /// IPv4-mapped IPv6 (`::ffff:203.0.113.7`, what a dual-stack socket reports)
@@ -182,6 +194,31 @@ mod tests {
             ips.allows(ip("::ffff:198.51.100.9")),
             "v4-mapped v6 matches v4 rules"
         );
+    }
+
+    #[test]
+    fn a_list_is_within_another_when_every_entry_lies_inside_one_of_its_ranges() {
+        let outer = AllowedIps::parse(&["10.0.0.0/8", "2001:db8::/32"]).unwrap();
+        let any = AllowedIps::default();
+        assert!(
+            AllowedIps::parse(&["10.9.9.9", "10.1.0.0/16"])
+                .unwrap()
+                .within(&outer)
+        );
+        assert!(
+            AllowedIps::parse(&["2001:db8:1::/48"])
+                .unwrap()
+                .within(&outer)
+        );
+        assert!(!AllowedIps::parse(&["10.0.0.0/7"]).unwrap().within(&outer));
+        assert!(
+            !AllowedIps::parse(&["10.1.1.1", "192.0.2.1"])
+                .unwrap()
+                .within(&outer)
+        );
+        assert!(!any.within(&outer), "any address is looser than a list");
+        assert!(any.within(&any));
+        assert!(outer.within(&any));
     }
 
     #[test]

@@ -207,6 +207,13 @@ impl From<ServiceError> for ApiError {
                 ApiError::insufficient_permission(permission, detail)
             }
             ServiceError::Refused(detail) => ApiError::refused(detail),
+            ServiceError::NotInherited { field, detail } => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "restriction_not_inherited",
+                "Restriction not inherited",
+                detail,
+            )
+            .with("field", field),
             ServiceError::Conflict(m) => ApiError::conflict(m),
             ServiceError::Validation(errors) => ApiError::validation(errors),
             ServiceError::Store(s) => s.into(),

@@ -42,6 +42,9 @@ pub struct Problem {
     pub required_permission: Option<String>,
     /// With `ip_not_allowed`.
     pub client_ip: Option<String>,
+    /// With `restriction_not_inherited`: `allowed_ips`, `expires_at` or
+    /// `rate_limit_per_minute`.
+    pub field: Option<String>,
     /// With `rate_limited` and `too_many_failed_attempts`: seconds to wait.
     pub retry_after: Option<u64>,
     /// With `validation_failed`: one entry per invalid field.
@@ -194,7 +197,7 @@ fn add_errors(op: &mut Operation, has_path_param: bool) {
         );
         add(
             "403",
-            "`insufficient_permission` (names the permission) or `ip_not_allowed` (names the client IP)",
+            "`insufficient_permission` (names the permission), `ip_not_allowed` (names the client IP) or, managing keys, `restriction_not_inherited` (names the `field`)",
         );
     }
     if has_path_param {

@@ -32,6 +32,10 @@ pub enum ServiceError {
     /// to reset test data): no permission to name, nothing to grant.
     #[error("{0}")]
     Refused(String),
+    /// A key tried to free itself or another key of its own restrictions
+    /// (allowed IPs, expiry, rate limit); `field` names the one.
+    #[error("{detail}")]
+    NotInherited { field: &'static str, detail: String },
     #[error("{0}")]
     Conflict(String),
     #[error("invalid input: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]

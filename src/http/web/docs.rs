@@ -64,6 +64,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "The key lacks the permission named in `required_permission`.",
     ),
     (
+        "restriction_not_inherited",
+        403,
+        "A key tried to make or change a key less restricted than itself (or to act on one): `field` names the allowed IPs, expiry or rate limit that would be looser.",
+    ),
+    (
         "ip_not_allowed",
         403,
         "The key may not be used from the client IP named in `client_ip`.",

@@ -197,7 +197,9 @@ async fn add(
 /// (see [`owner_only`]), so `Forbidden` here is about the user acted on.
 fn refused(user: &WebUser, e: ServiceError) -> Response {
     match e {
-        ServiceError::Forbidden { .. } | ServiceError::Refused(_) => user_message(
+        ServiceError::Forbidden { .. }
+        | ServiceError::Refused(_)
+        | ServiceError::NotInherited { .. } => user_message(
             user,
             StatusCode::FORBIDDEN,
             "The owner cannot be changed here",

@@ -26,13 +26,18 @@ pub struct NewKeyInput {
     /// `live` or `test` (default: the caller's; a key creates only its own kind).
     #[schema(value_type = Option<crate::domain::token::Environment>)]
     pub environment: Option<String>,
-    /// IPv4/IPv6 addresses and CIDR ranges; empty or absent allows any.
-    #[schema(example = json!(["203.0.113.7", "198.51.100.0/24"]))]
-    pub allowed_ips: Option<Vec<String>>,
-    /// When the key stops working (RFC 3339, in the future).
-    #[schema(format = DateTime, example = "2027-06-30T17:00:00Z")]
-    pub expires_at: Option<String>,
-    /// 1–10000 (default: the server's, 100).
+    /// IPv4/IPv6 addresses and CIDR ranges; empty or `null` allows any.
+    /// Absent: any, or the calling key's own list when it has one.
+    #[serde(default, deserialize_with = "crate::domain::present")]
+    #[schema(value_type = Option<Vec<String>>, example = json!(["203.0.113.7", "198.51.100.0/24"]))]
+    pub allowed_ips: Option<Option<Vec<String>>>,
+    /// When the key stops working (RFC 3339, in the future); `null` never.
+    /// Absent: never, or the calling key's own expiry when it has one.
+    #[serde(default, deserialize_with = "crate::domain::present")]
+    #[schema(value_type = Option<String>, format = DateTime, example = "2027-06-30T17:00:00Z")]
+    pub expires_at: Option<Option<String>>,
+    /// 1–10000 (default: the server's, 100, or the calling key's own limit
+    /// when that is lower).
     #[schema(minimum = 1, maximum = 10000, example = 100)]
     pub rate_limit_per_minute: Option<i64>,
 }
@@ -47,6 +52,27 @@ pub struct NewKey {
     pub allowed_ips: AllowedIps,
     pub expires_at: Option<Timestamp>,
     pub rate_limit_per_minute: u32,
+    /// Which restrictions the request gave (the rest are defaults, which a
+    /// restricted calling key tightens to its own).
+    pub given: Given,
+}
+
+/// Which of a new key's restrictions were given explicitly.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Given {
+    pub allowed_ips: bool,
+    pub expires_at: bool,
+    pub rate_limit_per_minute: bool,
+}
+
+impl Given {
+    /// Every restriction given: a key copied from another (clone, roll,
+    /// upgrade) carries the original's.
+    pub const ALL: Given = Given {
+        allowed_ips: true,
+        expires_at: true,
+        rate_limit_per_minute: true,
+    };
 }
 
 fn ips_errors(field: &str, errs: Vec<(usize, String)>) -> Vec<FieldError> {
@@ -146,13 +172,18 @@ impl NewKeyInput {
                 .map_err(|m| errors.push(FieldError::new("environment", m)))
                 .ok(),
         };
-        let allowed_ips = match &self.allowed_ips {
+        let given = Given {
+            allowed_ips: self.allowed_ips.is_some(),
+            expires_at: self.expires_at.is_some(),
+            rate_limit_per_minute: self.rate_limit_per_minute.is_some(),
+        };
+        let allowed_ips = match self.allowed_ips.flatten() {
             None => Some(AllowedIps::default()),
-            Some(list) => AllowedIps::parse(list)
+            Some(list) => AllowedIps::parse(&list)
                 .map_err(|e| errors.extend(ips_errors("allowed_ips", e)))
                 .ok(),
         };
-        let expires_at = match self.expires_at.as_deref() {
+        let expires_at = match self.expires_at.flatten().as_deref() {
             None => Some(None),
             Some(raw) => future_instant("expires_at", raw, now)
                 .map(Some)
@@ -188,6 +219,7 @@ impl NewKeyInput {
                 allowed_ips,
                 expires_at,
                 rate_limit_per_minute,
+                given,
             }),
             _ => Err(errors),
         }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{KeyService, NewKey, Principal};
+use super::{Given, KeyService, NewKey, Principal};
 use crate::domain::FieldError;
 use crate::domain::clock::Timestamp;
 use crate::domain::key::{KeyKind, KeyName, KeyRecord};
@@ -60,10 +60,11 @@ impl KeyService {
     pub async fn create_key(
         &self,
         principal: &Principal,
-        new: NewKey,
+        mut new: NewKey,
     ) -> Result<Created, ServiceError> {
         principal.may_use_environment(new.environment)?;
         principal.may_grant(new.permissions)?;
+        principal.pass_restrictions_on(&mut new)?;
         let now = self.clock.now();
         let created = self.mint(principal, new, now);
         let audit = principal.audit(
@@ -91,6 +92,7 @@ impl KeyService {
         if let Some(p) = update.permissions {
             principal.may_grant(p)?;
         }
+        principal.may_change(&key, &update)?;
         if key.revoked_at.is_some() {
             return Err(ServiceError::Conflict(
                 "This key is revoked; revoked keys cannot be changed. Create a new key instead."
@@ -183,7 +185,8 @@ impl KeyService {
     }
 
     /// A new key with the same settings as `id` and a new name. An expiry that
-    /// has already passed is not copied (the copy would be born expired).
+    /// has already passed is not copied (the copy would be born expired); a
+    /// restricted calling key then gives the copy its own expiry.
     pub async fn clone_key(
         &self,
         principal: &Principal,
@@ -202,7 +205,8 @@ impl KeyService {
                     .map_err(|m| ServiceError::Validation(vec![FieldError::new("name", m)]))?
             }
         };
-        let new = NewKey {
+        let expires_at = source.expires_at.filter(|t| *t > now);
+        let mut new = NewKey {
             name,
             template: source
                 .template
@@ -212,11 +216,16 @@ impl KeyService {
             permissions: source.permissions,
             environment: source.environment,
             allowed_ips: source.allowed_ips.clone(),
-            expires_at: source.expires_at.filter(|t| *t > now),
+            expires_at,
             rate_limit_per_minute: source.rate_limit_per_minute,
+            given: Given {
+                expires_at: expires_at.is_some(),
+                ..Given::ALL
+            },
         };
         principal.may_use_environment(new.environment)?;
         principal.may_grant(new.permissions)?;
+        principal.pass_restrictions_on(&mut new)?;
         let created = self.mint(principal, new, now);
         let audit = principal.audit(
             now,

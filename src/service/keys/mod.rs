@@ -13,7 +13,7 @@ mod view;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub use input::{KeyUpdateInput, NewKey, NewKeyInput};
+pub use input::{Given, KeyUpdateInput, NewKey, NewKeyInput};
 pub use lifecycle::Created;
 pub use principal::Principal;
 pub use replace::{MAX_ROLL_GRACE_SECONDS, Upgraded};

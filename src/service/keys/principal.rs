@@ -2,11 +2,65 @@
 
 use crate::domain::clock::Timestamp;
 use crate::domain::key::{Actor, KeyRecord};
+use crate::domain::net::AllowedIps;
 use crate::domain::new_id;
 use crate::domain::permission::{Permission, PermissionSet};
 use crate::domain::token::Environment;
 use crate::service::ServiceError;
-use crate::store::AuditEvent;
+use crate::store::{AuditEvent, KeyUpdate};
+
+use super::NewKey;
+
+/// What a key is bound by, and passes on to every key it creates, changes
+/// or acts on (SPEC "Restrictions are inherited"): a stolen IP-bound or
+/// expiring key can neither free itself nor mint a freer key.
+#[derive(Clone, Debug)]
+pub struct Restrictions {
+    pub allowed_ips: AllowedIps,
+    pub expires_at: Option<Timestamp>,
+    pub rate_limit_per_minute: u32,
+}
+
+impl Restrictions {
+    fn of(key: &KeyRecord) -> Self {
+        Restrictions {
+            allowed_ips: key.allowed_ips.clone(),
+            expires_at: key.expires_at,
+            rate_limit_per_minute: key.rate_limit_per_minute,
+        }
+    }
+
+    /// The first field in which `other` is looser than these restrictions,
+    /// or `None` when it is at least as restricted.
+    fn looser_field(&self, other: &Restrictions) -> Option<&'static str> {
+        if !other.allowed_ips.within(&self.allowed_ips) {
+            return Some("allowed_ips");
+        }
+        if let Some(limit) = self.expires_at
+            && other.expires_at.is_none_or(|t| t > limit)
+        {
+            return Some("expires_at");
+        }
+        if other.rate_limit_per_minute > self.rate_limit_per_minute {
+            return Some("rate_limit_per_minute");
+        }
+        None
+    }
+}
+
+fn not_inherited(field: &'static str, what: &str) -> ServiceError {
+    let rule = match field {
+        "allowed_ips" => "allowed IPs inside the calling key's own ranges",
+        "expires_at" => "an expiry no later than the calling key's own",
+        _ => "a rate limit no higher than the calling key's own",
+    };
+    ServiceError::NotInherited {
+        field,
+        detail: format!(
+            "{what} must stay at least as restricted as the calling key: `{field}` needs {rule}."
+        ),
+    }
+}
 
 /// Who is acting, and what they may grant and touch.
 #[derive(Clone, Debug)]
@@ -20,6 +74,9 @@ pub struct Principal {
     /// Staff act only on keys they created.
     pub own_keys_only: bool,
     pub ip: Option<String>,
+    /// A key's own restrictions, which bound what it creates and acts on;
+    /// `None` for users (bound by their role only) and the CLI.
+    pub restrictions: Option<Restrictions>,
 }
 
 impl Principal {
@@ -32,6 +89,7 @@ impl Principal {
             environment: None,
             own_keys_only: false,
             ip: None,
+            restrictions: None,
         }
     }
 
@@ -44,6 +102,7 @@ impl Principal {
             environment: Some(key.environment),
             own_keys_only: false,
             ip: Some(ip.to_string()),
+            restrictions: Some(Restrictions::of(key)),
         }
     }
 
@@ -57,6 +116,7 @@ impl Principal {
             environment: None,
             own_keys_only: user.role == crate::domain::user::Role::Staff,
             ip: Some(ip.to_string()),
+            restrictions: None,
         }
     }
 
@@ -103,7 +163,68 @@ impl Principal {
                 detail: "Staff can manage only the keys they created.".into(),
             });
         }
+        if let Some(own) = &self.restrictions
+            && let Some(field) = own.looser_field(&Restrictions::of(key))
+        {
+            return Err(not_inherited(field, "A key you act on"));
+        }
         Ok(())
+    }
+
+    /// Makes a key about to be created at least as restricted as this
+    /// principal: fields the request left out take this key's restriction
+    /// where it is tighter; a looser value given explicitly is refused.
+    pub(crate) fn pass_restrictions_on(&self, new: &mut NewKey) -> Result<(), ServiceError> {
+        let Some(own) = &self.restrictions else {
+            return Ok(());
+        };
+        if !new.given.allowed_ips && !new.allowed_ips.within(&own.allowed_ips) {
+            new.allowed_ips = own.allowed_ips.clone();
+        }
+        if !new.given.expires_at
+            && let Some(limit) = own.expires_at
+            && new.expires_at.is_none_or(|t| t > limit)
+        {
+            new.expires_at = Some(limit);
+        }
+        if !new.given.rate_limit_per_minute {
+            new.rate_limit_per_minute = new.rate_limit_per_minute.min(own.rate_limit_per_minute);
+        }
+        let result = Restrictions {
+            allowed_ips: new.allowed_ips.clone(),
+            expires_at: new.expires_at,
+            rate_limit_per_minute: new.rate_limit_per_minute,
+        };
+        match own.looser_field(&result) {
+            Some(field) => Err(not_inherited(field, "A key you create")),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses a change that would leave `key` less restricted than this
+    /// principal (a key freeing itself, or another key, of its bounds).
+    pub(crate) fn may_change(
+        &self,
+        key: &KeyRecord,
+        update: &KeyUpdate,
+    ) -> Result<(), ServiceError> {
+        let Some(own) = &self.restrictions else {
+            return Ok(());
+        };
+        let result = Restrictions {
+            allowed_ips: update
+                .allowed_ips
+                .clone()
+                .unwrap_or_else(|| key.allowed_ips.clone()),
+            expires_at: update.expires_at.unwrap_or(key.expires_at),
+            rate_limit_per_minute: update
+                .rate_limit_per_minute
+                .unwrap_or(key.rate_limit_per_minute),
+        };
+        match own.looser_field(&result) {
+            Some(field) => Err(not_inherited(field, "A key you change")),
+            None => Ok(()),
+        }
     }
 
     /// Whether a key is visible at all: other shops' and environments' keys

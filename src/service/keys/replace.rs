@@ -1,6 +1,6 @@
 //! Replacing a key: rolling a standard key, upgrading a legacy one.
 
-use super::{Created, KeyService, NewKey, Principal};
+use super::{Created, Given, KeyService, NewKey, Principal};
 use crate::domain::FieldError;
 use crate::domain::key::KeyRecord;
 use crate::domain::key::{KeyKind, KeyStatus};
@@ -22,8 +22,8 @@ pub struct Upgraded {
 
 impl KeyService {
     /// Rolls key `id`: a replacement with the same name, permissions, IPs,
-    /// rate limit and environment (and template; not the expiry — a key is
-    /// often rolled because it is about to expire), and the old key expires
+    /// rate limit, expiry (the one before the grace period shortens it) and
+    /// environment (and template), and the old key expires
     /// `grace_seconds` from now (or earlier, if it already would). A key is
     /// rolled once: rolling it again is `Conflict`. Legacy keys are upgraded,
     /// not rolled.
@@ -63,7 +63,7 @@ impl KeyService {
                 "This key has already been rolled (to {to}); roll its replacement instead."
             )));
         }
-        let new = NewKey {
+        let mut new = NewKey {
             name: source.name.clone(),
             template: source
                 .template
@@ -73,11 +73,13 @@ impl KeyService {
             permissions: source.permissions,
             environment: source.environment,
             allowed_ips: source.allowed_ips.clone(),
-            expires_at: None,
+            expires_at: source.expires_at,
             rate_limit_per_minute: source.rate_limit_per_minute,
+            given: Given::ALL,
         };
         principal.may_use_environment(new.environment)?;
         principal.may_grant(new.permissions)?;
+        principal.pass_restrictions_on(&mut new)?;
         let created = self.mint(principal, new, now);
         let old_expires = now.plus_seconds(grace_seconds);
         let old_expires = match source.expires_at {
@@ -129,9 +131,10 @@ impl KeyService {
     /// Upgrades legacy key `id`: a new standard live key with its name,
     /// permissions (with `narrow_to_used`, only those of the endpoints it
     /// actually called — kept whole, with a warning, when it called none that
-    /// need one) and allowed IPs. The legacy key keeps working until the
+    /// need one), allowed IPs, rate limit and expiry. The legacy key keeps working until the
     /// cut-off unless `retire_legacy`, which retires it now. A key that is
-    /// not legacy is a validation error (422); a revoked one a conflict.
+    /// not legacy is a validation error (422); a revoked one, or one already
+    /// upgraded, a conflict (409).
     pub async fn upgrade_key(
         &self,
         principal: &Principal,
@@ -151,6 +154,14 @@ impl KeyService {
             return Err(ServiceError::Conflict(
                 "This legacy key is revoked; create a new key instead.".into(),
             ));
+        }
+        // A legacy key is upgraded once: the new key is recorded as its
+        // replacement (`rolled_to`), which the store refuses to set twice,
+        // so two upgrades racing cannot both make a key either.
+        if let Some(to) = self.keys.rolled_to(&source.id).await? {
+            return Err(ServiceError::Conflict(format!(
+                "This legacy key has already been upgraded (to {to}); manage that key instead."
+            )));
         }
         let now = self.clock.now();
         let mut warnings = Vec::new();
@@ -172,17 +183,19 @@ impl KeyService {
                 permissions = narrowed;
             }
         }
-        let new = NewKey {
+        let mut new = NewKey {
             name: source.name.clone(),
             template: None,
             permissions,
             environment: Environment::Live,
             allowed_ips: source.allowed_ips.clone(),
-            expires_at: None,
+            expires_at: source.expires_at,
             rate_limit_per_minute: source.rate_limit_per_minute,
+            given: Given::ALL,
         };
         principal.may_use_environment(new.environment)?;
         principal.may_grant(new.permissions)?;
+        principal.pass_restrictions_on(&mut new)?;
         let created = self.mint(principal, new, now);
         let audits = [
             principal.audit(
@@ -207,7 +220,7 @@ impl KeyService {
             ),
         ];
         let change = crate::store::Replacement {
-            mark_rolled: false,
+            mark_rolled: true,
             expires_at: None,
             retired_at: retire_legacy.then_some(now),
         };

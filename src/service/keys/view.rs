@@ -33,7 +33,10 @@ pub struct KeyIdentity<'a> {
     pub rate_limit_per_minute: u32,
     pub expires_at: Option<Timestamp>,
     pub status: KeyStatus,
+    /// The template the key was made from, kept.
     pub template: Option<&'a str>,
+    /// True when the key's permissions differ from its template's.
+    pub customized: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     /// The user id, key id, or `cli` that created the key.
@@ -57,6 +60,7 @@ impl<'a> KeyIdentity<'a> {
             expires_at: key.expires_at,
             status: key.status(now, sunset),
             template: key.template.as_deref(),
+            customized: key.is_customized(),
             created_at: key.created_at,
             updated_at: key.updated_at,
             created_by: &key.created_by,

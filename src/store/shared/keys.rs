@@ -35,6 +35,7 @@ macro_rules! key_store {
 
             use $crate::domain::clock::Timestamp;
             use $crate::domain::key::{KeyName, KeyRecord};
+            use $crate::domain::token::Environment;
             use $crate::store::row::{
                 KEY_COLUMNS, allowed_ips_text, key_from_row, permissions_text, shop_full,
             };
@@ -61,7 +62,9 @@ macro_rules! key_store {
                 key_from_row(&row)
             }
 
-            /// Refuses when the shop cannot take `adding` more keys. `lock_shop`
+            /// Refuses when the shop cannot take `adding` more keys of `environment`
+            /// (live and test keys are counted apart: test keys never block live
+            /// ones). `lock_shop`
             /// makes count and insert atomic: on PostgreSQL it locks the shop row
             /// (`FOR NO KEY UPDATE`: it excludes another `check_room` on the same shop
             /// but not the foreign-key checks of inserts), so two creations racing at
@@ -72,12 +75,16 @@ macro_rules! key_store {
             async fn check_room(
                 tx: &mut Transaction<'_, Db>,
                 shop_id: &str,
+                environment: Environment,
                 adding: usize,
                 max_per_shop: u32,
             ) -> StoreResult<()> {
                 lock_shop(tx, shop_id).await?;
-                let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE shop_id = $1")
+                let count: i64 = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM api_keys WHERE shop_id = $1 AND environment = $2",
+                )
                     .bind(shop_id)
+                    .bind(environment.as_str())
                     .fetch_one(&mut **tx)
                     .await
                     .map_err(map_err)?
@@ -133,7 +140,7 @@ macro_rules! key_store {
                     audit: &AuditEvent,
                 ) -> StoreResult<()> {
                     let mut tx = self.write_tx().await?;
-                    check_room(&mut tx, &key.shop_id, 1, max_per_shop).await?;
+                    check_room(&mut tx, &key.shop_id, key.environment, 1, max_per_shop).await?;
                     insert_key_row(&mut tx, key).await?;
                     insert_audit(&mut tx, audit).await?;
                     // Creations go on the feed too: other instances drop the hash from their
@@ -152,7 +159,12 @@ macro_rules! key_store {
                         return Ok(());
                     };
                     let mut tx = self.write_tx().await?;
-                    check_room(&mut tx, &first.shop_id, keys.len(), max_per_shop).await?;
+                    for environment in [Environment::Live, Environment::Test] {
+                        let adding = keys.iter().filter(|k| k.environment == environment).count();
+                        if adding > 0 {
+                            check_room(&mut tx, &first.shop_id, environment, adding, max_per_shop).await?;
+                        }
+                    }
                     for (i, key) in keys.iter().enumerate() {
                         insert_key_row(&mut tx, key).await.map_err(|e| match e {
                             StoreError::Conflict(_) => {
@@ -211,7 +223,7 @@ macro_rules! key_store {
                             Err(e) => e,
                         });
                     };
-                    check_room(&mut tx, &new.shop_id, 1, max_per_shop).await?;
+                    check_room(&mut tx, &new.shop_id, new.environment, 1, max_per_shop).await?;
                     insert_key_row(&mut tx, new).await?;
                     for audit in audits {
                         insert_audit(&mut tx, audit).await?;

@@ -294,7 +294,13 @@ pub(super) async fn details_page(
                     .template
                     .as_deref()
                     .and_then(crate::domain::permission::template)
-                    .map(|t| t.name.to_owned())
+                    .map(|t| {
+                        if key.is_customized() {
+                            format!("{} (customized: its permissions differ)", t.name)
+                        } else {
+                            t.name.to_owned()
+                        }
+                    })
                     .unwrap_or_default(),
                 created: view::time(key.created_at),
                 created_by: names.actor(&key.created_by),

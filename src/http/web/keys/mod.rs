@@ -82,7 +82,9 @@ pub(super) async fn one_key(core: &Core, user: &WebUser, id: &str) -> Result<Key
 pub(super) fn service_error(user: &WebUser, e: ServiceError) -> Response {
     match e {
         ServiceError::NotFound => not_found(user, "key"),
-        ServiceError::Forbidden { detail, .. } | ServiceError::Refused(detail) => user_message(
+        ServiceError::Forbidden { detail, .. }
+        | ServiceError::Refused(detail)
+        | ServiceError::NotInherited { detail, .. } => user_message(
             user,
             StatusCode::FORBIDDEN,
             "Not allowed",

@@ -230,8 +230,8 @@ pub(super) async fn create(
         // The grid is what the user saw and chose, template or not.
         permissions: Some(raw_permissions),
         environment: Some(form.environment.clone()).filter(|e| !e.is_empty()),
-        allowed_ips: Some(ip_lines.iter().map(|(_, l)| l.clone()).collect()),
-        expires_at,
+        allowed_ips: Some(Some(ip_lines.iter().map(|(_, l)| l.clone()).collect())),
+        expires_at: expires_at.map(Some),
         rate_limit_per_minute: rate_limit,
     };
     let line_numbers: Vec<usize> = ip_lines.iter().map(|(n, _)| *n).collect();
