@@ -68,13 +68,17 @@ pub fn extract_key(
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<(String, KeySource), AuthError> {
-    let in_query = query.and_then(|q| {
-        serde_urlencoded::from_str::<Vec<(String, String)>>(q)
-            .ok()?
-            .into_iter()
-            .find(|(k, _)| k == "api_key")
-            .map(|(_, v)| v)
-    });
+    // Most keyed requests carry no `api_key` parameter: the query string is
+    // only parsed when it can hold one (spelled out, or percent-encoded).
+    let in_query = query
+        .filter(|q| q.contains("api_key") || q.contains('%'))
+        .and_then(|q| {
+            serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+                .ok()?
+                .into_iter()
+                .find(|(k, _)| k == "api_key")
+                .map(|(_, v)| v)
+        });
     if let Some(v) = &in_query
         && matches!(token::classify(v), Ok(token::Presented::Standard { .. }))
     {
@@ -372,6 +376,11 @@ mod tests {
         }
         assert_eq!(
             extract_key(&HeaderMap::new(), Some("x=1&api_key=abc")).unwrap(),
+            ("abc".to_owned(), KeySource::Query)
+        );
+        // A percent-encoded parameter name is the same parameter.
+        assert_eq!(
+            extract_key(&HeaderMap::new(), Some("x=1&api%5Fkey=abc")).unwrap(),
             ("abc".to_owned(), KeySource::Query)
         );
     }
