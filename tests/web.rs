@@ -1400,7 +1400,7 @@ async fn the_owner_adds_a_user_who_must_replace_the_one_time_password() {
         )
         .await;
     assert_eq!(taken.status, 422);
-    assert!(taken.text.contains("already exists"));
+    assert!(taken.text.contains("cannot be used for a new user"));
 
     let added = owner
         .post(
@@ -1460,6 +1460,79 @@ async fn the_owner_adds_a_user_who_must_replace_the_one_time_password() {
             .status,
         303
     );
+}
+
+/// Issue 12 item 10: login is by email alone, so an address is one user's;
+/// an owner adding an address already used in another shop learns no more
+/// than "cannot be used" (the same answer as for one of their own users),
+/// and after five such refusals in an hour every add waits, so addresses
+/// cannot be tried in bulk.
+#[tokio::test]
+async fn adding_an_email_of_another_shop_reveals_nothing_and_is_throttled() {
+    let app = TestApp::new().await;
+    let other = app.new_shop("Rival Repairs", "boss@rival.example").await;
+    add_user(&app, &other, "tech@rival.example", Role::Staff).await;
+    let mut owner = Web::logged_in(&app, OWNER).await;
+    let add = |email: &'static str| [("email", email), ("role", "staff")];
+
+    let own = owner
+        .post("/settings/users", "/settings/users", &add(OWNER))
+        .await;
+    let foreign = owner
+        .post(
+            "/settings/users",
+            "/settings/users",
+            &add("tech@rival.example"),
+        )
+        .await;
+    assert_eq!((own.status.as_u16(), foreign.status.as_u16()), (422, 422));
+    let message = |html: &str| between(html, "id=\"email-error\"", "</").map(str::to_owned);
+    assert_eq!(
+        message(&own.text),
+        message(&foreign.text),
+        "the same answer either way"
+    );
+    assert!(foreign.text.contains("cannot be used for a new user"));
+    for word in ["Rival", "another shop", "already exists"] {
+        assert!(!foreign.text.contains(word), "{word} in {}", foreign.text);
+    }
+    // Nothing was added to either shop.
+    assert_eq!(app.store.list_users(&other).await.unwrap().len(), 2);
+
+    for email in ["boss@rival.example", OWNER, "tech@rival.example"] {
+        let r = owner
+            .post("/settings/users", "/settings/users", &add(email))
+            .await;
+        assert_eq!(r.status, 422);
+    }
+    // Five refusals within the hour: now even a free address waits.
+    let waits = owner
+        .post(
+            "/settings/users",
+            "/settings/users",
+            &add("new@fixit.example"),
+        )
+        .await;
+    assert_eq!(waits.status, 422);
+    assert!(waits.text.contains("try again after"), "{}", waits.text);
+    assert!(
+        app.store
+            .find_user_by_email(&Email::parse("new@fixit.example").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    app.clock.advance_seconds(3601);
+    let mut owner = Web::logged_in(&app, OWNER).await;
+    let added = owner
+        .post(
+            "/settings/users",
+            "/settings/users",
+            &add("new@fixit.example"),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{}", added.text);
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use crate::domain::user::{Email, Password, Role};
 use crate::domain::{FieldError, new_id, random_base62};
 use crate::service::ServiceError;
 use crate::service::keys::Principal;
-use crate::store::{StoreError, User};
+use crate::store::{AuditFilter, PageRequest, StoreError, User};
 
 use super::{Acting, ONE_TIME_SECONDS, UserService, only_owner};
 
@@ -42,6 +42,15 @@ fn new_one_time() -> Result<(String, String), ServiceError> {
     Ok((password, parsed.hash()))
 }
 
+/// What the owner is told when the email is taken, in this shop or in
+/// another: login is by email alone, so an address belongs to one user of one
+/// shop, but which shop (or that it is another shop) is never said.
+pub const EMAIL_UNAVAILABLE: &str = "This email cannot be used for a new user. \
+    Ask the person for another address (for example their address at this shop).";
+
+/// Refused adds of unusable emails a shop may make per hour.
+pub const UNAVAILABLE_PER_HOUR: u32 = 5;
+
 /// The roles the owner gives: a shop has exactly one owner.
 fn given_role(typed: &str) -> Result<Role, FieldError> {
     match Role::parse(typed) {
@@ -68,8 +77,18 @@ impl UserService {
         let (Some(email), Some(role)) = (email, role) else {
             return Err(ServiceError::Validation(errors));
         };
-        let (password, hash) = new_one_time()?;
         let now = self.now();
+        if let Some(until) = self.adding_throttled_until(&by.user.shop_id, now).await? {
+            return Err(ServiceError::Validation(vec![FieldError::new(
+                "email",
+                format!(
+                    "{UNAVAILABLE_PER_HOUR} emails that cannot be used were tried in the last hour; \
+                     try again after {} UTC.",
+                    until.to_rfc3339().get(11..16).unwrap_or("an hour")
+                ),
+            )]));
+        }
+        let (password, hash) = new_one_time()?;
         let user = User {
             id: new_id("usr"),
             shop_id: by.user.shop_id.clone(),
@@ -90,11 +109,59 @@ impl UserService {
                 password,
                 until,
             }),
-            Err(StoreError::Conflict(m)) => {
-                Err(ServiceError::Validation(vec![FieldError::new("email", m)]))
+            Err(StoreError::Conflict(_)) => {
+                // The same answer whether the address is a user of this shop
+                // or of another: the other shop is never named, and the
+                // refusal is audited and counted (see `adding_throttled_until`).
+                let refused = self.event_by(
+                    by,
+                    "user.add_refused",
+                    serde_json::json!({"email": user.email, "reason": "email_unavailable"}),
+                );
+                self.audit.append_audit(&refused).await?;
+                Err(ServiceError::Validation(vec![FieldError::new(
+                    "email",
+                    EMAIL_UNAVAILABLE,
+                )]))
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Until when adding users is refused: after [`UNAVAILABLE_PER_HOUR`]
+    /// refusals of unusable emails within an hour, every add is refused (a
+    /// free email too, or the throttle itself would tell which addresses are
+    /// taken) until the oldest of them is an hour old. Counted from the
+    /// shop's audit log, so it holds across restarts and instances.
+    async fn adding_throttled_until(
+        &self,
+        shop_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, ServiceError> {
+        let recent = self
+            .audit
+            .list_audit_events(
+                shop_id,
+                &AuditFilter {
+                    action: Some("user.add_refused".into()),
+                    ..AuditFilter::default()
+                },
+                PageRequest {
+                    page: 1,
+                    per_page: UNAVAILABLE_PER_HOUR,
+                },
+            )
+            .await?;
+        let hour_ago = now.plus_seconds(-3600);
+        let in_hour: Vec<Timestamp> = recent
+            .items
+            .iter()
+            .map(|e| e.at)
+            .filter(|at| *at > hour_ago)
+            .collect();
+        Ok((in_hour.len() >= UNAVAILABLE_PER_HOUR as usize)
+            .then(|| in_hour.iter().min().map(|t| t.plus_seconds(3600)))
+            .flatten())
     }
 
     /// A user of the owner's shop other than the owner: the ones the owner
