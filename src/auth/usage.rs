@@ -1,8 +1,10 @@
 //! Usage recording with no database write on the request path: each request
 //! bumps in-memory counters (one short, sharded lock); a background task
-//! flushes them once a second in one transaction, and once more on graceful
-//! shutdown. A crash loses at most the last second; a failed flush is kept
-//! and retried with the next one.
+//! flushes them every half second in one transaction, and once more on
+//! graceful shutdown. A crash loses at most the last second: half a second
+//! of waiting for the next flush, and the rest is room for that flush's
+//! commit to wait on other writers (`tests/crash.rs` kills a busy server to
+//! check it). A failed flush is kept and retried with the next one.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -268,16 +270,20 @@ impl UsageRecorder {
     }
 }
 
-/// Flushes every second and rolls usage up every minute until `shutdown`,
-/// then flushes a last time.
+/// How often counted usage is written: half the second a crash may lose.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
+
+/// Flushes every [`FLUSH_EVERY`] and rolls usage up every minute until
+/// `shutdown`, then flushes a last time.
 pub async fn run_flusher(
     recorder: Arc<UsageRecorder>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    let mut ticker = tokio::time::interval(FLUSH_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let ticks_per_minute = (60_000 / FLUSH_EVERY.as_millis()) as u64;
     let mut ticks: u64 = 0;
     loop {
         tokio::select! {
@@ -288,7 +294,7 @@ pub async fn run_flusher(
             tracing::warn!(error = %e, "usage flush failed; keeping the counts for the next try");
         }
         ticks += 1;
-        if ticks.is_multiple_of(60)
+        if ticks.is_multiple_of(ticks_per_minute)
             && let Err(e) = store.roll_up_usage(clock.now()).await
         {
             tracing::warn!(error = %e, "usage roll-up failed");

@@ -198,6 +198,12 @@ impl Cluster {
         }
     }
 
+    /// Instances on the data directory's own SQLite database (the default
+    /// install; one instance at a time makes sense there).
+    pub fn sqlite() -> ClusterBuilder {
+        Self::builder("").instances(1)
+    }
+
     /// The base URL of instance `i` (which must be running).
     pub fn url(&self, i: usize) -> &str {
         &self.instance(i).url
@@ -215,10 +221,10 @@ impl Cluster {
 
     /// The arguments naming the shared database, data directory and secret.
     fn shared_args(&self, cmd: &mut Command) {
-        cmd.arg("--data-dir")
-            .arg(&self.data_dir)
-            .arg("--database-url")
-            .arg(&self.database_url);
+        cmd.arg("--data-dir").arg(&self.data_dir);
+        if !self.database_url.is_empty() {
+            cmd.arg("--database-url").arg(&self.database_url);
+        }
         if let Some(file) = &self.secret_file {
             cmd.arg("--secret-file").arg(file);
         }
