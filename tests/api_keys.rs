@@ -2233,6 +2233,12 @@ async fn creating_or_cloning_past_max_keys_per_shop_is_409_conflict() {
         )
         .await;
     assert_problem(&r, 409, "conflict");
+    // The message names the environment whose keys are counted.
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("2 live keys") && detail.contains("test keys are counted apart"),
+        "{detail}"
+    );
     let r = app
         .call(
             "POST",

@@ -21,6 +21,7 @@ use crate::domain::key::{Actor, KeyKind, KeyName, KeyRecord};
 use crate::domain::net::AllowedIps;
 use crate::domain::order::{Order, OrderFields, OrderStatus};
 use crate::domain::permission::PermissionSet;
+use crate::domain::token::Environment;
 use crate::domain::user::{Email, Role};
 
 /// Typed column reads that turn a missing column or a type mismatch into
@@ -166,9 +167,14 @@ pub(crate) fn like_substring(q: &str) -> String {
 }
 
 /// The "this shop is full" refusal, the same words on every backend.
-pub(crate) fn shop_full(count: i64, max_per_shop: u32) -> StoreError {
+pub(crate) fn shop_full(count: i64, environment: Environment, max_per_shop: u32) -> StoreError {
     StoreError::Conflict(format!(
-        "this shop already has {count} keys, the most it may hold ({max_per_shop}); delete keys that are no longer used"
+        "this shop already has {count} {environment} keys, the most it may hold in one environment ({max_per_shop}); \
+         delete {environment} keys that are no longer used (the {other} keys are counted apart)",
+        other = match environment {
+            Environment::Live => "test",
+            Environment::Test => "live",
+        }
     ))
 }
 

@@ -92,7 +92,7 @@ macro_rules! key_store {
                     .map_err(map_err)?;
                 let adding = i64::try_from(adding).unwrap_or(i64::MAX);
                 if count.saturating_add(adding) > i64::from(max_per_shop) {
-                    return Err(shop_full(count, max_per_shop));
+                    return Err(shop_full(count, environment, max_per_shop));
                 }
                 Ok(())
             }
