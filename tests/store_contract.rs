@@ -2,7 +2,7 @@
 //!
 //! Each contract is an `async fn contract_…(store: Arc<dyn Store>)` written
 //! against the trait alone, so the same suite pins SQLite and PostgreSQL
-//! (DESIGN.md, "Store"). The `contracts!` list at the bottom turns every
+//! (the ports in `src/store/mod.rs`). The `contracts!` list at the bottom turns every
 //! contract into one `#[tokio::test]` per backend (`sqlite::contract_…` and
 //! `postgres::contract_…`; see `tests/common/backends.rs`).
 //!
