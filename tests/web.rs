@@ -1836,6 +1836,88 @@ async fn legacy_keys_show_their_badge_and_the_cut_off_countdown() {
     );
 }
 
+#[tokio::test]
+async fn the_keys_page_warns_in_red_near_the_legacy_cut_off_and_says_when_it_has_passed() {
+    use latchkey::domain::clock::Timestamp;
+    let app = TestApp::new().await;
+    // T0 is eight days before the default cut-off (2026-12-01).
+    app.core
+        .keys
+        .import_legacy(
+            &app.shop_id,
+            "key,name\nlegacyWidgetKey0123456789,Old booking widget\n",
+            false,
+        )
+        .await
+        .unwrap();
+    let mut web = Web::logged_in(&app, OWNER).await;
+    let near = web.get("/settings/api-keys").await;
+    let banner = |page: &str, needle: &str| {
+        page.split("<div class=\"alert ")
+            .find(|b| b.contains(needle))
+            .map(|b| b.split('"').next().unwrap_or("").to_owned())
+    };
+    assert_eq!(
+        banner(&near.text, "1 legacy key stops working").as_deref(),
+        Some("bad"),
+        "{}",
+        near.text
+    );
+    assert!(!near.text.contains("cut-off passed"));
+
+    app.clock
+        .set(Timestamp::parse_rfc3339("2026-12-01T00:00:01Z").unwrap());
+    // A week on, the session has ended: log in again.
+    let mut web = Web::logged_in(&app, OWNER).await;
+    let passed = web.get("/settings/api-keys").await;
+    assert_eq!(
+        banner(
+            &passed.text,
+            "The legacy cut-off passed on 2026-12-01: 1 legacy key is refused with legacy_key_retired"
+        )
+        .as_deref(),
+        Some("bad"),
+        "{}",
+        passed.text
+    );
+    assert!(!passed.text.contains("stops working on"));
+
+    // A cut-off months away is a plain (amber) countdown.
+    let far = TestApp::builder()
+        .policy(|p| p.legacy_sunset = Timestamp::parse_rfc3339("2027-06-30T00:00:00Z").unwrap())
+        .build()
+        .await;
+    far.core
+        .keys
+        .import_legacy(
+            &far.shop_id,
+            "key,name\nlegacyWidgetKey0123456789,Old booking widget\n",
+            false,
+        )
+        .await
+        .unwrap();
+    let mut web = Web::logged_in(&far, OWNER).await;
+    let calm = web.get("/settings/api-keys").await;
+    assert_eq!(
+        banner(&calm.text, "1 legacy key stops working on 2027-06-30").as_deref(),
+        Some("warn"),
+        "{}",
+        calm.text
+    );
+
+    // Without legacy keys there is nothing to say, cut-off or not.
+    let none = TestApp::new().await;
+    none.clock
+        .set(Timestamp::parse_rfc3339("2026-12-02T00:00:00Z").unwrap());
+    let mut web = Web::logged_in(&none, OWNER).await;
+    let page = web.get("/settings/api-keys").await;
+    assert!(
+        !page.text.contains("cut-off") && !page.text.contains("legacy key"),
+        "{}",
+        page.text
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Usage on the pages
 // ---------------------------------------------------------------------------
