@@ -272,8 +272,15 @@ fn every_relative_link_in_the_markdown_files_names_a_file_and_heading_of_the_rep
             }
         }
     }
-    assert!(checked >= 5, "only {checked} links found: the scan is broken");
-    assert!(problems.is_empty(), "broken links:\n{}", problems.join("\n"));
+    assert!(
+        checked > 30,
+        "only {checked} links found: the scan is broken"
+    );
+    assert!(
+        problems.is_empty(),
+        "broken links:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -300,10 +307,7 @@ fn templates_link_only_to_pages_of_the_site_or_to_other_sites() {
                 ));
             }
             if target.contains("/work/") || target.contains("../") {
-                problems.push(format!(
-                    "{}: `{target}` points outside the site",
-                    rel(file)
-                ));
+                problems.push(format!("{}: `{target}` points outside the site", rel(file)));
             }
         }
     }

@@ -1918,6 +1918,37 @@ async fn the_keys_page_warns_in_red_near_the_legacy_cut_off_and_says_when_it_has
     );
 }
 
+#[tokio::test]
+async fn the_docs_page_points_at_the_repositorys_reference_and_keeps_every_error_anchor() {
+    let app = TestApp::new().await;
+    let page = app.call("GET", "/settings/api-keys/docs", None, None).await;
+    assert_eq!(page.status, 200);
+    // The problem documents' `type` links land on these anchors.
+    for (code, _, _) in latchkey::http::web::docs::ERROR_CODES {
+        assert!(
+            page.text.contains(&format!("id=\"error-{code}\"")),
+            "no #error-{code}"
+        );
+    }
+    // The repository's reference, named by path (the server does not serve
+    // the repository's files), and each named file exists.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for doc in [
+        "docs/KEYS.md",
+        "docs/ERRORS.md",
+        "docs/RATE-LIMITS.md",
+        "docs/LEGACY.md",
+        "docs/CLI.md",
+        "docs/CONFIGURATION.md",
+    ] {
+        assert!(
+            page.text.contains(&format!("<code>{doc}</code>")),
+            "the docs page does not name {doc}"
+        );
+        assert!(root.join(doc).exists(), "{doc} is missing");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Usage on the pages
 // ---------------------------------------------------------------------------

@@ -122,7 +122,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     (
         "unavailable",
         503,
-        "A dependency (the database) is not answering; retry shortly.",
+        "A dependency (the database, or Redis with `--redis-unavailable deny`) is not answering; retry shortly.",
     ),
 ];
 
