@@ -1,7 +1,7 @@
 //! The `latchkey` binary as a user runs it: every command's `--help`, the data
 //! commands (`migrate`, `shop create`, `keys …`), one-line errors for bad
 //! input and bad configuration, a running `serve` that sees a CLI revoke or
-//! delete within SPEC's one second, graceful shutdown on SIGTERM, and a server
+//! delete within the documented second, graceful shutdown on SIGTERM, and a server
 //! log free of secrets.
 //!
 //! Each test has its own data directory and clears every `LATCHKEY_*` (and
@@ -27,7 +27,7 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
 
-/// SPEC: a CLI revoke reaches every running server within 1 second.
+/// Documented (docs/KEYS.md): a CLI revoke reaches every running server within 1 second.
 const PROPAGATION_DEADLINE: Duration = Duration::from_secs(1);
 
 /// A `latchkey` command with a clean environment, run in `cwd` (so a stray
@@ -541,7 +541,7 @@ async fn every_command_answers_help_and_serve_help_documents_every_spec_option()
             "serve --help lacks {option}:\n{help}"
         );
     }
-    // Each is also `LATCHKEY_<NAME>`, and the defaults SPEC fixes are shown.
+    // Each is also `LATCHKEY_<NAME>`, and the documented defaults are shown.
     for env in [
         "LATCHKEY_LISTEN",
         "LATCHKEY_DATA_DIR",
@@ -1445,7 +1445,7 @@ async fn a_cli_revoke_or_delete_reaches_a_running_server_within_a_second() {
     eprintln!("revoke reached the server after {} ms", delay.as_millis());
     assert!(
         delay < PROPAGATION_DEADLINE,
-        "a CLI revoke took {} ms to reach the server (SPEC: within 1 s)",
+        "a CLI revoke took {} ms to reach the server (documented: within 1 s)",
         delay.as_millis()
     );
     // And it stays refused.
@@ -1466,7 +1466,7 @@ async fn a_cli_revoke_or_delete_reaches_a_running_server_within_a_second() {
     eprintln!("delete reached the server after {} ms", delay.as_millis());
     assert!(
         delay < PROPAGATION_DEADLINE,
-        "a CLI delete took {} ms to reach the server (SPEC: within 1 s)",
+        "a CLI delete took {} ms to reach the server (documented: within 1 s)",
         delay.as_millis()
     );
 

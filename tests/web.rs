@@ -417,7 +417,7 @@ async fn failed_logins_are_throttled_per_account_and_address() {
     assert_eq!(Web::new(&app).login(OWNER, PASSWORD).await.status, 303);
 }
 
-/// SPEC hardening: failures count per (account, address); a correct
+/// Hardening: failures count per (account, address); a correct
 /// password from an address with no recent failures for the account signs
 /// in while other addresses are throttled for it.
 #[tokio::test]
@@ -453,7 +453,7 @@ async fn signing_in_clears_that_address_failures_for_the_account() {
     }
 }
 
-/// SPEC hardening: throttle memory is bounded, keyed by a hash, never by the
+/// Hardening: throttle memory is bounded, keyed by a hash, never by the
 /// typed text: huge emails do not grow it.
 #[tokio::test]
 async fn huge_emails_do_not_grow_the_login_throttle() {
