@@ -65,6 +65,8 @@ pub enum LegacyCommand {
     /// Import legacy keys from a CSV file with a header row and the columns
     /// key,name[,permissions][,allowed_ips] (lists space-separated). Every row
     /// is checked first; any bad row stops the import unless --skip-invalid.
+    /// Warns when the legacy cut-off (LATCHKEY_LEGACY_SUNSET or `legacy_sunset`
+    /// in the config file, as `serve` reads it) is past or within 14 days.
     Import {
         /// Shop id to import into (`latchkey shop list` shows them)
         #[arg(long, value_name = "SHOP_ID")]
@@ -222,7 +224,7 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a key: it stops working at once, here and in running servers.
+    /// Revoke a key for good: running servers refuse it within a second.
     Revoke {
         /// The key's id (key_…), as `keys list` shows it
         key_id: String,
