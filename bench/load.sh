@@ -337,7 +337,7 @@ if [ "$usage_status" = 200 ]; then
     -d300s --latency -s bench/usage_count.lua "http://127.0.0.1:$LK_PORT" -- "$OUT/keys.txt" /api/v1/me "$budget"
   sent=$(awk '/^keyed responses:/ {print $3}' "$OUT/usage_wrk.txt")
   wrk_total=$(awk '/requests in/ {print $1}' "$OUT/usage_wrk.txt")
-  sleep 3 # SPEC: usage figures include requests up to 2 s old
+  sleep 3 # usage figures include requests up to 2 s old
   after=$(usage_sum)
   counted=$((after - before))
   verdict=$([ "$counted" = "$sent" ] && echo "equal: met" || echo "DIFFERENT: not met")
@@ -357,7 +357,7 @@ per_cpu() { awk -v r="$(field "$1" 1)" -v c="$(field "$1" 7)" 'BEGIN { if (c > 0
 me_rps=$(field latchkey_me 1)
 {
   echo "$info"
-  echo "- Load: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency (after a $WARMUP warm-up), wrk on CPU $CLIENT_CPU, every server on CPU $SERVER_CPU; keyed runs cycle through $KEYS keys (bench/keys.lua); $ROUNDS interleaved rounds, each row the round with the median requests/s (all rounds: \`$OUT/*.rounds\`)"
+  echo "- Load: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency (after a $WARMUP warm-up), wrk on CPU $CLIENT_CPU, every server on CPU $SERVER_CPU; keyed runs cycle through $KEYS keys (bench/keys.lua); $ROUNDS interleaved rounds, each row the round with the median requests/s (all rounds: \`${OUT#"$root/"}/*.rounds\` of the checkout that ran it)"
   echo "- Command: \`bench/load.sh\` (ROUNDS=$ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS KEYS=$KEYS DRF_WORKERS=$DRF_WORKERS)"
   echo "- Load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
@@ -403,7 +403,7 @@ me_rps=$(field latchkey_me 1)
   [ -n "${RESULT[drf_me]:-}" ] && echo "- latchkey ÷ DRF: $(ratio "$me_rps" "$(field drf_me 1)") in requests/s, $(ratio "$(per_cpu latchkey_me)" "$(per_cpu drf_me)") per server CPU-second (target >= 20)"
   [ -n "${RESULT[latchkey_pg_order]:-}" ] && echo "- Keyed read, PostgreSQL ÷ SQLite (GET /api/v1/orders/{id}): $(ratio "$(field latchkey_pg_order 1)" "$(field latchkey_order 1)") in requests/s; keyed /me (no query either way) $(ratio "$(field latchkey_pg_me 1)" "$me_rps"). PostgreSQL shares the server's core and its CPU is not in the CPU column"
   [ -n "${RESULT[latchkey_redis_me]:-}" ] && echo "- Redis limiter ÷ in-memory limiter, keyed /me: $(ratio "$(field latchkey_redis_me 1)" "$me_rps") in requests/s (target >= 0.7), $(ratio "$(per_cpu latchkey_redis_me)" "$(per_cpu latchkey_me)") per latchkey CPU-second; latency added at one connection (no queueing) p50 $(awk -v a="$(field latchkey_redis_me_c1 2)" -v b="$(field latchkey_me_c1 2)" 'BEGIN { printf "%+.3f ms", a - b }'), p99 $(awk -v a="$(field latchkey_redis_me_c1 3)" -v b="$(field latchkey_me_c1 3)" 'BEGIN { printf "%+.3f ms", a - b }'); under load (64 connections) p50 $(awk -v a="$(field latchkey_redis_me 2)" -v b="$(field latchkey_me 2)" 'BEGIN { printf "%+.2f ms", a - b }'), p99 $(awk -v a="$(field latchkey_redis_me 3)" -v b="$(field latchkey_me 3)" 'BEGIN { printf "%+.2f ms", a - b }'). Redis shares the server's core and its CPU is not in the CPU column"
-  [ -n "${RESULT[latchkey_base_me]:-}" ] && echo "- Keyed /me ÷ /healthz, this build $(ratio "$me_rps" "$hz") vs the baseline build $(ratio "$(field latchkey_base_me 1)" "$(field latchkey_base_healthz 1)") (BASELINE_BIN=$base_bin); this build's /me ÷ the baseline's: $(ratio "$me_rps" "$(field latchkey_base_me 1)")"
+  [ -n "${RESULT[latchkey_base_me]:-}" ] && echo "- Keyed /me ÷ /healthz, this build $(ratio "$me_rps" "$hz") vs the baseline build $(ratio "$(field latchkey_base_me 1)" "$(field latchkey_base_healthz 1)") (BASELINE_BIN=$(basename "$base_bin")); this build's /me ÷ the baseline's: $(ratio "$me_rps" "$(field latchkey_base_me 1)")"
   echo "- latchkey RSS after its runs: $((lk_rss / 1024)) MiB"
   echo "- Usage accuracy: $usage_line"
 } >"$OUT/results.md"

@@ -6,7 +6,8 @@
 # `chromium-driver` packages. The PostgreSQL tests start their own throwaway
 # server (tests/common/pg.rs) from the `postgresql` package's binaries, and
 # the Redis tests their own throwaway `redis-server` (tests/common/redis.rs);
-# tests/cluster_script.rs runs scripts/cluster.sh, which adds `haproxy`. No
+# tests/cluster_script.rs runs scripts/cluster.sh, which adds `haproxy`;
+# tests/readme.rs runs the README's commands, which use `curl` and `jq`. No
 # package's own service is started. All are installed here when missing
 # (with sudo when not root). Arguments are passed to `cargo test`.
 set -euo pipefail
@@ -27,11 +28,14 @@ have_postgres || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || missing+=(chromium chromium-driver)
+# tests/readme.rs runs the README's tour, which uses curl and jq.
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v jq >/dev/null 2>&1 || missing+=(jq)
 
 if [ ${#missing[@]} -gt 0 ]; then
     if ! command -v apt-get >/dev/null 2>&1; then
         echo "scripts/test.sh: the tests need ${missing[*]} (Debian/Ubuntu package names: the PostgreSQL" \
-             "server binaries, redis-server, haproxy, Chromium and its chromedriver); install them with" \
+             "server binaries, redis-server, haproxy, Chromium and its chromedriver, curl, jq); install them with" \
              "your package manager" >&2
         exit 1
     fi

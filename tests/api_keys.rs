@@ -9,7 +9,7 @@ use common::{TestApp, TestResponse, assert_problem};
 use latchkey::service::keys::NewKeyInput;
 use serde_json::{Value, json};
 
-/// Every permission SPEC names.
+/// Every permission docs/KEYS.md names.
 const ALL: &[&str] = &[
     "orders:read",
     "orders:write",
@@ -29,7 +29,7 @@ const PEER_IP: &str = "203.0.113.10";
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-/// SPEC's checksum, computed independently: CRC-32 (IEEE) of the 32 random
+/// The documented checksum (docs/KEYS.md), computed independently: CRC-32 (IEEE) of the 32 random
 /// characters in base62, most significant digit first, padded to 6.
 fn checksum(random: &str) -> String {
     let mut n = crc32fast::hash(random.as_bytes());
@@ -341,7 +341,11 @@ async fn creating_from_a_template_fills_its_permissions_defaults_the_name_and_an
     assert_eq!(secret.len(), 46);
     assert!(secret.starts_with("lk_live_"));
     assert!(secret[8..].bytes().all(|b| b.is_ascii_alphanumeric()));
-    assert_eq!(secret[40..], checksum(&secret[8..40]), "SPEC checksum");
+    assert_eq!(
+        secret[40..],
+        checksum(&secret[8..40]),
+        "the documented checksum"
+    );
     // Display form: prefix, first 4 and last 4.
     assert_eq!(
         key["display"],

@@ -11,7 +11,7 @@ use common::{TestApp, TestResponse, assert_problem};
 use latchkey::service::keys::NewKeyInput;
 use serde_json::{Value, json};
 
-/// Every resource permission SPEC names.
+/// Every resource permission docs/KEYS.md names.
 const RESOURCE_PERMISSIONS: &[&str] = &[
     "orders:read",
     "orders:write",

@@ -1,5 +1,5 @@
-//! Several real `latchkey serve` instances on one PostgreSQL database (SPEC
-//! "Scale-out"): a key change made on one instance or by the CLI is enforced
+//! Several real `latchkey serve` instances on one PostgreSQL database
+//! (docs/DEPLOY.md): a key change made on one instance or by the CLI is enforced
 //! by every instance within 1 s (the delays are printed: run with
 //! `--nocapture`); usage counts add up exactly across instances, a SIGTERM
 //! flushes and a SIGKILL loses at most the last second; an idempotent POST
@@ -28,7 +28,7 @@ use cluster::Cluster;
 use latchkey::domain::clock::{Clock, SystemClock};
 use serde_json::{Value, json};
 
-/// SPEC: a key change reaches every instance within 1 second.
+/// Documented (docs/DEPLOY.md): a key change reaches every instance within 1 second.
 const DEADLINE: Duration = Duration::from_secs(1);
 
 /// How long a poll goes on before giving up, so a slow propagation is still
@@ -199,7 +199,7 @@ async fn one_round(c: &Cluster, manager: &str, change: Change, round: usize) -> 
         }
     };
     if !matches!(change, Change::CliRevoke) {
-        // SPEC: immediately on the instance that made the change.
+        // Documented: immediately on the instance that made the change.
         let (path, status, _) = change.probe();
         let (got, body) = get(c, 0, path, &secret).await;
         assert_eq!(got, status, "instance 0 right after {change:?}: {body}");
@@ -247,7 +247,7 @@ async fn a_revoke_delete_or_permission_change_on_one_instance_or_by_the_cli_is_e
     for (change, worst) in report {
         assert!(
             worst <= DEADLINE,
-            "{change:?} took {} ms to reach every instance (SPEC: within 1 s)",
+            "{change:?} took {} ms to reach every instance (documented: within 1 s)",
             worst.as_millis()
         );
     }

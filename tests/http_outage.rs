@@ -1,4 +1,4 @@
-//! SPEC "Scale-out": the database becoming unreachable while latchkey serves.
+//! Scale-out (docs/DEPLOY.md): the database becoming unreachable while latchkey serves.
 //! Through the HTTP layer, on PostgreSQL whatever `LATCHKEY_TEST_BACKEND`
 //! says. A binary of its own: it stops the throwaway server, which every
 //! other test of a binary shares.

@@ -220,6 +220,71 @@ async fn the_cut_off_retires_legacy_keys_on_a_running_app_at_the_instant() {
 }
 
 #[tokio::test]
+async fn an_import_warns_when_the_cut_off_is_past_or_within_fourteen_days_and_imports_anyway() {
+    // T0 is 2026-11-23, eight days before the default cut-off.
+    let app = TestApp::new().await;
+    let csv = |key: &str| format!("key,name\n{key},Old integration\n");
+    let near = app
+        .core
+        .keys
+        .import_legacy(&app.shop_id, &csv(KEY_A), false)
+        .await
+        .unwrap();
+    assert_eq!(near.imported, 1);
+    assert_eq!(near.warnings.len(), 1, "{near:?}");
+    assert_eq!(near.warnings[0].code, "legacy_cutoff_near");
+    assert!(
+        near.warnings[0].message.contains("7 days away")
+            && near.warnings[0].message.contains("2026-12-01"),
+        "{}",
+        near.warnings[0].message
+    );
+    let json = serde_json::to_value(&near).unwrap();
+    assert_eq!(json["warnings"][0]["code"], "legacy_cutoff_near");
+
+    app.clock.set(ts("2026-12-01T00:00:00Z"));
+    let passed = app
+        .core
+        .keys
+        .import_legacy(&app.shop_id, &csv(KEY_B), false)
+        .await
+        .unwrap();
+    assert_eq!(passed.imported, 1, "imported all the same");
+    assert_eq!(passed.warnings[0].code, "legacy_cutoff_passed");
+    assert!(passed.warnings[0].message.contains("legacy_key_retired"));
+    // What the warning says is so: the key just imported is refused.
+    let r = get_with(&app, "/api/v1/me", Some(("x-api-key", KEY_B.to_owned()))).await;
+    assert_eq!(r.code(), "legacy_key_retired");
+
+    // Fifteen days ahead: nothing to say, and no `warnings` in the JSON.
+    let far = TestApp::builder()
+        .policy(|p| p.legacy_sunset = ts("2026-12-08T12:00:00.000001Z"))
+        .build()
+        .await;
+    let quiet = far
+        .core
+        .keys
+        .import_legacy(&far.shop_id, &csv(KEY_A), false)
+        .await
+        .unwrap();
+    assert!(quiet.warnings.is_empty(), "{quiet:?}");
+    assert!(
+        serde_json::to_value(&quiet)
+            .unwrap()
+            .get("warnings")
+            .is_none()
+    );
+    far.clock.set(ts("2026-11-24T12:00:00Z"));
+    let fourteen = far
+        .core
+        .keys
+        .import_legacy(&far.shop_id, &csv(KEY_B), false)
+        .await
+        .unwrap();
+    assert_eq!(fourteen.warnings[0].code, "legacy_cutoff_near");
+}
+
+#[tokio::test]
 async fn during_a_brownout_legacy_keys_fail_naming_the_real_cut_off() {
     let app = TestApp::builder()
         .policy(|p| {

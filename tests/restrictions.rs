@@ -1,4 +1,4 @@
-//! SPEC "Restrictions are inherited": a key bound to addresses, an expiry or
+//! "Restrictions are inherited" (docs/KEYS.md): a key bound to addresses, an expiry or
 //! a rate limit can neither free itself nor mint, or take over, a freer key.
 
 mod common;

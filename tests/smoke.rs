@@ -8,7 +8,7 @@ async fn a_valid_key_reads_itself_and_a_missing_key_is_401() {
     let r = app.get("/api/v1/me", &secret).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["key"]["id"], id);
-    // What SPEC names for /me, and the shop; no usage figures (those need a
+    // What docs/KEYS.md names for /me, and the shop; no usage figures (those need a
     // database query, and /me answers from memory).
     let key = &r.body["key"];
     assert_eq!(key["environment"], "live");

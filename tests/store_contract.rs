@@ -2,7 +2,7 @@
 //!
 //! Each contract is an `async fn contract_…(store: Arc<dyn Store>)` written
 //! against the trait alone, so the same suite pins SQLite and PostgreSQL
-//! (DESIGN.md, "Store"). The `contracts!` list at the bottom turns every
+//! (the ports in `src/store/mod.rs`). The `contracts!` list at the bottom turns every
 //! contract into one `#[tokio::test]` per backend (`sqlite::contract_…` and
 //! `postgres::contract_…`; see `tests/common/backends.rs`).
 //!
@@ -327,6 +327,62 @@ async fn contract_has_shops_is_false_on_an_empty_store_and_true_once_a_shop_exis
     );
     new_shop(&*store, "Fix-It Phones", "owner@fixit.example").await;
     assert!(store.has_shops().await.unwrap());
+}
+
+async fn contract_list_shops_is_oldest_first_with_the_owner_and_the_legacy_keys_the_cut_off_stops(
+    store: Arc<dyn Store>,
+) {
+    assert!(store.list_shops().await.unwrap().is_empty());
+    let (first, first_owner, audit) = shop_parts("Fix-It Phones", "owner@fixit.example", at(0));
+    store
+        .create_shop(&first, &first_owner, &audit)
+        .await
+        .unwrap();
+    let (second, second_owner, audit) =
+        shop_parts("Screen Savers", "boss@screensavers.example", at(5));
+    store
+        .create_shop(&second, &second_owner, &audit)
+        .await
+        .unwrap();
+
+    // Legacy keys of the first shop: one live, one revoked, one retired by
+    // an upgrade; and a standard key, which never counts.
+    let legacy = |name: &str| {
+        let mut k = key(&first.id, name, at(1));
+        k.kind = KeyKind::Legacy;
+        k
+    };
+    let live = legacy("Old website");
+    let revoked = legacy("Old Zapier");
+    let mut retired = legacy("Old RMM");
+    retired.retired_at = Some(at(2));
+    for k in [&live, &revoked, &retired] {
+        insert(&*store, k).await;
+    }
+    insert(&*store, &key(&first.id, "New website", at(1))).await;
+    store
+        .revoke_key(
+            &first.id,
+            &revoked.id,
+            at(3),
+            &audit_for(&revoked, "key.revoked", at(3)),
+        )
+        .await
+        .unwrap();
+
+    let shops = store.list_shops().await.unwrap();
+    assert_eq!(shops.len(), 2, "{shops:?}");
+    assert_eq!(shops[0].shop.id, first.id, "oldest first");
+    assert_eq!(shops[0].shop.name, "Fix-It Phones");
+    assert_eq!(shops[0].shop.created_at, at(0));
+    assert_eq!(shops[0].owner_email.as_deref(), Some("owner@fixit.example"));
+    assert_eq!(shops[0].legacy_keys, 1, "only the live legacy key");
+    assert_eq!(shops[1].shop.id, second.id);
+    assert_eq!(
+        shops[1].owner_email.as_deref(),
+        Some("boss@screensavers.example")
+    );
+    assert_eq!(shops[1].legacy_keys, 0);
 }
 
 async fn contract_create_shop_stores_the_shop_its_owner_and_its_audit_event(store: Arc<dyn Store>) {
@@ -2059,6 +2115,7 @@ contracts! {
     contract_concurrent_fingerprint_claims_all_get_the_same_winner,
     contract_has_shops_is_false_on_an_empty_store_and_true_once_a_shop_exists,
     contract_create_shop_stores_the_shop_its_owner_and_its_audit_event,
+    contract_list_shops_is_oldest_first_with_the_owner_and_the_legacy_keys_the_cut_off_stops,
     contract_a_second_shop_whose_owner_email_is_taken_is_a_conflict_and_leaves_no_shop_behind,
     contract_setup_tokens_work_once_each_until_a_shop_exists,
     contract_an_inserted_key_reads_back_identical_by_id_by_any_shop_id_and_by_hash,

@@ -417,7 +417,7 @@ async fn failed_logins_are_throttled_per_account_and_address() {
     assert_eq!(Web::new(&app).login(OWNER, PASSWORD).await.status, 303);
 }
 
-/// SPEC hardening: failures count per (account, address); a correct
+/// Hardening: failures count per (account, address); a correct
 /// password from an address with no recent failures for the account signs
 /// in while other addresses are throttled for it.
 #[tokio::test]
@@ -453,7 +453,7 @@ async fn signing_in_clears_that_address_failures_for_the_account() {
     }
 }
 
-/// SPEC hardening: throttle memory is bounded, keyed by a hash, never by the
+/// Hardening: throttle memory is bounded, keyed by a hash, never by the
 /// typed text: huge emails do not grow it.
 #[tokio::test]
 async fn huge_emails_do_not_grow_the_login_throttle() {
@@ -1907,6 +1907,119 @@ async fn legacy_keys_show_their_badge_and_the_cut_off_countdown() {
         list.text
             .contains("href=\"/settings/api-keys/docs#legacy-keys\"")
     );
+}
+
+#[tokio::test]
+async fn the_keys_page_warns_in_red_near_the_legacy_cut_off_and_says_when_it_has_passed() {
+    use latchkey::domain::clock::Timestamp;
+    let app = TestApp::new().await;
+    // T0 is eight days before the default cut-off (2026-12-01).
+    app.core
+        .keys
+        .import_legacy(
+            &app.shop_id,
+            "key,name\nlegacyWidgetKey0123456789,Old booking widget\n",
+            false,
+        )
+        .await
+        .unwrap();
+    let mut web = Web::logged_in(&app, OWNER).await;
+    let near = web.get("/settings/api-keys").await;
+    let banner = |page: &str, needle: &str| {
+        page.split("<div class=\"alert ")
+            .find(|b| b.contains(needle))
+            .map(|b| b.split('"').next().unwrap_or("").to_owned())
+    };
+    assert_eq!(
+        banner(&near.text, "1 legacy key stops working").as_deref(),
+        Some("bad"),
+        "{}",
+        near.text
+    );
+    assert!(!near.text.contains("cut-off passed"));
+
+    app.clock
+        .set(Timestamp::parse_rfc3339("2026-12-01T00:00:01Z").unwrap());
+    // A week on, the session has ended: log in again.
+    let mut web = Web::logged_in(&app, OWNER).await;
+    let passed = web.get("/settings/api-keys").await;
+    assert_eq!(
+        banner(
+            &passed.text,
+            "The legacy cut-off passed on 2026-12-01: 1 legacy key is refused with legacy_key_retired"
+        )
+        .as_deref(),
+        Some("bad"),
+        "{}",
+        passed.text
+    );
+    assert!(!passed.text.contains("stops working on"));
+
+    // A cut-off months away is a plain (amber) countdown.
+    let far = TestApp::builder()
+        .policy(|p| p.legacy_sunset = Timestamp::parse_rfc3339("2027-06-30T00:00:00Z").unwrap())
+        .build()
+        .await;
+    far.core
+        .keys
+        .import_legacy(
+            &far.shop_id,
+            "key,name\nlegacyWidgetKey0123456789,Old booking widget\n",
+            false,
+        )
+        .await
+        .unwrap();
+    let mut web = Web::logged_in(&far, OWNER).await;
+    let calm = web.get("/settings/api-keys").await;
+    assert_eq!(
+        banner(&calm.text, "1 legacy key stops working on 2027-06-30").as_deref(),
+        Some("warn"),
+        "{}",
+        calm.text
+    );
+
+    // Without legacy keys there is nothing to say, cut-off or not.
+    let none = TestApp::new().await;
+    none.clock
+        .set(Timestamp::parse_rfc3339("2026-12-02T00:00:00Z").unwrap());
+    let mut web = Web::logged_in(&none, OWNER).await;
+    let page = web.get("/settings/api-keys").await;
+    assert!(
+        !page.text.contains("cut-off") && !page.text.contains("legacy key"),
+        "{}",
+        page.text
+    );
+}
+
+#[tokio::test]
+async fn the_docs_page_points_at_the_repositorys_reference_and_keeps_every_error_anchor() {
+    let app = TestApp::new().await;
+    let page = app.call("GET", "/settings/api-keys/docs", None, None).await;
+    assert_eq!(page.status, 200);
+    // The problem documents' `type` links land on these anchors.
+    for (code, _, _) in latchkey::http::web::docs::ERROR_CODES {
+        assert!(
+            page.text.contains(&format!("id=\"error-{code}\"")),
+            "no #error-{code}"
+        );
+    }
+    // The repository's reference, named by path (the server does not serve
+    // the repository's files), and each named file exists.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for doc in [
+        "docs/KEYS.md",
+        "docs/ERRORS.md",
+        "docs/RATE-LIMITS.md",
+        "docs/LEGACY.md",
+        "docs/CLI.md",
+        "docs/CONFIGURATION.md",
+    ] {
+        assert!(
+            page.text.contains(&format!("<code>{doc}</code>")),
+            "the docs page does not name {doc}"
+        );
+        assert!(root.join(doc).exists(), "{doc} is missing");
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-//! The path every keyed request takes, in SPEC's order:
+//! The path every keyed request takes, in the documented order (docs/ERRORS.md):
 //! extract → parse → hash → cache/lookup → status → allowed IPs
 //! (then rate limit and permission, in the HTTP layer).
 
@@ -19,7 +19,7 @@ pub enum KeySource {
     Query,
 }
 
-/// Why a request was not let through. Each maps to one SPEC error code.
+/// Why a request was not let through. Each maps to one error code of docs/ERRORS.md.
 #[derive(Clone, Debug)]
 pub enum AuthError {
     Missing,

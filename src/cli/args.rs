@@ -16,7 +16,9 @@ pub struct Cli {
 }
 
 /// Where the data lives. Each also reads `LATCHKEY_<NAME>` and the config file.
+/// Every command takes them; `--help` lists them once, under their own heading.
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Config file [env: LATCHKEY_CONFIG] [default: <data-dir>/latchkey.toml]
     #[arg(long, global = true, value_name = "PATH")]
@@ -63,14 +65,19 @@ pub enum LegacyCommand {
     /// Import legacy keys from a CSV file with a header row and the columns
     /// key,name[,permissions][,allowed_ips] (lists space-separated). Every row
     /// is checked first; any bad row stops the import unless --skip-invalid.
+    /// Warns when the legacy cut-off (LATCHKEY_LEGACY_SUNSET or `legacy_sunset`
+    /// in the config file, as `serve` reads it) is past or within 14 days.
     Import {
+        /// Shop id to import into (`latchkey shop list` shows them)
         #[arg(long, value_name = "SHOP_ID")]
         shop: String,
+        /// The CSV file to import
         #[arg(long, value_name = "PATH")]
         file: PathBuf,
         /// Import the good rows and report the bad ones
         #[arg(long)]
         skip_invalid: bool,
+        /// Print JSON: the imported keys, bad rows, weak keys and warnings
         #[arg(long)]
         json: bool,
     },
@@ -80,8 +87,10 @@ pub enum LegacyCommand {
 pub enum TestDataCommand {
     /// Replace the shop's test data with the sample set (live data is never touched).
     Reset {
+        /// Shop id (`latchkey shop list` shows them)
         #[arg(long, value_name = "SHOP_ID")]
         shop: String,
+        /// Print JSON: the counts of the sample set
         #[arg(long)]
         json: bool,
     },
@@ -134,7 +143,13 @@ pub enum ShopCommand {
         /// Read the owner's password from standard input instead of generating one
         #[arg(long)]
         password_stdin: bool,
-        /// Print JSON
+        /// Print JSON: shop_id, shop_name, owner_id, owner_email and the generated password
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every shop with its id, name and owner, oldest first.
+    List {
+        /// Print JSON: {"shops": [{"id", "name", "owner_email", "created_at"}]}
         #[arg(long)]
         json: bool,
     },
@@ -158,7 +173,7 @@ pub enum UsersCommand {
 pub enum KeysCommand {
     /// Create a key; prints it with its secret, the only time the secret is shown.
     Create {
-        /// Shop id
+        /// Shop id (`latchkey shop list` shows them)
         #[arg(long, value_name = "SHOP_ID")]
         shop: String,
         /// Name saying where the key is used (default: the template's name)
@@ -170,7 +185,7 @@ pub enum KeysCommand {
         /// Permission to grant (repeat for several), e.g. orders:read
         #[arg(long, value_name = "PERMISSION")]
         permission: Vec<String>,
-        /// live or test
+        /// The key's environment: live or test (test keys see only test data)
         #[arg(long, default_value = "live")]
         environment: String,
         /// Allowed address or CIDR (repeat for several); none allows any
@@ -182,12 +197,13 @@ pub enum KeysCommand {
         /// Requests per minute (1-10000) [default: the server's default]
         #[arg(long, value_name = "N")]
         rate_limit: Option<i64>,
-        /// Print JSON
+        /// Print JSON: {"key": {...}} with the secret at .key.secret
         #[arg(long)]
         json: bool,
     },
     /// List a shop's keys.
     List {
+        /// Shop id (`latchkey shop list` shows them)
         #[arg(long, value_name = "SHOP_ID")]
         shop: String,
         /// Only keys of this environment: live or test
@@ -196,38 +212,48 @@ pub enum KeysCommand {
         /// Only keys with this status: active, expired, revoked, retired
         #[arg(long)]
         status: Option<String>,
+        /// Print JSON: {"keys": [...]}, without secrets
         #[arg(long)]
         json: bool,
     },
     /// Show one key.
     Show {
+        /// The key's id (key_…), as `keys list` shows it
         key_id: String,
+        /// Print JSON: {"key": {...}}
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a key: it stops working at once, here and in running servers.
+    /// Revoke a key for good: running servers refuse it within a second.
     Revoke {
+        /// The key's id (key_…), as `keys list` shows it
         key_id: String,
+        /// Print JSON: {"key": {...}}, with status "revoked"
         #[arg(long)]
         json: bool,
     },
     /// Delete a key for good.
     Delete {
+        /// The key's id (key_…), as `keys list` shows it
         key_id: String,
+        /// Print JSON: {"deleted": "key_…"}
         #[arg(long)]
         json: bool,
     },
     /// Roll a key: a replacement with the same settings; prints its secret once.
     Roll {
+        /// The id of the key to replace (key_…)
         key_id: String,
         /// How long the old key keeps working, 0-604800 seconds
         #[arg(long, value_name = "SECONDS", default_value_t = 0)]
         expire_old_in: i64,
+        /// Print JSON: {"key": {...}}, the new key with its secret at .key.secret
         #[arg(long)]
         json: bool,
     },
     /// Upgrade a legacy key to a new standard key; prints its secret once.
     Upgrade {
+        /// The legacy key's id (key_…)
         key_id: String,
         /// Retire the legacy key now instead of at the cut-off
         #[arg(long)]
@@ -235,6 +261,7 @@ pub enum KeysCommand {
         /// Grant only the permissions of the endpoints the legacy key called
         #[arg(long)]
         narrow_to_used: bool,
+        /// Print JSON: {"key": {...}}, the new key with its secret at .key.secret
         #[arg(long)]
         json: bool,
     },

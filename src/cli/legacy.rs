@@ -26,6 +26,11 @@ pub(super) async fn legacy_import(
         }
         Err(e) => bail!("{e}"),
     };
+    // On stderr whatever the output format, so a script piping the JSON
+    // still shows it to the person running it.
+    for w in &summary.warnings {
+        eprintln!("latchkey: warning: {}", w.message);
+    }
     if json {
         out!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(());

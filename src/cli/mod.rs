@@ -104,7 +104,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(_) => serve(settings).await,
         Command::Migrate => {
-            // SPEC: data commands create the data dir, database and secret.
+            // Data commands create the data dir, database and secret (docs/CLI.md).
             open_core(&settings).await?;
             eprintln!(
                 "database {} is up to date",

@@ -53,8 +53,8 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 /// The data directory and the SQLite files hold key hashes, emails and
-/// customers' data: owner-only (0700/0600) whatever the umask (SPEC
-/// "Hardening rules"). A new directory is made so, and so is an existing one
+/// customers' data: owner-only (0700/0600) whatever the umask
+/// (docs/CONFIGURATION.md). A new directory is made so, and so is an existing one
 /// that is empty or already latchkey's (it holds `secret.key`). Any other
 /// existing directory is only warned about: it may be shared (`/var/lib`)
 /// and must not be closed to others; the files in it are owner-only anyway.

@@ -63,6 +63,19 @@ pub(super) async fn serve(settings: Settings) -> anyhow::Result<()> {
         limits,
     );
     let has_shops = core.shops.has_shops().await.map_err(service_err)?;
+    if let Some(notice) = core.policy.legacy_cutoff_notice(core.clock.now()) {
+        let shops = core.shops.list().await.map_err(service_err)?;
+        let legacy: u64 = shops.iter().map(|s| s.legacy_keys).sum();
+        if legacy > 0 {
+            tracing::warn!(
+                legacy_keys = legacy,
+                shops = shops.iter().filter(|s| s.legacy_keys > 0).count(),
+                "{} legacy key(s) stored: {}",
+                legacy,
+                notice.message()
+            );
+        }
+    }
     tracing::info!(
         url = %public_url,
         listen = %addr,

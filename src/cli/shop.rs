@@ -3,12 +3,15 @@
 use super::*;
 
 pub(super) async fn shop(settings: Settings, cmd: ShopCommand) -> anyhow::Result<()> {
-    let ShopCommand::Create {
-        name,
-        owner_email,
-        password_stdin,
-        json,
-    } = cmd;
+    let (name, owner_email, password_stdin, json) = match cmd {
+        ShopCommand::Create {
+            name,
+            owner_email,
+            password_stdin,
+            json,
+        } => (name, owner_email, password_stdin, json),
+        ShopCommand::List { json } => return shop_list(settings, json).await,
+    };
     let (password, generated) = if password_stdin {
         let mut input = String::new();
         std::io::stdin()
@@ -44,6 +47,45 @@ pub(super) async fn shop(settings: Settings, cmd: ShopCommand) -> anyhow::Result
         out!("owner_email: {}", owner.email.as_str());
         if let Some(p) = &generated {
             out!("password:    {p}   (shown once; change it after logging in)");
+        }
+    }
+    Ok(())
+}
+
+/// `latchkey shop list`: how to find a shop id that was not noted.
+async fn shop_list(settings: Settings, json: bool) -> anyhow::Result<()> {
+    let (core, _) = open_core(&settings).await?;
+    let shops = core.shops.list().await.map_err(service_err)?;
+    if json {
+        let list: Vec<serde_json::Value> = shops
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "id": s.shop.id,
+                    "name": s.shop.name,
+                    "owner_email": s.owner_email,
+                    "created_at": s.shop.created_at,
+                })
+            })
+            .collect();
+        out!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "shops": list }))?
+        );
+    } else if shops.is_empty() {
+        out!(
+            "no shops yet: create one with `latchkey shop create` or the setup link `serve` prints"
+        );
+    } else {
+        out!("{:<30} {:<27} {:<32} NAME", "ID", "CREATED", "OWNER");
+        for s in &shops {
+            out!(
+                "{:<30} {:<27} {:<32} {}",
+                s.shop.id,
+                s.shop.created_at.to_string(),
+                s.owner_email.as_deref().unwrap_or("-"),
+                s.shop.name
+            );
         }
     }
     Ok(())

@@ -39,6 +39,18 @@ pub struct ImportSummary {
     pub invalid: Vec<RowError>,
     /// Imported keys shorter than 22 characters: guessable, upgrade them first.
     pub weak: Vec<ImportedKey>,
+    /// The legacy cut-off is past (the keys were imported but are refused)
+    /// or near. Absent when there is nothing to say.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<ImportWarning>,
+}
+
+/// A warning about an import that succeeded.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImportWarning {
+    /// `legacy_cutoff_passed` or `legacy_cutoff_near`.
+    pub code: &'static str,
+    pub message: String,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 macro_rules! permissions {
     ($($variant:ident = $name:literal),+ $(,)?) => {
-        /// One thing a key may do. The string forms are fixed by SPEC.
+        /// One thing a key may do. The string forms are fixed (docs/KEYS.md).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         #[repr(u8)]
         pub enum Permission { $($variant),+ }
@@ -194,7 +194,7 @@ macro_rules! perms {
     ($($p:ident),*) => { PermissionSet(0 $(| (1 << (Permission::$p as u8)))*) };
 }
 
-/// The templates of SPEC, in the order the UI offers them.
+/// The templates (docs/KEYS.md), in the order the UI offers them.
 pub const TEMPLATES: &[Template] = &[
     Template {
         id: "website-contact-form",

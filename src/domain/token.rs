@@ -10,7 +10,7 @@ use std::fmt;
 use rand::TryRngCore;
 use serde::{Deserialize, Serialize};
 
-// The base62 alphabet, in the order SPEC fixes: `0-9A-Za-z`.
+// The base62 alphabet, in the order docs/KEYS.md fixes: `0-9A-Za-z`.
 use super::BASE62 as ALPHABET;
 const PREFIX_LEN: usize = 8; // "lk_live_" / "lk_test_"
 const RANDOM_LEN: usize = 32;
@@ -164,7 +164,7 @@ impl<'a> Presented<'a> {
     }
 }
 
-/// Reads a presented value the way SPEC says: `lk_…` is a standard key (checked in
+/// Reads a presented value the way docs/KEYS.md says: `lk_…` is a standard key (checked in
 /// full), the legacy pattern is a legacy key, anything else is malformed.
 pub fn classify(value: &str) -> Result<Presented<'_>, Malformed> {
     if value.is_empty() {

@@ -10,7 +10,7 @@ use crate::domain::key::Actor;
 use crate::domain::user::{Email, Password, Role};
 use crate::domain::{FieldError, new_id, random_base62};
 use crate::service::ServiceError;
-use crate::store::{AuditEvent, Shop, ShopStore, User};
+use crate::store::{AuditEvent, Shop, ShopListing, ShopStore, User};
 
 /// Cached shops.
 pub const SHOP_CACHE_CAPACITY: u64 = 10_000;
@@ -65,6 +65,12 @@ impl ShopService {
 
     pub async fn has_shops(&self) -> Result<bool, ServiceError> {
         Ok(self.shops.has_shops().await?)
+    }
+
+    /// Every shop, oldest first (`latchkey shop list`, and `serve`'s check
+    /// for legacy keys at start).
+    pub async fn list(&self) -> Result<Vec<ShopListing>, ServiceError> {
+        Ok(self.shops.list_shops().await?)
     }
 
     /// A shop by id, from memory after the first lookup.

@@ -94,6 +94,18 @@ pub struct Shop {
     pub created_at: Timestamp,
 }
 
+/// A shop as `latchkey shop list` shows it, with what the operator needs
+/// to recognise it and what `serve` checks at start.
+#[derive(Clone, Debug)]
+pub struct ShopListing {
+    pub shop: Shop,
+    /// The first owner's email (the login that created the shop).
+    pub owner_email: Option<String>,
+    /// Legacy keys neither revoked nor retired by an upgrade: the keys the
+    /// legacy cut-off stops.
+    pub legacy_keys: u64,
+}
+
 #[derive(Clone, Debug)]
 pub struct User {
     pub id: String,
@@ -219,6 +231,8 @@ pub trait ShopStore: Send + Sync {
     /// Creates a shop and its owner in one transaction.
     async fn create_shop(&self, shop: &Shop, owner: &User, audit: &AuditEvent) -> StoreResult<()>;
     async fn get_shop(&self, id: &str) -> StoreResult<Option<Shop>>;
+    /// Every shop, oldest first.
+    async fn list_shops(&self) -> StoreResult<Vec<ShopListing>>;
     /// Adds a setup token. Every unused token works until one of them creates
     /// the first shop: several instances starting together on an empty
     /// database each print a link, and each must work. Unused tokens older

@@ -1,5 +1,5 @@
 //! Several real `latchkey serve` processes on one PostgreSQL database: the
-//! scale-out SPEC promises (a key change enforced everywhere within a
+//! scale-out docs/DEPLOY.md promises (a key change enforced everywhere within a
 //! second, usage exact across instances, idempotency and order references
 //! consistent, a shared secret checked) tested as a deployment runs them.
 //!

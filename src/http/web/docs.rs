@@ -21,7 +21,7 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/settings/api-keys/docs", get(docs))
 }
 
-/// Every error code, in SPEC order, with its status and what to do.
+/// Every error code, in the order of docs/ERRORS.md, with its status and what to do.
 pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     (
         "missing_key",
@@ -122,7 +122,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     (
         "unavailable",
         503,
-        "A dependency (the database) is not answering; retry shortly.",
+        "A dependency (the database, or Redis with `--redis-unavailable deny`) is not answering; retry shortly.",
     ),
 ];
 

@@ -62,7 +62,7 @@ struct LoginQuery {
     done: Option<String>,
 }
 
-/// Where a login may lead: only a path on this site (SPEC "Hardening rules"):
+/// Where a login may lead: only a path on this site (a hardening rule):
 /// one `/`, then neither `/` nor `\` (browsers read both as `//host`; a `\`
 /// is refused anywhere, no page here has one), and no control character or
 /// whitespace anywhere (browsers drop a tab, a line break splits the

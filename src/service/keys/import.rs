@@ -2,7 +2,9 @@
 
 use super::{KeyService, Principal};
 use crate::domain::key::{Actor, KeyKind, KeyRecord};
-use crate::domain::legacy::{ImportError, ImportSummary, ImportedKey, RowError, parse_file};
+use crate::domain::legacy::{
+    ImportError, ImportSummary, ImportWarning, ImportedKey, RowError, parse_file,
+};
 use crate::domain::new_id;
 use crate::domain::token::{self, Environment};
 use crate::service::ServiceError;
@@ -57,6 +59,15 @@ impl KeyService {
             keys: Vec::new(),
             invalid,
             weak: Vec::new(),
+            warnings: self
+                .policy
+                .legacy_cutoff_notice(now)
+                .map(|n| ImportWarning {
+                    code: n.code(),
+                    message: n.message(),
+                })
+                .into_iter()
+                .collect(),
         };
         for (row, hash) in good {
             let key = KeyRecord {

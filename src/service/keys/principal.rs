@@ -12,7 +12,7 @@ use crate::store::{AuditEvent, KeyUpdate};
 use super::NewKey;
 
 /// What a key is bound by, and passes on to every key it creates, changes
-/// or acts on (SPEC "Restrictions are inherited"): a stolen IP-bound or
+/// or acts on (docs/KEYS.md, "Restrictions are inherited"): a stolen IP-bound or
 /// expiring key can neither free itself nor mint a freer key.
 #[derive(Clone, Debug)]
 pub struct Restrictions {

@@ -14,9 +14,9 @@ macro_rules! shop_store {
             use sqlx::{Row, Transaction};
 
             use $crate::domain::clock::Timestamp;
-            use $crate::store::row::{fingerprint_from_row, shop_from_row};
+            use $crate::store::row::{RowExt as _, fingerprint_from_row, shop_from_row};
             use $crate::store::shared::users::email_taken;
-            use $crate::store::{AuditEvent, Shop, ShopStore, StoreError, StoreResult, User};
+            use $crate::store::{AuditEvent, Shop, ShopListing, ShopStore, StoreError, StoreResult, User};
 
             /// Inserts a new shop, its owner and the audit event, in `tx`.
             async fn insert_shop_and_owner(
@@ -158,6 +158,31 @@ macro_rules! shop_store {
                         .await
                         .map_err(map_err)?;
                     row.as_ref().map(shop_from_row).transpose()
+                }
+
+                async fn list_shops(&self) -> StoreResult<Vec<ShopListing>> {
+                    let rows = sqlx::query(
+                        "SELECT s.id, s.name, s.created_at,
+                                (SELECT u.email FROM users u
+                                  WHERE u.shop_id = s.id AND u.role = 'owner'
+                                  ORDER BY u.created_at, u.id LIMIT 1) AS owner_email,
+                                (SELECT COUNT(*) FROM api_keys k
+                                  WHERE k.shop_id = s.id AND k.kind = 'legacy'
+                                    AND k.revoked_at IS NULL AND k.retired_at IS NULL) AS legacy_keys
+                         FROM shops s ORDER BY s.created_at, s.id",
+                    )
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                    rows.iter()
+                        .map(|row| {
+                            Ok(ShopListing {
+                                shop: shop_from_row(row)?,
+                                owner_email: row.opt_text("owner_email")?,
+                                legacy_keys: row.count("legacy_keys")?,
+                            })
+                        })
+                        .collect()
                 }
             }
         };

@@ -1,6 +1,7 @@
 //! The keys list: filters, paging and the warnings banner.
 
 use super::*;
+use crate::domain::policy::CutoffNotice;
 
 pub(super) struct KeyRow {
     pub(super) id: String,
@@ -112,9 +113,11 @@ pub(super) fn banners(
         .iter()
         .filter(|k| k.kind == KeyKind::Legacy && k.status(now, sunset) == KeyStatus::Active)
         .collect();
+    let notice = core.policy.legacy_cutoff_notice(now);
     if !legacy.is_empty() {
         out.push(Banner {
-            level: "warn",
+            // Red within the last LEGACY_CUTOFF_WARNING_DAYS.
+            level: if notice.is_some() { "bad" } else { "warn" },
             text: format!(
                 "{} legacy key{} stop{} working on {} ({}). Replace {} with new keys before then.",
                 legacy.len(),
@@ -123,6 +126,28 @@ pub(super) fn banners(
                 view::date(sunset),
                 view::relative(sunset, now),
                 if legacy.len() == 1 { "it" } else { "them" },
+            ),
+            link: Some((
+                "/settings/api-keys/docs#legacy-keys".into(),
+                "How to upgrade".into(),
+            )),
+        });
+    }
+    // After the cut-off: the legacy keys it stopped (not those revoked or
+    // retired by an upgrade, which were stopped on purpose).
+    let stopped: Vec<&KeyRecord> = keys
+        .iter()
+        .filter(|k| k.kind == KeyKind::Legacy && k.revoked_at.is_none() && k.retired_at.is_none())
+        .collect();
+    if matches!(notice, Some(CutoffNotice::Passed { .. })) && !stopped.is_empty() {
+        out.push(Banner {
+            level: "bad",
+            text: format!(
+                "The legacy cut-off passed on {}: {} legacy key{} refused with legacy_key_retired. Upgrade {} to a new key (Upgrade on the key's page) and put the new key in the integration.",
+                view::date(sunset),
+                stopped.len(),
+                if stopped.len() == 1 { " is" } else { "s are" },
+                if stopped.len() == 1 { "it" } else { "each" },
             ),
             link: Some((
                 "/settings/api-keys/docs#legacy-keys".into(),
