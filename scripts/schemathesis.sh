@@ -35,8 +35,14 @@ created=$("$bin" --data-dir "$work" keys create --shop "$shop" --name "Schemathe
 key=$(json "['key']['secret']" <<<"$created")
 key_id=$(json "['key']['id']" <<<"$created")
 "$bin" --data-dir "$work" test-data reset --shop "$shop" >/dev/null
+# Legacy keys for upgradeKey to upgrade (the hooks hand them out one by one).
+{ echo "key,name,permissions"
+  for i in $(seq -w 1 60); do echo "legacySchemathesis00000000$i,Legacy integration $i,orders:read clients:read"; done
+} >"$work/legacy.csv"
+"$bin" --data-dir "$work" legacy import --shop "$shop" --file "$work/legacy.csv" --json |
+  python3 -c "import json,sys; print('\n'.join(k['id'] for k in json.load(sys.stdin)['keys']))" >"$work/legacy-ids"
 
-LATCHKEY_LOG=info "$bin" serve --data-dir "$work" --listen 127.0.0.1:0 \
+LATCHKEY_LOG=info "$bin" serve --data-dir "$work" --listen 127.0.0.1:0 --legacy-sunset 2099-01-01T00:00:00Z \
   --failed-auth-limit 100000 --max-keys-per-shop 100000 2>"$log" &
 server=$!
 for _ in $(seq 1 100); do
@@ -48,7 +54,7 @@ done
 echo "latchkey at $url"
 
 status=0
-LATCHKEY_URL="$url" LATCHKEY_KEY="$key" LATCHKEY_KEY_ID="$key_id" \
+LATCHKEY_URL="$url" LATCHKEY_KEY="$key" LATCHKEY_KEY_ID="$key_id" LATCHKEY_LEGACY_IDS="$work/legacy-ids" \
 PYTHONPATH="$(dirname "$0")${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=schemathesis_hooks \
 schemathesis run "$url/openapi.json" \
   --checks all \

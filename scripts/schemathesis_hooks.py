@@ -9,6 +9,9 @@ into 401/403 and hide the API behind it. So:
 - revokeKey, deleteKey, rollKey, updateKey, upgradeKey and cloneKey aimed at
   the run's key are pointed at a fresh throwaway key instead (the stateful
   phase's links from createKey already give them keys the run created);
+- upgradeKey aimed at anything but an imported legacy key is pointed at the
+  next one not yet handed out (scripts/schemathesis.sh imports 60), so
+  upgrades really happen; a legacy key upgraded twice is 409, as documented;
 - revokeMe always authenticates with a fresh throwaway key (an auth
   provider: the run's key is given here, not on the command line).
 
@@ -36,6 +39,11 @@ import schemathesis
 BASE = os.environ["LATCHKEY_URL"]
 KEY = os.environ["LATCHKEY_KEY"]
 KEY_ID = os.environ["LATCHKEY_KEY_ID"]
+
+# Imported legacy keys, for upgradeKey: each is handed out once.
+with open(os.environ["LATCHKEY_LEGACY_IDS"]) as f:
+    LEGACY = [line.strip() for line in f if line.strip()]
+ALL_LEGACY = set(LEGACY)
 
 ON_A_KEY = {"revokeKey", "deleteKey", "rollKey", "updateKey", "upgradeKey", "cloneKey"}
 
@@ -155,7 +163,9 @@ def before_call(context, case, kwargs):
     op = _operation_id(case)
     if _positive(case):
         make_true(case, op)
-    if op in ON_A_KEY and (case.path_parameters or {}).get("id") == KEY_ID:
+    if op == "upgradeKey" and (case.path_parameters or {}).get("id") not in ALL_LEGACY and LEGACY:
+        case.path_parameters["id"] = LEGACY.pop()
+    elif op in ON_A_KEY and (case.path_parameters or {}).get("id") == KEY_ID:
         case.path_parameters["id"] = throwaway()[0]
 
 
