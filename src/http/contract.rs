@@ -399,13 +399,6 @@ fn operations(doc: &mut Value) -> impl Iterator<Item = &mut Map<String, Value>> 
         .filter_map(Value::as_object_mut)
 }
 
-fn lower_first(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_lowercase().collect::<String>() + c.as_str())
-        .unwrap_or_default()
-}
-
 fn operation(doc: &mut Value, operation_id: &str, f: impl FnOnce(&mut Map<String, Value>)) {
     if let Some(op) = operations(doc).find(|op| op.get("operationId") == Some(&json!(operation_id)))
     {
@@ -473,7 +466,7 @@ pub fn tighten(doc: &mut Value) {
                     json!({
                         "operationId": target,
                         "parameters": {"id": format!("$response.body#/{resource}/id")},
-                        "description": format!("`{}` on the {resource} this call created", lower_first(target)),
+                        "description": format!("`{target}` on the {resource} this call created"),
                     }),
                 )
             })
