@@ -2872,3 +2872,75 @@ async fn a_key_whose_permissions_no_longer_match_its_template_is_customized() {
         .await;
     assert_eq!(r.body["key"]["customized"], false, "{}", r.text);
 }
+
+// ----- The contract: action bodies, integers, Rust-free messages -----
+
+#[tokio::test]
+async fn an_action_body_may_be_absent_or_empty_and_null_is_422_naming_the_body() {
+    let app = TestApp::new().await;
+    let (_, admin) = admin_in(&app, &app.shop_id.clone(), "live").await;
+    let (id, _) = create(
+        &app,
+        &admin,
+        json!({"name": "Clone source", "permissions": ["orders:read"]}),
+    )
+    .await;
+    let absent = app
+        .call(
+            "POST",
+            &format!("/api/v1/keys/{id}/clone"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(absent.status, 201, "{}", absent.text);
+    let empty = app
+        .post(&format!("/api/v1/keys/{id}/clone"), &admin, json!({}))
+        .await;
+    assert_eq!(empty.status, 201, "{}", empty.text);
+    let null = app
+        .post(&format!("/api/v1/keys/{id}/clone"), &admin, Value::Null)
+        .await;
+    assert_validation(&null, "body");
+    assert!(null.text.contains("must be a JSON object"), "{}", null.text);
+}
+
+#[tokio::test]
+async fn a_fractional_rate_limit_is_422_saying_integer_and_a_whole_one_with_a_fraction_is_taken() {
+    let app = TestApp::new().await;
+    let (_, admin) = admin_in(&app, &app.shop_id.clone(), "live").await;
+    let r = app
+        .post(
+            "/api/v1/keys",
+            &admin,
+            json!({"name": "Fractional", "permissions": ["orders:read"], "rate_limit_per_minute": 60.5}),
+        )
+        .await;
+    assert_validation(&r, "rate_limit_per_minute");
+    assert!(r.text.contains("must be an integer"), "{}", r.text);
+    for rust in ["i64", "u32", "usize", "invalid type:"] {
+        assert!(!r.text.contains(rust), "{}", r.text);
+    }
+    let r = app
+        .post(
+            "/api/v1/keys",
+            &admin,
+            json!({"name": "Whole", "permissions": ["orders:read"], "rate_limit_per_minute": 60.0}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["key"]["rate_limit_per_minute"], 60);
+}
+
+#[tokio::test]
+async fn the_key_list_refuses_an_empty_filter_and_a_page_past_int32() {
+    let app = TestApp::new().await;
+    let (_, admin) = admin_in(&app, &app.shop_id.clone(), "live").await;
+    let r = app.get("/api/v1/keys?status=", &admin).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("`status`"), "{}", r.text);
+    let r = app
+        .get("/api/v1/audit-events?page=2147483648", &admin)
+        .await;
+    assert_validation(&r, "page");
+}

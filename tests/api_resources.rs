@@ -1286,8 +1286,10 @@ async fn clients_are_searched_by_name_business_name_email_and_phone() {
     // LIKE wildcards are plain characters.
     assert_eq!(search("%").await, set(&[]));
     assert_eq!(search("_").await, set(&[]));
-    // An empty q is no filter.
-    assert_eq!(search("").await, set(&[&sam, &jo, &chris]));
+    // No q is no filter; an empty one is refused (400), not ignored.
+    let all = get_ok(&app, "/api/v1/clients", &key).await;
+    assert_eq!(all.body["meta"]["total_entries"], 3);
+    assert_eq!(app.get("/api/v1/clients?q=", &key).await.status, 400);
 }
 
 // ---------------------------------------------------------------------------
@@ -2664,4 +2666,137 @@ async fn client_names_with_bidi_override_or_zero_width_characters_are_422_naming
     assert_problem(&r, 422, "validation_failed");
     assert_eq!(r.body["errors"][0]["field"], "business_name", "{}", r.text);
     assert_eq!(total(&app, &key, "clients").await, 1);
+}
+
+// ----- The contract: the server refuses exactly what the document refuses -----
+
+#[tokio::test]
+async fn an_empty_query_value_is_refused_naming_the_parameter_not_ignored() {
+    let app = TestApp::new().await;
+    let key = live_key(&app).await;
+    for (path, name) in [
+        ("/api/v1/orders?updated_since=", "updated_since"),
+        ("/api/v1/clients?q=", "q"),
+        ("/api/v1/devices?order_id=", "order_id"),
+        ("/api/v1/orders?status=&page=1", "status"),
+        ("/api/v1/orders?page=", "page"),
+    ] {
+        let r = app.get(path, &key).await;
+        assert_problem(&r, 400, "bad_request");
+        let detail = r.body["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains(&format!("`{name}`")) && detail.contains("empty"),
+            "{path}: {detail}"
+        );
+    }
+    // Absent parameters still mean "no filter".
+    get_ok(&app, "/api/v1/orders", &key).await;
+}
+
+#[tokio::test]
+async fn page_is_a_32_bit_integer_and_a_larger_one_is_422_naming_page() {
+    let app = TestApp::new().await;
+    let key = live_key(&app).await;
+    let r = get_ok(&app, "/api/v1/clients?page=2147483647", &key).await;
+    assert_eq!(r.body["meta"]["page"], 2_147_483_647_u32);
+    for path in [
+        "/api/v1/clients?page=2147483648",
+        "/api/v1/orders?page=4294967295",
+    ] {
+        let r = app.get(path, &key).await;
+        assert_problem(&r, 422, "validation_failed");
+        assert_eq!(r.body["errors"][0]["field"], "page", "{path}: {}", r.text);
+    }
+}
+
+#[tokio::test]
+async fn a_whole_number_written_with_a_fraction_is_an_integer_and_no_message_names_a_rust_type() {
+    let app = TestApp::new().await;
+    let key = live_key(&app).await;
+    let client = create_client(&app, &key, json!({"first_name": "Sam"})).await;
+    let order = create_order(
+        &app,
+        &key,
+        json!({"client_id": client["id"], "estimate_cents": 100.0}),
+    )
+    .await;
+    assert_eq!(
+        order["estimate_cents"], 100,
+        "JSON's 100.0 is the integer 100"
+    );
+
+    let id = order["id"].as_str().unwrap();
+    for (body, field) in [
+        (json!({"estimate_cents": 100.5}), "estimate_cents"),
+        (json!({"price_cents": "12"}), "price_cents"),
+        (json!({"price_cents": true}), "price_cents"),
+        (json!({"notes": 5}), "notes"),
+        (json!({"status": 3}), "status"),
+    ] {
+        let r = app
+            .patch(&format!("/api/v1/orders/{id}"), &key, body.clone())
+            .await;
+        assert_problem(&r, 422, "validation_failed");
+        assert_eq!(r.body["errors"][0]["field"], field, "{body}: {}", r.text);
+        for rust in ["i64", "u32", "usize", "invalid type:", "struct ", "Option"] {
+            assert!(!r.text.contains(rust), "{body} answered {}", r.text);
+        }
+    }
+    let r = app
+        .patch(
+            &format!("/api/v1/orders/{id}"),
+            &key,
+            json!({"estimate_cents": 100.5}),
+        )
+        .await;
+    assert_eq!(
+        r.body["errors"][0]["message"], "must be an integer (got the number 100.5)",
+        "{}",
+        r.text
+    );
+}
+
+#[tokio::test]
+async fn null_is_refused_where_the_document_says_a_field_is_not_nullable() {
+    let app = TestApp::new().await;
+    let key = live_key(&app).await;
+    let client = create_client(&app, &key, json!({"first_name": "Sam"})).await;
+    for (body, field) in [
+        (json!({"client_id": client["id"], "status": null}), "status"),
+        (json!({"client_id": client["id"], "client": null}), "client"),
+        (
+            json!({"client_id": null, "client": {"first_name": "Alex"}}),
+            "client_id",
+        ),
+    ] {
+        let r = app.post("/api/v1/orders", &key, body.clone()).await;
+        assert_problem(&r, 422, "validation_failed");
+        assert_eq!(r.body["errors"][0]["field"], field, "{body}: {}", r.text);
+    }
+    let order = create_order(&app, &key, json!({"client_id": client["id"]})).await;
+    let r = app
+        .patch(
+            &format!("/api/v1/orders/{}", order["id"].as_str().unwrap()),
+            &key,
+            json!({"client": null}),
+        )
+        .await;
+    assert_problem(&r, 422, "validation_failed");
+}
+
+#[tokio::test]
+async fn a_control_character_is_refused_even_at_the_ends_of_a_value() {
+    let app = TestApp::new().await;
+    let key = live_key(&app).await;
+    for body in [
+        json!({"first_name": "Sam", "city": "\u{000B}Leeds"}),
+        json!({"first_name": "Sam", "email": "sam@example.com\u{001F}"}),
+    ] {
+        let r = app.post("/api/v1/clients", &key, body.clone()).await;
+        assert_problem(&r, 422, "validation_failed");
+        assert!(r.text.contains("control characters"), "{body}: {}", r.text);
+    }
+    // Ordinary blanks around a value are still trimmed.
+    let c = create_client(&app, &key, json!({"first_name": "  Sam\t"})).await;
+    assert_eq!(c["first_name"], "Sam");
 }

@@ -12,7 +12,8 @@ const SNAPSHOT: &str = "tests/snapshots/openapi.json";
 
 #[test]
 fn the_openapi_document_matches_its_snapshot() {
-    let actual = serde_json::to_string_pretty(latchkey::http::openapi::document()).unwrap() + "\n";
+    let actual =
+        serde_json::to_string_pretty(latchkey::http::openapi::document_json()).unwrap() + "\n";
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(SNAPSHOT, &actual).unwrap();
         return;
@@ -25,7 +26,7 @@ fn the_openapi_document_matches_its_snapshot() {
 }
 
 fn operations() -> Vec<(String, String, Value)> {
-    let doc = serde_json::to_value(latchkey::http::openapi::document()).unwrap();
+    let doc = latchkey::http::openapi::document_json().clone();
     let mut out = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
@@ -123,7 +124,9 @@ async fn every_documented_permission_is_the_one_the_route_enforces() {
 async fn every_keyed_operation_documents_the_auth_errors_and_every_answer_is_documented() {
     for (method, path, op) in operations() {
         let responses = op["responses"].as_object().unwrap();
-        if scopes(&op).is_some() {
+        // Public operations say `security: []`; keyed ones name the scheme.
+        let keyed = op["security"].as_array().is_some_and(|s| !s.is_empty());
+        if keyed {
             for status in ["401", "403", "429", "500", "503"] {
                 assert!(
                     responses.contains_key(status),
@@ -187,4 +190,119 @@ async fn the_document_is_served_at_openapi_json_and_the_docs_page_lists_every_op
         !page.text.contains("<link rel=\"stylesheet\" href=\"http"),
         "no external styles"
     );
+}
+
+#[test]
+fn the_document_says_what_the_server_checks() {
+    let doc = latchkey::http::openapi::document_json();
+    assert_eq!(doc["servers"][0]["url"], "/");
+    assert_eq!(doc["info"]["license"]["identifier"], "MIT");
+    for (_, path, op) in operations() {
+        assert!(op["summary"].is_string(), "{path} has no summary");
+        assert!(
+            op["security"].is_array(),
+            "{path} does not say its security"
+        );
+    }
+    let public: Vec<String> = operations()
+        .into_iter()
+        .filter(|(_, _, op)| op["security"] == serde_json::json!([]))
+        .map(|(_, path, _)| path)
+        .collect();
+    assert_eq!(public, ["/healthz", "/readyz", "/openapi.json"]);
+
+    let schemas = &doc["components"]["schemas"];
+    // Creates say what they need; the order's client is one or the other.
+    assert_eq!(
+        schemas["NewDevice"]["required"],
+        serde_json::json!(["device_type"])
+    );
+    assert_eq!(schemas["NewOrder"]["oneOf"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        schemas["NewOrderForClient"]["required"],
+        serde_json::json!(["client_id"])
+    );
+    assert_eq!(
+        schemas["NewOrderWithNewClient"]["required"],
+        serde_json::json!(["client"])
+    );
+    assert!(schemas["NewClient"]["not"].is_object());
+    // Not nullable where null is refused.
+    assert_eq!(
+        schemas["OrderInput"]["properties"]["status"]["$ref"],
+        "#/components/schemas/OrderStatus"
+    );
+    assert_eq!(
+        schemas["DeviceInput"]["properties"]["status"]["$ref"],
+        "#/components/schemas/DeviceStatus"
+    );
+    assert_eq!(
+        schemas["NewKeyWithPermissions"]["properties"]["permissions"]["minItems"],
+        1
+    );
+    assert!(schemas["ClientInput"]["properties"]["phone"]["anyOf"][0]["pattern"].is_string());
+
+    let op = |id: &str| {
+        operations()
+            .into_iter()
+            .find(|(_, _, op)| op["operationId"] == id)
+            .map(|(_, _, op)| op)
+            .unwrap_or_else(|| panic!("no {id}"))
+    };
+    for id in ["cloneKey", "rollKey", "upgradeKey"] {
+        let body = &op(id)["requestBody"];
+        assert_eq!(body["required"], false, "{id}");
+        assert!(
+            body["content"]["application/json"]["schema"]["$ref"].is_string(),
+            "{id}: {body}"
+        );
+    }
+    let page = op("listKeys")["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "page")
+        .cloned()
+        .unwrap();
+    assert_eq!(page["schema"]["format"], "int32");
+    assert_eq!(page["schema"]["maximum"], 2_147_483_647);
+    let idempotency = op("createOrder")["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Idempotency-Key")
+        .cloned()
+        .unwrap();
+    assert!(idempotency["schema"]["pattern"].is_string());
+    // Each create links to the read, update and delete of what it made.
+    for (create, targets) in [
+        (
+            "createClient",
+            &["getClient", "updateClient", "deleteClient"][..],
+        ),
+        (
+            "createOrder",
+            &["getOrder", "updateOrder", "deleteOrder"][..],
+        ),
+        (
+            "addOrderDevice",
+            &["getDevice", "updateDevice", "deleteDevice"][..],
+        ),
+        (
+            "createKey",
+            &["getKey", "updateKey", "revokeKey", "deleteKey"][..],
+        ),
+    ] {
+        let links = op(create)["responses"]["201"]["links"].clone();
+        for target in targets {
+            assert!(
+                links
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .any(|l| l["operationId"] == *target),
+                "{create} has no link to {target}: {links}"
+            );
+        }
+    }
 }

@@ -16,6 +16,14 @@ pub fn text(
         None => current,
         Some(None) => None,
         Some(Some(v)) => {
+            // Checked before trimming, so a control character is refused
+            // wherever it stands (as the document's pattern says).
+            if v.chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+            {
+                errors.push(FieldError::new(field, "contains control characters"));
+                return current;
+            }
             let v = v.trim();
             if v.is_empty() {
                 None
@@ -24,12 +32,6 @@ pub fn text(
                     field,
                     format!("at most {max_chars} characters"),
                 ));
-                current
-            } else if v
-                .chars()
-                .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
-            {
-                errors.push(FieldError::new(field, "contains control characters"));
                 current
             } else {
                 Some(v.to_owned())

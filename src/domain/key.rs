@@ -114,6 +114,10 @@ pub struct KeyName(String);
 
 impl KeyName {
     pub fn parse(input: &str) -> Result<Self, String> {
+        // Before trimming: a control character is refused wherever it stands.
+        if input.chars().any(char::is_control) {
+            return Err("no control characters (tabs, line breaks)".into());
+        }
         let trimmed = input.trim();
         let len = trimmed.chars().count();
         if len == 0 {

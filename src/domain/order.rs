@@ -104,7 +104,8 @@ pub struct OrderInput {
     #[serde(default, deserialize_with = "crate::domain::present")]
     #[schema(value_type = Option<String>)]
     pub client_id: Option<Option<String>>,
-    /// A new client to create with the order (create only).
+    /// A new client to create with the order (create only; never `null`).
+    #[serde(default, deserialize_with = "not_null")]
     pub client: Option<ClientInput>,
     #[serde(default, deserialize_with = "crate::domain::present")]
     #[schema(value_type = Option<OrderStatus>)]
@@ -130,6 +131,18 @@ pub struct OrderInput {
     #[serde(default, deserialize_with = "crate::domain::present")]
     #[schema(value_type = Option<String>)]
     pub notes: Option<Option<String>>,
+}
+
+/// A field that may be absent but not `null`.
+fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    match crate::domain::present::<D, T>(d)? {
+        Some(Some(v)) => Ok(Some(v)),
+        _ => Err(serde::de::Error::custom("cannot be null")),
+    }
 }
 
 /// The fields of an order before its client id is known (an inline client
@@ -175,6 +188,10 @@ impl OrderInput {
             ));
         }
         let client_id = match (&self.client_id, &self.client) {
+            (Some(None), _) => {
+                e.push(FieldError::new("client_id", "cannot be null"));
+                None
+            }
             (Some(Some(_)), Some(_)) => {
                 e.push(FieldError::new(
                     "client",

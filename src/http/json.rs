@@ -70,37 +70,109 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "must be a JSON object",
         )]));
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
-    let value = match result {
-        Ok(v) => v,
-        Err(err) => {
-            let path = err.path().to_string();
-            let inner = err.into_inner();
-            // serde stops at the first problem: a broken body may first show
-            // an unknown field, and a number where an enum is due reads as a
-            // syntax error. Whether the JSON itself is well formed decides.
-            if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-                return Err(ApiError::bad_request(format!(
-                    "The body is not valid JSON: {e}"
-                )));
+    // JSON has one number type: `100.0` is the integer 100 (JSON Schema
+    // agrees), so whole numbers written with a fraction are read as integers.
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("The body is not valid JSON: {e}")))?;
+    whole_numbers(&mut value);
+    let result: Result<T, _> = serde_path_to_error::deserialize(value);
+    result.map_err(|err| {
+        let path = err.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path };
+        ApiError::validation(vec![FieldError::new(
+            field,
+            humanise(&err.into_inner().to_string()),
+        )])
+    })
+}
+
+/// Turns every number with a zero fraction that fits an `i64` (`100.0`)
+/// into the integer it is.
+fn whole_numbers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f)
+            {
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    reason = "checked to be whole and in range"
+                )]
+                let whole = f as i64;
+                *value = serde_json::Value::from(whole);
             }
-            let field = if path == "." { "body".to_owned() } else { path };
-            return Err(match inner.classify() {
-                serde_json::error::Category::Data => ApiError::validation(vec![FieldError::new(
-                    field,
-                    strip_position(&inner.to_string()),
-                )]),
-                _ => ApiError::validation(vec![FieldError::new(
-                    field,
-                    "has the wrong type: see the API reference for the values it takes",
-                )]),
-            });
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(whole_numbers),
+        _ => {}
+    }
+}
+
+/// serde's messages name Rust types (`expected i64`, `struct ClientInput`);
+/// clients get what JSON calls them.
+fn humanise(message: &str) -> String {
+    let message = strip_position(message);
+    let json_kind = |expected: &str| -> &'static str {
+        let e = expected.trim();
+        if [
+            "i8", "i16", "i32", "i64", "i128", "u8", "u16", "u32", "u64", "u128", "isize", "usize",
+        ]
+        .iter()
+        .any(|t| e == *t || e.ends_with(&format!(" {t}")))
+        {
+            "an integer"
+        } else if e == "f32" || e == "f64" {
+            "a number"
+        } else if e.contains("string") || e.contains("char") {
+            "a string"
+        } else if e.contains("bool") {
+            "true or false"
+        } else if e.contains("sequence") || e.contains("array") || e.contains("tuple") {
+            "an array"
+        } else if e.contains("map") || e.starts_with("struct ") || e.contains("object") {
+            "an object"
+        } else if e.contains("variant") || e.contains("enum") {
+            "one of the documented values"
+        } else {
+            "of the documented type"
         }
     };
-    de.end()
-        .map_err(|e| ApiError::bad_request(format!("The body is not valid JSON: {e}")))?;
-    Ok(value)
+    let got_kind = |got: &str| -> String {
+        let g = got.trim();
+        if let Some(rest) = g.strip_prefix("floating point ") {
+            format!("the number {}", rest.trim_matches('`'))
+        } else if let Some(rest) = g.strip_prefix("integer ") {
+            format!("the number {}", rest.trim_matches('`'))
+        } else if g.starts_with("string ") {
+            "a string".to_owned()
+        } else if g.starts_with("boolean ") {
+            "a boolean".to_owned()
+        } else if g == "null" || g == "unit value" {
+            "null".to_owned()
+        } else if g == "sequence" {
+            "an array".to_owned()
+        } else if g == "map" {
+            "an object".to_owned()
+        } else {
+            g.to_owned()
+        }
+    };
+    if let Some(rest) = message.strip_prefix("invalid type: ")
+        && let Some((got, expected)) = rest.split_once(", expected ")
+    {
+        return format!("must be {} (got {})", json_kind(expected), got_kind(got));
+    }
+    if let Some(rest) = message.strip_prefix("invalid value: ")
+        && let Some((got, expected)) = rest.split_once(", expected ")
+    {
+        let kind = json_kind(expected);
+        if kind == "an integer" {
+            return format!("{} is out of range", got_kind(got));
+        }
+        return format!("must be {kind} (got {})", got_kind(got));
+    }
+    message
 }
 
 /// serde_json appends " at line 1 column 17" to data errors; the field path
@@ -129,7 +201,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let (json, bytes) = read_body(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        // No body means "no options", like `{}`. (`null` is not an object:
+        // 422, as the document's non-null body schema says.)
+        if bytes.trim_ascii().is_empty() {
             return Ok(OptionalJson(None));
         }
         if !json {
@@ -141,7 +215,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
 
 pub use crate::domain::present;
 
-/// Query parameters, as raw strings; handlers parse the ones they know.
+/// Query parameters, as raw strings; handlers parse the ones they know. A
+/// parameter given with an empty value is 400 naming it.
 pub struct RawQuery(pub Vec<(String, String)>);
 
 impl<S: Send + Sync> FromRequestParts<S> for RawQuery {
@@ -154,8 +229,14 @@ impl<S: Send + Sync> FromRequestParts<S> for RawQuery {
 }
 
 fn serde_urlencoded_pairs(q: &str) -> Result<Vec<(String, String)>, ApiError> {
-    serde_urlencoded::from_str(q)
-        .map_err(|e| ApiError::bad_request(format!("The query string is not valid: {e}")))
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q)
+        .map_err(|e| ApiError::bad_request(format!("The query string is not valid: {e}")))?;
+    if let Some((name, _)) = pairs.iter().find(|(_, v)| v.is_empty()) {
+        return Err(ApiError::bad_request(format!(
+            "`{name}` is empty: give it a value, or leave it out of the query."
+        )));
+    }
+    Ok(pairs)
 }
 
 impl RawQuery {
@@ -187,14 +268,18 @@ impl RawQuery {
     }
 }
 
-/// Query parameters deserialised into `T`; a malformed query string is 400.
+/// Query parameters deserialised into `T`; a malformed query string, or a
+/// parameter given with an empty value, is 400.
 pub struct Query<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
+        let q = parts.uri.query().unwrap_or("");
+        // An empty value (`?updated_since=`) is refused rather than ignored.
+        serde_urlencoded_pairs(q)?;
+        serde_urlencoded::from_str(q)
             .map(Query)
             .map_err(|e| ApiError::bad_request(format!("The query string is not valid: {e}")))
     }

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod contract;
 pub mod error;
 pub mod json;
 pub mod openapi;

@@ -95,7 +95,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 
 static DOCUMENT: LazyLock<OpenApi> = LazyLock::new(build_document);
 
-/// The finished document.
+/// The document as derived from the routes (for the docs page); the one
+/// served is [`document_json`].
 pub fn document() -> &'static OpenApi {
     &DOCUMENT
 }
@@ -133,6 +134,19 @@ fn build_document() -> OpenApi {
         }
     }
     doc
+}
+
+static EXACT: LazyLock<serde_json::Value> = LazyLock::new(|| {
+    let mut value = serde_json::to_value(document()).expect("the document serialises");
+    super::contract::tighten(&mut value);
+    value
+});
+
+/// The document as served at `/openapi.json`: [`document`] made exactly as
+/// strict as the server by [`super::contract::tighten`] (what the derive
+/// cannot say).
+pub fn document_json() -> &'static serde_json::Value {
+    &EXACT
 }
 
 /// The `security` entry of a keyed operation, from the permission table:
@@ -252,8 +266,9 @@ fn add_errors(op: &mut Operation, has_path_param: bool) {
 #[utoipa::path(get, path = "/openapi.json", tag = "Service", operation_id = "getOpenApi",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
 async fn openapi_json() -> Response {
-    static JSON: LazyLock<String> =
-        LazyLock::new(|| serde_json::to_string_pretty(document()).expect("document serialises"));
+    static JSON: LazyLock<String> = LazyLock::new(|| {
+        serde_json::to_string_pretty(document_json()).expect("document serialises")
+    });
     let mut r = JSON.as_str().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -29,9 +29,11 @@ pub struct AuditEventList {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
-    #[param(value_type = Option<u32>, minimum = 1)]
+    /// Page number, from 1.
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 2147483647)]
     pub page: Option<String>,
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    /// Items per page, 1–100 (default 25).
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 100)]
     pub per_page: Option<String>,
     /// Only events about this key.
     pub key_id: Option<String>,

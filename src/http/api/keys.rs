@@ -70,9 +70,11 @@ pub struct TemplateSchema {
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct KeyListParams {
-    #[param(value_type = Option<u32>, minimum = 1)]
+    /// Page number, from 1.
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 2147483647)]
     pub page: Option<String>,
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    /// Items per page, 1–100 (default 25).
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 100)]
     pub per_page: Option<String>,
     /// Only keys of this environment (a key sees only its own).
     #[param(value_type = Option<Environment>)]
@@ -260,13 +262,13 @@ struct UpgradeInput {
 
 /// Upgrade a legacy key: a new standard live key with its name, permissions
 /// and allowed IPs. The legacy key keeps working until the cut-off unless
-/// `retire_legacy`. 422 for a key that is not legacy.
+/// `retire_legacy`. 409 for a key that is not legacy.
 #[utoipa::path(post, path = "/keys/{id}/upgrade", tag = "Keys", operation_id = "upgradeKey",
     params(("id" = String, Path, description = "Key id")),
     request_body(content = Option<UpgradeInput>, example = json!({"retire_legacy": false, "narrow_to_used": true})),
     responses((status = 201, description = "The new key; `secret` is shown this once", body = KeyEnvelope,
         headers(("Location" = String, description = "The new key's URL"))),
-        (status = 409, description = "`conflict`: the legacy key is revoked", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "`conflict`: the key is not a legacy key, is revoked, or was already upgraded", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 async fn upgrade(
     State(keys): State<Arc<KeyService>>,
     caller: Caller,

@@ -57,6 +57,10 @@ async fn me(
     .into_response())
 }
 
+/// Revoke the calling key.
+///
+/// For a key that leaked: it stops working at once, this call included.
+/// Needs no permission beyond the key itself.
 #[utoipa::path(post, path = "/me/revoke", tag = "Key", operation_id = "revokeMe",
     responses((status = 200, description = "The key, now revoked", body = super::keys::KeyEnvelope)))]
 async fn revoke_itself(

@@ -14,9 +14,12 @@ use crate::store::resources::{Cursor, ListQuery, Sort};
 pub const DEFAULT_PER_PAGE: u32 = 25;
 /// The largest `per_page` accepted.
 pub const MAX_PER_PAGE: u32 = 100;
+/// The largest `page` accepted: the largest 32-bit signed integer, as the
+/// document declares (`format: int32`), so clients in any language can hold it.
+pub const MAX_PAGE: u32 = 2_147_483_647;
 
-/// `page` and `per_page` as given (absent or empty means the default): 1-based,
-/// per_page 1–100, default 25. Not a number is 400 (the request is malformed);
+/// `page` and `per_page` as given (absent means the default): 1-based, page
+/// at most 2147483647, per_page 1–100, default 25. Not a number is 400 (the request is malformed);
 /// a number out of range is 422, naming each bad field.
 pub fn page_request(page: Option<&str>, per_page: Option<&str>) -> Result<PageRequest, ApiError> {
     let number = |name: &str, value: Option<&str>, default: u32| -> Result<u32, ApiError> {
@@ -34,6 +37,12 @@ pub fn page_request(page: Option<&str>, per_page: Option<&str>) -> Result<PageRe
     let mut errors = Vec::new();
     if page < 1 {
         errors.push(FieldError::new("page", "pages start at 1"));
+    }
+    if page > MAX_PAGE {
+        errors.push(FieldError::new(
+            "page",
+            format!("must be at most {MAX_PAGE} (got {page})"),
+        ));
     }
     if !(1..=MAX_PER_PAGE).contains(&per_page) {
         errors.push(FieldError::new(
@@ -95,10 +104,10 @@ impl Meta {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Page number, from 1.
-    #[param(value_type = Option<u32>, minimum = 1, example = 1)]
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 2147483647, example = 1)]
     pub page: Option<String>,
     /// Items per page, 1–100 (default 25).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, example = 25)]
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 100, example = 25)]
     pub per_page: Option<String>,
     /// `-created_at` (default, newest first), `created_at`, `updated_at`
     /// (oldest change first; use with `after` for sync) or `-updated_at`.
@@ -107,8 +116,9 @@ pub struct ListParams {
     /// Only items changed at or after this instant (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime, example = "2026-11-23T09:00:00Z")]
     pub updated_since: Option<String>,
-    /// Continue a `sort=updated_at` listing after `meta.next_cursor`.
-    #[param(value_type = Option<String>)]
+    /// Continue a `sort=updated_at` listing after `meta.next_cursor`
+    /// (`<microseconds>.<id>`; needs `sort=updated_at`).
+    #[param(value_type = Option<String>, pattern = r"^-?[0-9]{1,16}\.[A-Za-z0-9_]{1,64}$")]
     pub after: Option<String>,
 }
 
@@ -174,6 +184,10 @@ fn encode_cursor(c: &Cursor) -> String {
 
 fn decode_cursor(s: &str) -> Option<Cursor> {
     let (micros, id) = s.split_once('.')?;
+    let digits = micros.strip_prefix('-').unwrap_or(micros);
+    if digits.is_empty() || digits.len() > 16 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let micros: i64 = micros.parse().ok()?;
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
     {

@@ -133,8 +133,8 @@ impl KeyService {
     /// actually called — kept whole, with a warning, when it called none that
     /// need one), allowed IPs, rate limit and expiry. The legacy key keeps working until the
     /// cut-off unless `retire_legacy`, which retires it now. A key that is
-    /// not legacy is a validation error (422); a revoked one, or one already
-    /// upgraded, a conflict (409).
+    /// not legacy, a revoked one, or one already upgraded is a conflict (409):
+    /// the request is well formed, the key is in the wrong state for it.
     pub async fn upgrade_key(
         &self,
         principal: &Principal,
@@ -145,10 +145,9 @@ impl KeyService {
         let source = self.get(principal, id).await?;
         principal.may_act_on(&source)?;
         if source.kind != KeyKind::Legacy {
-            return Err(ServiceError::Validation(vec![FieldError::new(
-                "id",
-                "only legacy keys can be upgraded; this key is already a standard key (roll it to replace it)",
-            )]));
+            return Err(ServiceError::Conflict(
+                "Only legacy keys can be upgraded; this key is already a standard key (roll it to replace it).".into(),
+            ));
         }
         if source.revoked_at.is_some() {
             return Err(ServiceError::Conflict(

@@ -1,0 +1,193 @@
+"""Schemathesis hooks for scripts/schemathesis.sh: destructive key operations
+act on throwaway keys, never on the key the run authenticates with.
+
+The run's own key (LATCHKEY_KEY, id LATCHKEY_KEY_ID) must keep working from
+the first request to the last. Revoking, deleting, rolling or restricting it
+(updateKey can set allowed_ips or an expiry) would turn every later answer
+into 401/403 and hide the API behind it. So:
+
+- revokeKey, deleteKey, rollKey, updateKey, upgradeKey and cloneKey aimed at
+  the run's key are pointed at a fresh throwaway key instead (the stateful
+  phase's links from createKey already give them keys the run created);
+- upgradeKey aimed at anything but an imported legacy key is pointed at the
+  next one not yet handed out (scripts/schemathesis.sh imports 60), so
+  upgrades really happen; a legacy key upgraded twice is 409, as documented;
+- revokeMe always authenticates with a fresh throwaway key (an auth
+  provider: the run's key is given here, not on the command line).
+
+The throwaway keys are made through the API itself (POST /api/v1/keys).
+
+A few rules the server checks cannot be written in JSON Schema: a time that
+must be in the future (`expires_at`), a CIDR range whose host bits must be
+zero, an IMEI's Luhn check digit, an id in a body that must name an existing
+client, and `after` needing `sort=updated_at`. The document states each in
+prose; for requests schemathesis means to be valid (positive cases) this file
+makes those values true before they are sent, so the check that valid
+requests are accepted tests everything else. Invalid (negative) cases are
+sent as generated.
+"""
+
+import datetime
+import ipaddress
+import json
+import os
+import urllib.error
+import urllib.request
+
+import schemathesis
+
+BASE = os.environ["LATCHKEY_URL"]
+KEY = os.environ["LATCHKEY_KEY"]
+KEY_ID = os.environ["LATCHKEY_KEY_ID"]
+
+# Imported legacy keys, for upgradeKey: each is handed out once.
+with open(os.environ["LATCHKEY_LEGACY_IDS"]) as f:
+    LEGACY = [line.strip() for line in f if line.strip()]
+ALL_LEGACY = set(LEGACY)
+
+ON_A_KEY = {"revokeKey", "deleteKey", "rollKey", "updateKey", "upgradeKey", "cloneKey"}
+
+
+def throwaway():
+    """A new key (id, secret), made with the run's key."""
+    body = json.dumps(
+        {"name": "schemathesis throwaway", "permissions": ["keys:read", "keys:write"]}
+    ).encode()
+    req = urllib.request.Request(
+        BASE + "/api/v1/keys",
+        data=body,
+        method="POST",
+        headers={"Authorization": "Bearer " + KEY, "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        key = json.load(r)["key"]
+    return key["id"], key["secret"]
+
+
+def _call(method, path, body=None):
+    req = urllib.request.Request(
+        BASE + path,
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": "Bearer " + KEY, "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, None
+
+
+_client_id = []
+
+
+def existing_client_id(candidate):
+    """`candidate` if it names a client, else one made for the run."""
+    if isinstance(candidate, str) and candidate.isascii() and candidate.replace("_", "").isalnum():
+        if _call("GET", "/api/v1/clients/" + candidate)[0] == 200:
+            return candidate
+    if not _client_id:
+        status, body = _call("POST", "/api/v1/clients", {"business_name": "Schemathesis client"})
+        assert status == 201, status
+        _client_id.append(body["client"]["id"])
+    return _client_id[0]
+
+
+def future(value):
+    try:
+        t = datetime.datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
+    except ValueError:
+        return value
+    if t.tzinfo is None:
+        return value
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if t > now + datetime.timedelta(minutes=1):
+        return value
+    return (now + datetime.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def zero_host_bits(entry):
+    if not isinstance(entry, str) or "/" not in entry:
+        return entry
+    try:
+        return str(ipaddress.ip_network(entry, strict=False))
+    except ValueError:
+        return entry
+
+
+def luhn(value):
+    if not isinstance(value, str):
+        return value
+    digits = [int(c) for c in value if c.isdigit()]
+    if len(digits) != 15:
+        return value
+    total = 0
+    for i, d in enumerate(reversed(digits[:14])):
+        total += (d * 2 - 9 if d * 2 > 9 else d * 2) if i % 2 == 0 else d
+    check = str((10 - total % 10) % 10)
+    last = max(i for i, c in enumerate(value) if c.isdigit())
+    return value[:last] + check + value[last + 1 :]
+
+
+def make_true(case, op):
+    """Makes a positive case's unexpressible rules hold (see the top)."""
+    if case.query and "after" in case.query:
+        case.query["sort"] = "updated_at"
+    body = case.body if isinstance(case.body, dict) else None
+    if body is None:
+        return
+    if isinstance(body.get("expires_at"), str):
+        body["expires_at"] = future(body["expires_at"])
+    if isinstance(body.get("allowed_ips"), list):
+        body["allowed_ips"] = [zero_host_bits(e) for e in body["allowed_ips"]]
+    if "imei" in body:
+        body["imei"] = luhn(body["imei"])
+    if op in ("createOrder", "updateOrder") and isinstance(body.get("client_id"), str):
+        body["client_id"] = existing_client_id(body["client_id"])
+
+
+def _positive(case):
+    meta = getattr(case, "meta", None)
+    try:
+        return meta is not None and meta.generation.mode.is_positive
+    except AttributeError:
+        return False
+
+
+def _operation_id(case):
+    return case.operation.definition.raw.get("operationId")
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    op = _operation_id(case)
+    if _positive(case):
+        make_true(case, op)
+    if op == "upgradeKey" and (case.path_parameters or {}).get("id") not in ALL_LEGACY and LEGACY:
+        case.path_parameters["id"] = LEGACY.pop()
+    elif op in ON_A_KEY and (case.path_parameters or {}).get("id") == KEY_ID:
+        case.path_parameters["id"] = throwaway()[0]
+
+
+@schemathesis.auth(refresh_interval=None).skip_for(operation_id="revokeMe")
+class RunKey:
+    """Every operation but revokeMe authenticates with the run's key."""
+
+    def get(self, case, ctx):
+        return KEY
+
+    def set(self, case, data, ctx):
+        case.headers = case.headers or {}
+        case.headers["Authorization"] = "Bearer " + data
+
+
+@schemathesis.auth(refresh_interval=None).apply_to(operation_id="revokeMe")
+class ThrowawayKey:
+    """revokeMe authenticates with a new throwaway key every time."""
+
+    def get(self, case, ctx):
+        return throwaway()[1]
+
+    def set(self, case, data, ctx):
+        case.headers = case.headers or {}
+        case.headers["Authorization"] = "Bearer " + data
