@@ -19,7 +19,8 @@ use crate::app::AppState;
 use crate::domain::device::{Device, DeviceInput};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
-use crate::http::json::{JsonBody, Query};
+use crate::http::error::FieldError;
+use crate::http::json::{JsonBody, Query, parse_json};
 use crate::service::resources::ResourceService;
 use crate::store::Paged;
 use crate::store::resources::{Cursor, DeviceFilter, ListQuery};
@@ -27,7 +28,7 @@ use crate::store::resources::{Cursor, DeviceFilter, ListQuery};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_for_order, create))
-        .routes(routes!(list))
+        .routes(routes!(list, create_for_client))
         .routes(routes!(show, update, delete))
 }
 
@@ -47,6 +48,8 @@ pub struct DeviceEnvelope {
 pub struct DeviceFilters {
     /// Only devices of this order.
     pub order_id: Option<String>,
+    /// Only devices of this client (its own, and those of its orders).
+    pub client_id: Option<String>,
 }
 
 fn position(d: &Device) -> Cursor {
@@ -78,11 +81,59 @@ async fn list(
     let query = params.parse()?;
     let filter = DeviceFilter {
         order_id: filters.order_id.filter(|o| !o.is_empty()),
+        client_id: filters.client_id.filter(|c| !c.is_empty()),
     };
     let paged = resources
         .list_devices(&scope(&caller), &filter, &query)
         .await?;
     Ok(device_list(&query, paged))
+}
+
+/// A device added to a client, without an order: `client_id` and the
+/// device's fields.
+#[derive(Deserialize, ToSchema)]
+pub struct ClientDeviceInput {
+    #[schema(example = "cli_3kTMd2B7xQ9rYp0aLz1Vw8Ne")]
+    pub client_id: String,
+    #[serde(flatten)]
+    pub device: DeviceInput,
+}
+
+/// Add a device to a client (without an order).
+#[utoipa::path(post, path = "/devices", tag = "Devices", operation_id = "addClientDevice",
+    request_body(content = ClientDeviceInput, example = json!({"client_id": "cli_3kTMd2B7xQ9rYp0aLz1Vw8Ne", "device_type": "laptop", "name": "Office laptop", "brand": "Dell"})),
+    responses((status = 201, description = "Created", body = DeviceEnvelope,
+        headers(("Location" = String, description = "The new device's URL")))))]
+async fn create_for_client(
+    State(resources): State<Arc<ResourceService>>,
+    caller: Caller,
+    JsonBody(body): JsonBody<serde_json::Map<String, serde_json::Value>>,
+) -> Result<Response, ApiError> {
+    // Not `ClientDeviceInput` itself: serde's `flatten` would silently drop
+    // unknown fields, which every other body refuses.
+    let mut body = body;
+    let client_id = match body.remove("client_id") {
+        Some(serde_json::Value::String(c)) if !c.trim().is_empty() => c,
+        Some(serde_json::Value::String(_)) | None => {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "client_id",
+                "give the client the device belongs to",
+            )]));
+        }
+        Some(_) => {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "client_id",
+                "must be a string (a client id)",
+            )]));
+        }
+    };
+    let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let input: DeviceInput = parse_json(&bytes)?;
+    let device = resources
+        .add_client_device(&scope(&caller), &client_id, input)
+        .await?;
+    let location = format!("/api/v1/devices/{}", device.id);
+    Ok(created(&location, &serde_json::json!({ "device": device })))
 }
 
 /// List an order's devices.

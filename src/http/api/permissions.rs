@@ -155,6 +155,12 @@ pub const OPERATIONS: &[Operation] = &[
         One(DevicesWrite),
     ),
     op("GET", "/api/v1/devices", "listDevices", One(DevicesRead)),
+    op(
+        "POST",
+        "/api/v1/devices",
+        "addClientDevice",
+        One(DevicesWrite),
+    ),
     op("GET", "/api/v1/devices/{id}", "getDevice", One(DevicesRead)),
     op(
         "PATCH",
