@@ -103,7 +103,8 @@ pub struct ClientDeviceInput {
 #[utoipa::path(post, path = "/devices", tag = "Devices", operation_id = "addClientDevice",
     request_body(content = ClientDeviceInput, example = json!({"client_id": "cli_3kTMd2B7xQ9rYp0aLz1Vw8Ne", "device_type": "laptop", "name": "Office laptop", "brand": "Dell"})),
     responses((status = 201, description = "Created", body = DeviceEnvelope,
-        headers(("Location" = String, description = "The new device's URL")))))]
+        headers(("Location" = String, description = "The new device's URL"))),
+        (status = 404, description = "`not_found`: no such client for this key", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 async fn create_for_client(
     State(resources): State<Arc<ResourceService>>,
     caller: Caller,

@@ -347,7 +347,14 @@ async fn create(
     let device = resources
         .add_client_device(&scope, &client_id, input)
         .await
-        .map_err(|e| rs_errors(e, TABLES))?;
+        .map_err(|e| match e {
+            // The customer was deleted between the check and the insert.
+            ServiceError::NotFound => ApiError::validation(vec![FieldError::new(
+                "customer_id",
+                "no customer has this id (for this key's shop and environment)",
+            )]),
+            e => rs_errors(e, TABLES),
+        })?;
     one_asset(&resources, &scope, &device).await
 }
 

@@ -265,7 +265,8 @@ async fn update(
 /// Delete a customer (refused while it has tickets or assets).
 #[utoipa::path(delete, path = "/customers/{id}", tag = TAG, operation_id = "rsDeleteCustomer",
     params(("id" = i64, Path, description = "Customer id (the client's numeric_id)")),
-    responses((status = 200, description = "Deleted", body = Message)))]
+    responses((status = 200, description = "Deleted", body = Message),
+        (status = 409, description = "`conflict`: the customer still has tickets or assets", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 async fn delete(
     State(resources): State<Arc<ResourceService>>,
     caller: Caller,

@@ -327,7 +327,14 @@ async fn create(
     let order = resources
         .create_order(&scope, caller.key.permissions, input)
         .await
-        .map_err(|e| rs_errors(e, TABLES))?;
+        .map_err(|e| match e {
+            // The customer was deleted between the check and the insert.
+            ServiceError::NotFound => ApiError::validation(vec![FieldError::new(
+                "customer_id",
+                "no customer has this id (for this key's shop and environment)",
+            )]),
+            e => rs_errors(e, TABLES),
+        })?;
     one_ticket(&resources, &scope, &order).await
 }
 
