@@ -16,7 +16,7 @@ use super::Id;
 use super::common::{created, scope};
 use super::paging::{ListParams, Meta};
 use crate::app::AppState;
-use crate::domain::device::{Device, DeviceInput};
+use crate::domain::device::{Device, DeviceInput, DeviceStatus, DeviceType};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::error::FieldError;
@@ -90,13 +90,30 @@ async fn list(
 }
 
 /// A device added to a client, without an order: `client_id` and the
-/// device's fields.
+/// device's fields (those of [`DeviceInput`]; a test keeps the two equal).
+/// Written out rather than `flatten`ed: an `allOf` with `DeviceInput`, which
+/// allows no other property, would allow no `client_id` either.
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "describes the body `create_for_client` reads")]
 pub struct ClientDeviceInput {
     #[schema(example = "cli_3kTMd2B7xQ9rYp0aLz1Vw8Ne")]
     pub client_id: String,
-    #[serde(flatten)]
-    pub device: DeviceInput,
+    #[schema(example = "Office laptop")]
+    pub name: Option<String>,
+    pub device_type: DeviceType,
+    #[schema(example = "Dell")]
+    pub brand: Option<String>,
+    pub model: Option<String>,
+    pub serial: Option<String>,
+    /// 15 digits, Luhn-checked.
+    #[schema(example = "490154203237518")]
+    pub imei: Option<String>,
+    pub color: Option<String>,
+    pub condition: Option<String>,
+    pub fault: Option<String>,
+    /// Default `received`.
+    pub status: Option<DeviceStatus>,
 }
 
 /// Add a device to a client (without an order).
@@ -212,4 +229,28 @@ async fn delete(
 ) -> Result<StatusCode, ApiError> {
     resources.delete_device(&scope(&caller), &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::Schema;
+
+    use super::*;
+
+    fn properties<T: utoipa::ToSchema>() -> BTreeSet<String> {
+        match T::schema() {
+            RefOr::T(Schema::Object(o)) => o.properties.keys().cloned().collect(),
+            _ => panic!("{} is not an object schema", T::name()),
+        }
+    }
+
+    #[test]
+    fn a_client_device_body_is_a_device_body_and_client_id() {
+        let mut expected = properties::<DeviceInput>();
+        expected.insert("client_id".into());
+        assert_eq!(properties::<ClientDeviceInput>(), expected);
+    }
 }
