@@ -13,11 +13,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::TAG;
 use super::mapping::{
-    ASSET_FIELDS, ASSET_PROPERTIES, Field, RsBody, RsId, RsMeta, integer, list_query, map_in,
-    map_out, native_input, rs_errors,
+    ASSET_FIELDS, ASSET_PROPERTIES, Field, RsBody, RsId, RsMeta, list_query, map_in, map_out,
+    native_input, rs_errors,
 };
+use super::{TAG, clients_by_id, customer_client_id, no_such_customer};
 use crate::app::AppState;
 use crate::domain::device::{Device, DeviceInput, DeviceType};
 use crate::http::api::common::scope;
@@ -159,26 +159,17 @@ pub fn asset_json(d: &Device, customer: Option<i64>) -> Value {
     Value::Object(out)
 }
 
-/// The integer ids of the clients of `devices`, each looked up once.
+/// The integer ids of the clients with these ids.
 async fn customer_numbers(
     resources: &ResourceService,
     scope: &Scope,
     client_ids: impl Iterator<Item = &str>,
 ) -> Result<HashMap<String, i64>, ApiError> {
-    let mut out = HashMap::new();
-    for id in client_ids {
-        if out.contains_key(id) {
-            continue;
-        }
-        match resources.get_client(scope, id).await {
-            Ok(c) => {
-                out.insert(id.to_owned(), c.numeric_id);
-            }
-            Err(ServiceError::NotFound) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(out)
+    Ok(clients_by_id(resources, scope, client_ids)
+        .await?
+        .into_iter()
+        .map(|(id, c)| (id, c.numeric_id))
+        .collect())
 }
 
 async fn one_asset(
@@ -190,27 +181,6 @@ async fn one_asset(
     Ok(Json(
         json!({ "customer_asset": asset_json(d, numbers.get(&d.client_id).copied()) }),
     ))
-}
-
-/// The client id of `customer_id` as sent; a field error when it is not an
-/// id or names no customer in `scope`.
-async fn customer(
-    resources: &ResourceService,
-    scope: &Scope,
-    v: &Value,
-) -> Result<Result<String, FieldError>, ApiError> {
-    let n = match integer("customer_id", v) {
-        Ok(n) => n,
-        Err(e) => return Ok(Err(e)),
-    };
-    match resources.id_for_number(scope, NumericKind::Client, n).await {
-        Ok(id) => Ok(Ok(id)),
-        Err(ServiceError::NotFound) => Ok(Err(FieldError::new(
-            "customer_id",
-            "no customer has this id (for this key's shop and environment)",
-        ))),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// A body under RepairShopr's names as the native device input, and the
@@ -262,8 +232,12 @@ async fn device_input(
             errors.push(FieldError::new("customer_id", "cannot be null"));
             None
         }
-        Some(v) => match customer(resources, scope, v).await? {
-            Ok(id) => Some(id),
+        Some(v) => match customer_client_id(resources, scope, v).await? {
+            Ok(Some(id)) => Some(id),
+            Ok(None) => {
+                errors.push(no_such_customer());
+                None
+            }
             Err(e) => {
                 errors.push(e);
                 None
@@ -296,9 +270,10 @@ async fn list(
     let query = list_query(&q)?;
     let mut filter = DeviceFilter::default();
     if let Some(c) = super::mapping::param(&q, "customer_id") {
-        match customer(&resources, &scope, &json!(c)).await? {
-            Ok(id) => filter.client_id = Some(id),
-            Err(e) if e.message.starts_with("no customer") => {
+        match customer_client_id(&resources, &scope, &json!(c)).await? {
+            Ok(Some(id)) => filter.client_id = Some(id),
+            // No such customer: no assets.
+            Ok(None) => {
                 return Ok(Json(
                     json!({"customer_assets": [], "meta": RsMeta::of(&query, 0)}),
                 ));
@@ -349,10 +324,7 @@ async fn create(
         .await
         .map_err(|e| match e {
             // The customer was deleted between the check and the insert.
-            ServiceError::NotFound => ApiError::validation(vec![FieldError::new(
-                "customer_id",
-                "no customer has this id (for this key's shop and environment)",
-            )]),
+            ServiceError::NotFound => ApiError::validation(vec![no_such_customer()]),
             e => rs_errors(e, TABLES),
         })?;
     one_asset(&resources, &scope, &device).await

@@ -15,10 +15,10 @@ use utoipa_axum::routes;
 
 use super::customers::business_then_name;
 use super::mapping::{
-    Field, RsBody, RsId, RsMeta, TICKET_FIELDS, integer, list_query, map_in, map_out, native_input,
+    Field, RsBody, RsId, RsMeta, TICKET_FIELDS, list_query, map_in, map_out, native_input,
     order_statuses, param, rs_errors, ticket_status, ticket_status_names,
 };
-use super::{Message, TAG};
+use super::{Message, TAG, clients_by_id, customer_client_id, no_such_customer};
 use crate::app::AppState;
 use crate::domain::order::{Order, OrderInput};
 use crate::http::api::common::scope;
@@ -123,27 +123,17 @@ pub struct TicketParams {
 /// What a ticket shows of its customer: integer id and name.
 type CustomerInfo = (i64, Option<String>);
 
-/// The customers of `orders`, each looked up once. One deleted meanwhile is
-/// left out (its tickets show no customer).
+/// The customers of orders with these client ids.
 async fn customers_of(
     resources: &ResourceService,
     scope: &Scope,
     client_ids: impl Iterator<Item = &str>,
 ) -> Result<HashMap<String, CustomerInfo>, ApiError> {
-    let mut out = HashMap::new();
-    for id in client_ids {
-        if out.contains_key(id) {
-            continue;
-        }
-        match resources.get_client(scope, id).await {
-            Ok(c) => {
-                out.insert(id.to_owned(), (c.numeric_id, business_then_name(&c.fields)));
-            }
-            Err(ServiceError::NotFound) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(out)
+    Ok(clients_by_id(resources, scope, client_ids)
+        .await?
+        .into_iter()
+        .map(|(id, c)| (id, (c.numeric_id, business_then_name(&c.fields))))
+        .collect())
 }
 
 /// `RM-10042` → 10042.
@@ -184,24 +174,6 @@ async fn one_ticket(
     Ok(Json(
         json!({ "ticket": ticket_json(o, customers.get(&o.fields.client_id)) }),
     ))
-}
-
-/// The client id of customer `customer_id` as given in a body or a query;
-/// `Ok(None)` when there is no such customer in `scope`.
-async fn customer_client_id(
-    resources: &ResourceService,
-    scope: &Scope,
-    v: &Value,
-) -> Result<Result<Option<String>, FieldError>, ApiError> {
-    let n = match integer("customer_id", v) {
-        Ok(n) => n,
-        Err(e) => return Ok(Err(e)),
-    };
-    match resources.id_for_number(scope, NumericKind::Client, n).await {
-        Ok(id) => Ok(Ok(Some(id))),
-        Err(ServiceError::NotFound) => Ok(Ok(None)),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// A body under RepairShopr's names as the native order input.
@@ -246,10 +218,7 @@ async fn order_input(
             Ok(Some(id)) => {
                 native.insert("client_id".into(), json!(id));
             }
-            Ok(None) => errors.push(FieldError::new(
-                "customer_id",
-                "no customer has this id (for this key's shop and environment)",
-            )),
+            Ok(None) => errors.push(no_such_customer()),
             Err(e) => errors.push(e),
         },
     }
@@ -329,10 +298,7 @@ async fn create(
         .await
         .map_err(|e| match e {
             // The customer was deleted between the check and the insert.
-            ServiceError::NotFound => ApiError::validation(vec![FieldError::new(
-                "customer_id",
-                "no customer has this id (for this key's shop and environment)",
-            )]),
+            ServiceError::NotFound => ApiError::validation(vec![no_such_customer()]),
             e => rs_errors(e, TABLES),
         })?;
     one_ticket(&resources, &scope, &order).await
