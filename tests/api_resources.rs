@@ -2800,3 +2800,150 @@ async fn a_control_character_is_refused_even_at_the_ends_of_a_value() {
     let c = create_client(&app, &key, json!({"first_name": "  Sam\t"})).await;
     assert_eq!(c["first_name"], "Sam");
 }
+
+// ---------------------------------------------------------------------------
+// Integer ids, the new optional fields, devices of a client
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn objects_show_numeric_ids_and_the_new_optional_fields() {
+    let app = TestApp::new().await;
+    let key = live_key(&app).await;
+    let client = create_client(
+        &app,
+        &key,
+        json!({"first_name": "Sam", "mobile": "+44 7700 900123", "address_2": "Flat 2", "state": "Kent"}),
+    )
+    .await;
+    assert!(client["numeric_id"].as_i64().unwrap() > 0, "{client}");
+    assert_has_fields(
+        &client,
+        &json!({"mobile": "+44 7700 900123", "address_2": "Flat 2", "state": "Kent"}),
+    );
+    // `mobile` follows the phone rules.
+    let r = app
+        .post(
+            "/api/v1/clients",
+            &key,
+            json!({"first_name": "X", "mobile": "call me"}),
+        )
+        .await;
+    assert_validation(&r, "mobile");
+    let order = create_order(
+        &app,
+        &key,
+        json!({"client_id": id_of(&client), "problem_type": "Screen"}),
+    )
+    .await;
+    assert!(order["numeric_id"].as_i64().unwrap() > 0, "{order}");
+    assert_eq!(order["problem_type"], "Screen");
+    let device = create_device(
+        &app,
+        &key,
+        &id_of(&order),
+        json!({"device_type": "phone", "name": "Sam's phone"}),
+    )
+    .await;
+    assert!(device["numeric_id"].as_i64().unwrap() > 0, "{device}");
+    assert_eq!(
+        (&device["name"], &device["client_id"], &device["order_id"]),
+        (
+            &json!("Sam's phone"),
+            &json!(id_of(&client)),
+            &json!(id_of(&order))
+        )
+    );
+    let r = app
+        .patch(
+            &format!("/api/v1/orders/{}", id_of(&order)),
+            &key,
+            json!({"problem_type": null}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["order"]["problem_type"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_device_added_to_a_client_has_no_order_and_lists_under_the_client() {
+    let app = TestApp::new().await;
+    let key = live_key(&app).await;
+    let (client, order, on_order) = client_order_device(&app, &key).await;
+    let r = app
+        .post(
+            "/api/v1/devices",
+            &key,
+            json!({"client_id": client, "device_type": "laptop", "name": "Office laptop"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let own = r.body["device"].clone();
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/api/v1/devices/{}", id_of(&own)).as_str())
+    );
+    assert_eq!(
+        (&own["order_id"], &own["client_id"]),
+        (&Value::Null, &json!(client))
+    );
+    let listed = get_ok(&app, &format!("/api/v1/devices?client_id={client}"), &key).await;
+    let ids: BTreeSet<String> = listed.body["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(id_of)
+        .collect();
+    assert_eq!(ids, BTreeSet::from([on_order.clone(), id_of(&own)]));
+    let got = get_ok(&app, &format!("/api/v1/devices/{}", id_of(&own)), &key).await;
+    assert_eq!(got.body["device"]["name"], "Office laptop");
+
+    // Refusals: no client, an unknown one, a bad field, an unknown field.
+    let r = app
+        .post("/api/v1/devices", &key, json!({"device_type": "phone"}))
+        .await;
+    assert_validation(&r, "client_id");
+    let r = app
+        .post(
+            "/api/v1/devices",
+            &key,
+            json!({"client_id": "cli_nope", "device_type": "phone"}),
+        )
+        .await;
+    assert_problem(&r, 404, "not_found");
+    let r = app
+        .post(
+            "/api/v1/devices",
+            &key,
+            json!({"client_id": client, "device_type": "toaster"}),
+        )
+        .await;
+    assert_validation(&r, "device_type");
+    let r = app
+        .post(
+            "/api/v1/devices",
+            &key,
+            json!({"client_id": client, "device_type": "phone", "colour": "red"}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    // Another shop's key cannot add to this client.
+    let other_shop = app.new_shop("Other", "other@example.com").await;
+    let other = full_key(&app, &other_shop, "live").await;
+    let r = app
+        .post(
+            "/api/v1/devices",
+            &other,
+            json!({"client_id": client, "device_type": "phone"}),
+        )
+        .await;
+    assert_problem(&r, 404, "not_found");
+    // The client is not deleted from under its device.
+    let r = app
+        .delete(&format!("/api/v1/devices/{on_order}"), &key)
+        .await;
+    assert_eq!(r.status, 204);
+    let r = app.delete(&format!("/api/v1/orders/{order}"), &key).await;
+    assert_eq!(r.status, 204);
+    let r = app.delete(&format!("/api/v1/clients/{client}"), &key).await;
+    assert_problem(&r, 409, "conflict");
+}

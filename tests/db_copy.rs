@@ -284,6 +284,7 @@ fn order_fields(client_id: &str) -> OrderFields {
         client_id: client_id.into(),
         status: OrderStatus::InProgress,
         problem_description: Some("Cracked screen".into()),
+        problem_type: None,
         technician: None,
         due_date: None,
         estimate_cents: Some(8999),

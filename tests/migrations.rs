@@ -110,3 +110,136 @@ fn every_migration_only_adds() {
         breaking_statements("ALTER TABLE keys ADD COLUMN x TEXT NOT NULL DEFAULT ''").is_empty()
     );
 }
+
+/// The SQL an instance of the release before integer ids runs: rows with no
+/// `numeric_id` (it does not know the column). `$N` placeholders: both
+/// backends bind them by number.
+const BEFORE_INTEGER_IDS: &[&str] = &[
+    "INSERT INTO shops (id, name, created_at) VALUES ('shop_old', 'Old', 0)",
+    "INSERT INTO clients (id, shop_id, environment, first_name, created_at, updated_at)
+     VALUES ('cli_b', 'shop_old', 'live', 'Second', 20, 20)",
+    "INSERT INTO clients (id, shop_id, environment, first_name, created_at, updated_at)
+     VALUES ('cli_a', 'shop_old', 'live', 'First', 10, 10)",
+    "INSERT INTO orders (id, shop_id, environment, reference, client_id, status, currency, created_at, updated_at)
+     VALUES ('ord_a', 'shop_old', 'live', 'RM-10001', 'cli_a', 'in_progress', 'GBP', 30, 30)",
+    "INSERT INTO devices (id, shop_id, environment, order_id, device_type, status, created_at, updated_at)
+     VALUES ('dev_a', 'shop_old', 'live', 'ord_a', 'phone', 'received', 40, 40)",
+];
+
+/// What the previous release inserts while the new one already runs.
+const OLD_BUILD_INSERT: &str =
+    "INSERT INTO clients (id, shop_id, environment, first_name, created_at, updated_at)
+     VALUES ('cli_c', 'shop_old', 'live', 'Third', 50, 50)";
+
+/// Existing rows got integer ids in creation order, a row the previous
+/// release inserts afterwards gets the next one, and so does a new client.
+async fn check_integer_ids(store: std::sync::Arc<dyn latchkey::store::Store>) {
+    use latchkey::domain::client::ClientFields;
+    use latchkey::domain::clock::Timestamp;
+    use latchkey::domain::token::Environment;
+    use latchkey::store::resources::{NumericKind, Scope};
+    let scope = Scope {
+        shop_id: "shop_old".into(),
+        environment: Environment::Live,
+    };
+    let number = |id: &'static str| {
+        let store = store.clone();
+        let scope = scope.clone();
+        async move {
+            store
+                .get_client(&scope, id)
+                .await
+                .unwrap()
+                .unwrap()
+                .numeric_id
+        }
+    };
+    assert_eq!(
+        (
+            number("cli_a").await,
+            number("cli_b").await,
+            number("cli_c").await
+        ),
+        (1, 2, 3)
+    );
+    let order = store.get_order(&scope, "ord_a").await.unwrap().unwrap();
+    let device = store.get_device(&scope, "dev_a").await.unwrap().unwrap();
+    assert_eq!((order.numeric_id, device.numeric_id), (1, 1));
+    assert_eq!(device.client_id, "cli_a");
+    let made = store
+        .create_client(
+            &scope,
+            "cli_d",
+            &ClientFields {
+                first_name: Some("Fourth".into()),
+                ..Default::default()
+            },
+            Timestamp::from_micros(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(made.numeric_id, 4);
+    assert_eq!(
+        store
+            .id_for_number(&scope, NumericKind::Client, 3)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("cli_c")
+    );
+}
+
+#[tokio::test]
+async fn sqlite_numbers_existing_rows_and_those_the_previous_release_inserts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latchkey.db");
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let mut before = sqlx::migrate!("migrations/sqlite");
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|m| m.version < 8)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before.run(&pool).await.unwrap();
+    for sql in BEFORE_INTEGER_IDS {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    let store = SqliteStore::open_path(&path).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query(OLD_BUILD_INSERT).execute(&pool).await.unwrap();
+    pool.close().await;
+    check_integer_ids(std::sync::Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn postgres_numbers_existing_rows_and_those_the_previous_release_inserts() {
+    let db = common::pg::fresh_database().await;
+    let pool = sqlx::PgPool::connect_with(db.options.clone())
+        .await
+        .unwrap();
+    let mut before = sqlx::migrate!("migrations/postgres");
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|m| m.version < 3)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before.run(&pool).await.unwrap();
+    for sql in BEFORE_INTEGER_IDS {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    let store = PostgresStore::open_with(db.options.clone()).await.unwrap();
+    sqlx::query(OLD_BUILD_INSERT).execute(&pool).await.unwrap();
+    pool.close().await;
+    check_integer_ids(std::sync::Arc::new(store)).await;
+}

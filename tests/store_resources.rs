@@ -14,7 +14,8 @@ use latchkey::domain::order::{OrderFields, OrderStatus};
 use latchkey::domain::token::Environment;
 use latchkey::domain::user::{Email, Role};
 use latchkey::store::resources::{
-    Cursor, DeviceFilter, Idempotency, ListQuery, OrderFilter, SampleData, Scope, Sort,
+    ClientFilter, Cursor, DeviceFilter, DeviceOwner, Idempotency, ListQuery, NumericKind,
+    OrderFilter, SampleData, Scope, Sort,
 };
 use latchkey::store::{AuditEvent, PageRequest, Shop, Store, StoreError, User};
 
@@ -93,6 +94,7 @@ fn order(client_id: &str) -> OrderFields {
         client_id: client_id.into(),
         status: OrderStatus::AwaitingDevice,
         problem_description: Some("Cracked screen".into()),
+        problem_type: None,
         technician: None,
         due_date: Some("2026-12-04".into()),
         estimate_cents: Some(8999),
@@ -104,6 +106,7 @@ fn order(client_id: &str) -> OrderFields {
 
 fn device() -> DeviceFields {
     DeviceFields {
+        name: None,
         device_type: DeviceType::Phone,
         brand: Some("Apple".into()),
         model: Some("iPhone 13".into()),
@@ -238,6 +241,7 @@ async fn order_crud_round_trip(store: Arc<dyn Store>) {
         client_id: c2.clone(),
         status: OrderStatus::Ready,
         problem_description: None,
+        problem_type: Some("Battery".into()),
         technician: Some("Alex".into()),
         due_date: None,
         estimate_cents: None,
@@ -347,12 +351,22 @@ async fn device_crud_round_trip(store: Arc<dyn Store>) {
     let id = new_id("dev");
 
     let created = s
-        .create_device(&scope, &order_id, &id, &device(), t(1))
+        .create_device(
+            &scope,
+            &DeviceOwner::Order(order_id.clone()),
+            &id,
+            &device(),
+            t(1),
+        )
         .await
         .unwrap();
     assert_eq!(
-        (created.id.as_str(), created.order_id.as_str()),
-        (id.as_str(), order_id.as_str())
+        (created.id.as_str(), created.order_id.as_deref()),
+        (id.as_str(), Some(order_id.as_str()))
+    );
+    assert_eq!(
+        created.client_id, c,
+        "a device on an order is the order's client's"
     );
     assert_eq!(created.fields, device());
     let got = s
@@ -360,7 +374,8 @@ async fn device_crud_round_trip(store: Arc<dyn Store>) {
         .await
         .unwrap()
         .expect("the device");
-    assert_eq!(got.order_id, order_id);
+    assert_eq!(got.order_id.as_deref(), Some(order_id.as_str()));
+    assert_eq!(got.numeric_id, created.numeric_id);
     assert_eq!(got.fields, device());
     assert_eq!((got.created_at, got.updated_at), (t(1), t(1)));
 
@@ -408,8 +423,14 @@ async fn device_crud_round_trip(store: Arc<dyn Store>) {
         s.update_device(&scope, &id, &device(), t(3)).await
     ));
     assert!(is_not_found(
-        s.create_device(&scope, "ord_nope", &new_id("dev"), &device(), t(3))
-            .await
+        s.create_device(
+            &scope,
+            &DeviceOwner::Order("ord_nope".into()),
+            &new_id("dev"),
+            &device(),
+            t(3)
+        )
+        .await
     ));
 }
 
@@ -425,9 +446,15 @@ async fn another_shop_or_environment_cannot_reach_a_scopes_rows(store: Arc<dyn S
     let client_a = add_client(s, &a, "Sam", t(0)).await;
     let (order_a, _) = add_order(s, &a, &client_a, t(0)).await;
     let device_a = new_id("dev");
-    s.create_device(&a, &order_a, &device_a, &device(), t(0))
-        .await
-        .unwrap();
+    s.create_device(
+        &a,
+        &DeviceOwner::Order(order_a.clone()),
+        &device_a,
+        &device(),
+        t(0),
+    )
+    .await
+    .unwrap();
 
     for other in [live(&shop_b), test_env(&shop_a), test_env(&shop_b)] {
         let ctx = format!("{other:?}");
@@ -484,8 +511,14 @@ async fn another_shop_or_environment_cannot_reach_a_scopes_rows(store: Arc<dyn S
         );
         assert!(
             is_not_found(
-                s.create_device(&other, &order_a, &new_id("dev"), &device(), t(1))
-                    .await
+                s.create_device(
+                    &other,
+                    &DeviceOwner::Order(order_a.clone()),
+                    &new_id("dev"),
+                    &device(),
+                    t(1)
+                )
+                .await
             ),
             "{ctx}"
         );
@@ -534,6 +567,7 @@ async fn another_shop_or_environment_cannot_reach_a_scopes_rows(store: Arc<dyn S
         );
         let by_order = DeviceFilter {
             order_id: Some(order_a.clone()),
+            ..Default::default()
         };
         assert_eq!(
             s.list_devices(&other, &by_order, &all(Sort::CreatedAsc))
@@ -679,15 +713,33 @@ async fn deleting_an_order_deletes_its_devices_only(store: Arc<dyn Store>) {
     let d1 = new_id("dev");
     let d2 = new_id("dev");
     let d3 = new_id("dev");
-    s.create_device(&scope, &doomed, &d1, &device(), t(0))
-        .await
-        .unwrap();
-    s.create_device(&scope, &doomed, &d2, &device(), t(0))
-        .await
-        .unwrap();
-    s.create_device(&scope, &kept, &d3, &device(), t(0))
-        .await
-        .unwrap();
+    s.create_device(
+        &scope,
+        &DeviceOwner::Order(doomed.clone()),
+        &d1,
+        &device(),
+        t(0),
+    )
+    .await
+    .unwrap();
+    s.create_device(
+        &scope,
+        &DeviceOwner::Order(doomed.clone()),
+        &d2,
+        &device(),
+        t(0),
+    )
+    .await
+    .unwrap();
+    s.create_device(
+        &scope,
+        &DeviceOwner::Order(kept.clone()),
+        &d3,
+        &device(),
+        t(0),
+    )
+    .await
+    .unwrap();
 
     s.delete_order(&scope, &doomed).await.unwrap();
     assert!(s.get_device(&scope, &d1).await.unwrap().is_none());
@@ -906,8 +958,8 @@ async fn order_and_device_list_filters(store: Arc<dyn Store>) {
         )
     };
     let q = all(Sort::CreatedAsc);
-    let filter = |status, client_id: Option<&String>| OrderFilter {
-        status,
+    let filter = |status: Option<OrderStatus>, client_id: Option<&String>| OrderFilter {
+        statuses: status.into_iter().collect(),
         client_id: client_id.cloned(),
     };
     assert_eq!(
@@ -948,14 +1000,27 @@ async fn order_and_device_list_filters(store: Arc<dyn Store>) {
 
     let d1 = new_id("dev");
     let d2 = new_id("dev");
-    s.create_device(&scope, &o1, &d1, &device(), t(5))
-        .await
-        .unwrap();
-    s.create_device(&scope, &o2, &d2, &device(), t(6))
-        .await
-        .unwrap();
+    s.create_device(
+        &scope,
+        &DeviceOwner::Order(o1.clone()),
+        &d1,
+        &device(),
+        t(5),
+    )
+    .await
+    .unwrap();
+    s.create_device(
+        &scope,
+        &DeviceOwner::Order(o2.clone()),
+        &d2,
+        &device(),
+        t(6),
+    )
+    .await
+    .unwrap();
     let by_order = DeviceFilter {
         order_id: Some(o1.clone()),
+        ..Default::default()
     };
     let p = s.list_devices(&scope, &by_order, &q).await.unwrap();
     assert_eq!(
@@ -1101,9 +1166,15 @@ async fn reset_test_data_replaces_only_test_data_and_references_keep_counting(
     let (test_order, r) = add_order(s, &te, &test_client, t(0)).await;
     assert_eq!(r, "RM-10001");
     let test_device = new_id("dev");
-    s.create_device(&te, &test_order, &test_device, &device(), t(0))
-        .await
-        .unwrap();
+    s.create_device(
+        &te,
+        &DeviceOwner::Order(test_order.clone()),
+        &test_device,
+        &device(),
+        t(0),
+    )
+    .await
+    .unwrap();
     let other_client = add_client(s, &other, "Other", t(0)).await;
 
     let sample = latchkey::domain::sample::sample_data();
@@ -1137,7 +1208,7 @@ async fn reset_test_data_replaces_only_test_data_and_references_keep_counting(
     );
     for (id, order_id, fields) in &sample.devices {
         let d = s.get_device(&te, id).await.unwrap().expect("sample device");
-        assert_eq!((&d.order_id, &d.fields), (order_id, fields));
+        assert_eq!((d.order_id.as_ref(), &d.fields), (Some(order_id), fields));
     }
     assert_eq!(
         s.list_devices(&te, &DeviceFilter::default(), &all(Sort::CreatedAsc))
@@ -1410,7 +1481,445 @@ async fn identical_requests_racing_on_one_idempotency_key_get_exactly_one_new(
     assert_eq!(new, 1, "exactly one request runs");
 }
 
+// ---------------------------------------------------------------------------
+// Integer ids, the fields the RepairShopr mapping needs, client devices
+// ---------------------------------------------------------------------------
+
+async fn numeric_ids_are_unique_per_kind_never_reused_and_scoped(store: Arc<dyn Store>) {
+    let s = &store;
+    let (a, b) = (new_shop(s).await, new_shop(s).await);
+    let (la, ta, lb) = (live(&a), test_env(&a), live(&b));
+    let mut seen = Vec::new();
+    for scope in [&la, &ta, &lb, &la] {
+        let id = add_client(s, scope, "Sam", t(0)).await;
+        let got = s.get_client(scope, &id).await.unwrap().unwrap();
+        assert!(got.numeric_id > 0);
+        assert_eq!(
+            s.id_for_number(scope, NumericKind::Client, got.numeric_id)
+                .await
+                .unwrap(),
+            Some(id.clone())
+        );
+        seen.push((scope.clone(), id, got.numeric_id));
+    }
+    let numbers: Vec<i64> = seen.iter().map(|x| x.2).collect();
+    assert!(
+        numbers.windows(2).all(|w| w[0] < w[1]),
+        "one counter per kind, rising: {numbers:?}"
+    );
+    // Another shop's or the other environment's number names nothing.
+    let (_, _, n_b) = &seen[2];
+    assert_eq!(
+        s.id_for_number(&la, NumericKind::Client, *n_b)
+            .await
+            .unwrap(),
+        None
+    );
+    let (_, _, n_test) = &seen[1];
+    assert_eq!(
+        s.id_for_number(&la, NumericKind::Client, *n_test)
+            .await
+            .unwrap(),
+        None
+    );
+    // A deleted client's number is never given again.
+    let (scope, last_id, last_n) = seen.last().unwrap().clone();
+    s.delete_client(&scope, &last_id).await.unwrap();
+    let next = add_client(s, &la, "Kim", t(1)).await;
+    let next_n = s.get_client(&la, &next).await.unwrap().unwrap().numeric_id;
+    assert!(next_n > last_n, "{next_n} after deleted {last_n}");
+    assert_eq!(
+        s.id_for_number(&la, NumericKind::Client, last_n)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Orders and devices count on their own; devices of orders and devices
+    // of clients share one counter.
+    let c = add_client(s, &la, "Ann", t(2)).await;
+    let (o1, _) = add_order(s, &la, &c, t(2)).await;
+    let (o2, _) = add_order(s, &la, &c, t(2)).await;
+    let on1 = s.get_order(&la, &o1).await.unwrap().unwrap().numeric_id;
+    let on2 = s.get_order(&la, &o2).await.unwrap().unwrap().numeric_id;
+    assert!(on1 > 0 && on2 > on1);
+    assert_eq!(
+        s.id_for_number(&la, NumericKind::Order, on2).await.unwrap(),
+        Some(o2.clone())
+    );
+    let d1 = s
+        .create_device(
+            &la,
+            &DeviceOwner::Order(o1.clone()),
+            &new_id("dev"),
+            &device(),
+            t(3),
+        )
+        .await
+        .unwrap();
+    let d2 = s
+        .create_device(
+            &la,
+            &DeviceOwner::Client(c.clone()),
+            &new_id("dev"),
+            &device(),
+            t(3),
+        )
+        .await
+        .unwrap();
+    assert!(d1.numeric_id > 0 && d2.numeric_id > d1.numeric_id);
+    for d in [&d1, &d2] {
+        assert_eq!(
+            s.id_for_number(&la, NumericKind::Device, d.numeric_id)
+                .await
+                .unwrap(),
+            Some(d.id.clone())
+        );
+        assert_eq!(
+            s.id_for_number(&lb, NumericKind::Device, d.numeric_id)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+}
+
+async fn concurrent_creates_never_share_a_numeric_id(store: Arc<dyn Store>) {
+    let shop = new_shop(&store).await;
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            let scope = if i % 2 == 0 {
+                live(&shop)
+            } else {
+                test_env(&shop)
+            };
+            tokio::spawn(async move {
+                let id = add_client(&store, &scope, "Sam", t(i)).await;
+                store
+                    .get_client(&scope, &id)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .numeric_id
+            })
+        })
+        .collect();
+    let mut numbers = HashSet::new();
+    for task in tasks {
+        assert!(numbers.insert(task.await.unwrap()), "a number given twice");
+    }
+    assert_eq!(numbers.len(), 16);
+}
+
+async fn new_optional_fields_round_trip(store: Arc<dyn Store>) {
+    let s = &store;
+    let scope = live(&new_shop(s).await);
+    let fields = ClientFields {
+        mobile: Some("+44 7700 900123".into()),
+        address_2: Some("Flat 2".into()),
+        state: Some("Kent".into()),
+        ..client("Sam")
+    };
+    let id = new_id("cli");
+    let made = s.create_client(&scope, &id, &fields, t(0)).await.unwrap();
+    assert_eq!(made.fields, fields);
+    assert_eq!(
+        s.get_client(&scope, &id).await.unwrap().unwrap().fields,
+        fields
+    );
+    let changed = ClientFields {
+        state: None,
+        mobile: Some("+44 7700 900999".into()),
+        ..fields.clone()
+    };
+    assert_eq!(
+        s.update_client(&scope, &id, &changed, t(1))
+            .await
+            .unwrap()
+            .fields,
+        changed
+    );
+    // The mobile number is searched like the phone.
+    let found = s
+        .list_clients(&scope, Some("900999"), &all(Sort::CreatedAsc))
+        .await
+        .unwrap();
+    assert_eq!(found.total, 1);
+
+    let order_fields = OrderFields {
+        problem_type: Some("Screen".into()),
+        ..order(&id)
+    };
+    let oid = new_id("ord");
+    let o = s
+        .create_order(&scope, &oid, &order_fields, None, t(2))
+        .await
+        .unwrap();
+    assert_eq!(o.fields, order_fields);
+    let cleared = OrderFields {
+        problem_type: None,
+        ..order_fields.clone()
+    };
+    assert_eq!(
+        s.update_order(&scope, &oid, &cleared, t(3))
+            .await
+            .unwrap()
+            .fields,
+        cleared
+    );
+    assert_eq!(
+        s.get_order(&scope, &oid).await.unwrap().unwrap().fields,
+        cleared
+    );
+
+    let named = DeviceFields {
+        name: Some("Sam's phone".into()),
+        ..device()
+    };
+    let did = new_id("dev");
+    let d = s
+        .create_device(&scope, &DeviceOwner::Order(oid.clone()), &did, &named, t(4))
+        .await
+        .unwrap();
+    assert_eq!(d.fields, named);
+    assert_eq!(
+        s.get_device(&scope, &did).await.unwrap().unwrap().fields,
+        named
+    );
+}
+
+async fn a_client_device_belongs_to_the_client_without_an_order(store: Arc<dyn Store>) {
+    let s = &store;
+    let shop = new_shop(s).await;
+    let scope = live(&shop);
+    let c = add_client(s, &scope, "Sam", t(0)).await;
+    let other = add_client(s, &scope, "Kim", t(0)).await;
+    let (o, _) = add_order(s, &scope, &c, t(0)).await;
+    let on_order = s
+        .create_device(
+            &scope,
+            &DeviceOwner::Order(o.clone()),
+            &new_id("dev"),
+            &device(),
+            t(1),
+        )
+        .await
+        .unwrap();
+    let id = new_id("dev");
+    let own = s
+        .create_device(
+            &scope,
+            &DeviceOwner::Client(c.clone()),
+            &id,
+            &device(),
+            t(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (own.order_id.as_deref(), own.client_id.as_str()),
+        (None, c.as_str())
+    );
+    assert_eq!((own.created_at, own.updated_at), (t(2), t(2)));
+    let got = s.get_device(&scope, &id).await.unwrap().unwrap();
+    assert_eq!((got.order_id, got.client_id), (None, c.clone()));
+
+    // Listed with the client's other devices, not under any order.
+    let by_client = DeviceFilter {
+        client_id: Some(c.clone()),
+        ..Default::default()
+    };
+    let listed = s
+        .list_devices(&scope, &by_client, &all(Sort::CreatedAsc))
+        .await
+        .unwrap();
+    assert_eq!(
+        listed
+            .items
+            .iter()
+            .map(|d| d.id.clone())
+            .collect::<Vec<_>>(),
+        vec![on_order.id.clone(), id.clone()]
+    );
+    assert_eq!(listed.total, 2);
+    let by_other = DeviceFilter {
+        client_id: Some(other.clone()),
+        ..Default::default()
+    };
+    assert_eq!(
+        s.list_devices(&scope, &by_other, &all(Sort::CreatedAsc))
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    let by_order = DeviceFilter {
+        order_id: Some(o.clone()),
+        ..Default::default()
+    };
+    assert_eq!(
+        s.list_devices(&scope, &by_order, &all(Sort::CreatedAsc))
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+
+    // Update and delete reach it like any device.
+    let fields = DeviceFields {
+        name: Some("Office laptop".into()),
+        device_type: DeviceType::Laptop,
+        ..device()
+    };
+    let updated = s.update_device(&scope, &id, &fields, t(3)).await.unwrap();
+    assert_eq!(
+        (updated.fields, updated.order_id, updated.updated_at),
+        (fields, None, t(3))
+    );
+
+    // A client with devices of its own is not deleted from under them.
+    let refused = s.delete_client(&scope, &c).await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    let refused = s.delete_client(&scope, &other).await;
+    assert!(
+        refused.is_ok(),
+        "a client without devices or orders goes: {refused:?}"
+    );
+    s.delete_device(&scope, &id).await.unwrap();
+    assert!(s.get_device(&scope, &id).await.unwrap().is_none());
+    assert!(is_not_found(s.delete_device(&scope, &id).await));
+    assert!(is_not_found(
+        s.update_device(&scope, &id, &device(), t(4)).await
+    ));
+
+    // Another shop's or environment's client is as if it did not exist.
+    let elsewhere = live(&new_shop(s).await);
+    for scope in [&elsewhere, &test_env(&shop)] {
+        assert!(is_not_found(
+            s.create_device(
+                scope,
+                &DeviceOwner::Client(c.clone()),
+                &new_id("dev"),
+                &device(),
+                t(5)
+            )
+            .await
+        ));
+    }
+    assert!(is_not_found(
+        s.create_device(
+            &scope,
+            &DeviceOwner::Client("cli_nope".into()),
+            &new_id("dev"),
+            &device(),
+            t(5)
+        )
+        .await
+    ));
+
+    // A test-data reset removes the test environment's client devices too.
+    let te = test_env(&shop);
+    let tc = add_client(s, &te, "Tess", t(6)).await;
+    let td = new_id("dev");
+    s.create_device(&te, &DeviceOwner::Client(tc.clone()), &td, &device(), t(6))
+        .await
+        .unwrap();
+    s.reset_test_data(
+        &shop,
+        &SampleData {
+            clients: vec![],
+            orders: vec![],
+            devices: vec![],
+        },
+        t(7),
+    )
+    .await
+    .unwrap();
+    assert!(s.get_device(&te, &td).await.unwrap().is_none());
+    assert!(s.get_device(&scope, &on_order.id).await.unwrap().is_some());
+}
+
+async fn numeric_order_email_and_status_set_filters(store: Arc<dyn Store>) {
+    let s = &store;
+    let scope = live(&new_shop(s).await);
+    // Created out of time order: numeric order is creation order, not time.
+    let c1 = add_client(s, &scope, "Sam", t(50)).await;
+    let c2 = add_client(s, &scope, "Kim", t(10)).await;
+    let c3 = add_client(s, &scope, "Ann", t(30)).await;
+    let query = all(Sort::NumericAsc);
+    let ids = |p: latchkey::store::Paged<latchkey::domain::client::Client>| {
+        p.items.into_iter().map(|c| c.id).collect::<Vec<_>>()
+    };
+    let every = ClientFilter::default();
+    assert_eq!(
+        ids(s.list_clients_where(&scope, &every, &query).await.unwrap()),
+        vec![c1.clone(), c2.clone(), c3.clone()]
+    );
+    let paged = s
+        .list_clients_where(&scope, &every, &list(2, 2, Sort::NumericAsc))
+        .await
+        .unwrap();
+    assert_eq!((paged.total, ids(paged)), (3, vec![c3.clone()]));
+    let by_email = ClientFilter {
+        email: Some("KIM@example.com".into()),
+        ..Default::default()
+    };
+    let found = s
+        .list_clients_where(&scope, &by_email, &query)
+        .await
+        .unwrap();
+    assert_eq!((found.total, ids(found)), (1, vec![c2.clone()]));
+    let partial = ClientFilter {
+        email: Some("kim@example".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        s.list_clients_where(&scope, &partial, &query)
+            .await
+            .unwrap()
+            .total,
+        0,
+        "the email filter matches the whole address"
+    );
+
+    let (o1, _) = add_order(s, &scope, &c1, t(0)).await;
+    let (o2, _) = add_order(s, &scope, &c1, t(0)).await;
+    let (o3, _) = add_order(s, &scope, &c1, t(0)).await;
+    for (id, status) in [
+        (&o1, OrderStatus::Collected),
+        (&o2, OrderStatus::Despatched),
+        (&o3, OrderStatus::Ready),
+    ] {
+        let fields = OrderFields {
+            status,
+            ..order(&c1)
+        };
+        s.update_order(&scope, id, &fields, t(1)).await.unwrap();
+    }
+    let any_of = OrderFilter {
+        statuses: vec![OrderStatus::Collected, OrderStatus::Despatched],
+        ..Default::default()
+    };
+    let got = s
+        .list_orders(&scope, &any_of, &all(Sort::NumericAsc))
+        .await
+        .unwrap();
+    assert_eq!(
+        got.items.into_iter().map(|o| o.id).collect::<Vec<_>>(),
+        vec![o1, o2]
+    );
+}
+
 contracts! {
+    numeric_ids_are_unique_per_kind_never_reused_and_scoped,
+    concurrent_creates_never_share_a_numeric_id,
+    new_optional_fields_round_trip,
+    a_client_device_belongs_to_the_client_without_an_order,
+    numeric_order_email_and_status_set_filters,
     client_crud_round_trip,
     order_crud_round_trip,
     create_order_with_an_inline_client_is_one_transaction,

@@ -19,8 +19,13 @@ pub struct ClientFields {
     pub email: Option<String>,
     #[schema(example = "+44 20 7946 0958")]
     pub phone: Option<String>,
+    /// A second phone number (same rules as `phone`).
+    pub mobile: Option<String>,
     pub address: Option<String>,
+    pub address_2: Option<String>,
     pub city: Option<String>,
+    /// State, county or region.
+    pub state: Option<String>,
     pub postcode: Option<String>,
     /// ISO 3166-1 alpha-2.
     #[schema(example = "GB")]
@@ -32,6 +37,10 @@ pub struct ClientFields {
 pub struct Client {
     #[schema(example = "cli_3kTMd2B7xQ9rYp0aLz1Vw8Ne")]
     pub id: String,
+    /// The client's integer id (unique among clients, never reused): its id
+    /// on the RepairShopr-compatible API (`/api/v1/customers/{id}`).
+    #[schema(example = 1042, minimum = 1)]
+    pub numeric_id: i64,
     #[serde(flatten)]
     pub fields: ClientFields,
     pub created_at: Timestamp,
@@ -61,6 +70,15 @@ pub struct ClientInput {
     #[serde(default, deserialize_with = "crate::domain::present")]
     #[schema(value_type = Option<String>)]
     pub address: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::domain::present")]
+    #[schema(value_type = Option<String>)]
+    pub mobile: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::domain::present")]
+    #[schema(value_type = Option<String>)]
+    pub address_2: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::domain::present")]
+    #[schema(value_type = Option<String>)]
+    pub state: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::domain::present")]
     #[schema(value_type = Option<String>)]
     pub city: Option<Option<String>>,
@@ -122,8 +140,18 @@ impl ClientInput {
                 32,
                 fields::phone,
             ),
+            mobile: fields::checked(
+                &mut e,
+                &f("mobile"),
+                base.mobile,
+                self.mobile,
+                32,
+                fields::phone,
+            ),
             address: fields::text(&mut e, &f("address"), base.address, self.address, 500),
+            address_2: fields::text(&mut e, &f("address_2"), base.address_2, self.address_2, 500),
             city: fields::text(&mut e, &f("city"), base.city, self.city, 100),
+            state: fields::text(&mut e, &f("state"), base.state, self.state, 100),
             postcode: fields::text(&mut e, &f("postcode"), base.postcode, self.postcode, 20),
             country: fields::checked(
                 &mut e,

@@ -65,6 +65,9 @@ pub fn parse_enum<T: for<'de> Deserialize<'de>>(s: &str) -> Option<T> {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct DeviceFields {
+    /// What the shop calls it, free text.
+    #[schema(example = "Sam's iPhone")]
+    pub name: Option<String>,
     pub device_type: DeviceType,
     #[schema(example = "Apple")]
     pub brand: Option<String>,
@@ -85,7 +88,16 @@ pub struct DeviceFields {
 pub struct Device {
     #[schema(example = "dev_8Hn2Kq5Wv1Xr7Bt3Ym9Lp4Cz")]
     pub id: String,
-    pub order_id: String,
+    /// The device's integer id (unique among devices, never reused): its id
+    /// on the RepairShopr-compatible API (`/api/v1/customer_assets/{id}`).
+    #[schema(example = 877, minimum = 1)]
+    pub numeric_id: i64,
+    /// The order it came in with; `null` for a device that belongs to a
+    /// client without an order.
+    pub order_id: Option<String>,
+    /// Its client: the order's client, or the client it was added to.
+    #[schema(example = "cli_3kTMd2B7xQ9rYp0aLz1Vw8Ne")]
+    pub client_id: String,
     #[serde(flatten)]
     pub fields: DeviceFields,
     pub created_at: Timestamp,
@@ -95,6 +107,9 @@ pub struct Device {
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceInput {
+    #[serde(default, deserialize_with = "crate::domain::present")]
+    #[schema(value_type = Option<String>, example = "Sam's iPhone")]
+    pub name: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::domain::present")]
     #[schema(value_type = Option<DeviceType>)]
     pub device_type: Option<Option<DeviceType>>,
@@ -143,6 +158,13 @@ impl DeviceInput {
                  cur: Option<String>,
                  p: Option<Option<String>>,
                  max: usize| fields::text(e, n, cur, p, max);
+        let name = t(
+            &mut e,
+            "name",
+            b.and_then(|b| b.name.clone()),
+            self.name,
+            100,
+        );
         let out = (
             t(
                 &mut e,
@@ -197,6 +219,7 @@ impl DeviceInput {
         );
         match (device_type, status) {
             (Some(device_type), Some(status)) if e.is_empty() => Ok(DeviceFields {
+                name,
                 device_type,
                 brand: out.0,
                 model: out.1,

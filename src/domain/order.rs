@@ -69,6 +69,9 @@ pub struct OrderFields {
     pub status: OrderStatus,
     #[schema(example = "Cracked screen after a drop; touch works.")]
     pub problem_description: Option<String>,
+    /// A category of problem, free text.
+    #[schema(example = "Screen")]
+    pub problem_type: Option<String>,
     #[schema(example = "Alex")]
     pub technician: Option<String>,
     /// `YYYY-MM-DD`
@@ -91,6 +94,10 @@ pub struct Order {
     /// Per shop and environment, never repeated.
     #[schema(example = "RM-10042")]
     pub reference: String,
+    /// The order's integer id (unique among orders, never reused): its id
+    /// on the RepairShopr-compatible API (`/api/v1/tickets/{id}`).
+    #[schema(example = 5120, minimum = 1)]
+    pub numeric_id: i64,
     #[serde(flatten)]
     pub fields: OrderFields,
     pub created_at: Timestamp,
@@ -113,6 +120,9 @@ pub struct OrderInput {
     #[serde(default, deserialize_with = "crate::domain::present")]
     #[schema(value_type = Option<String>)]
     pub problem_description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::domain::present")]
+    #[schema(value_type = Option<String>, example = "Screen")]
+    pub problem_type: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::domain::present")]
     #[schema(value_type = Option<String>)]
     pub technician: Option<Option<String>>,
@@ -151,6 +161,7 @@ pub struct OrderDraft {
     pub client_id: Option<String>,
     pub status: OrderStatus,
     pub problem_description: Option<String>,
+    pub problem_type: Option<String>,
     pub technician: Option<String>,
     pub due_date: Option<String>,
     pub estimate_cents: Option<i64>,
@@ -165,6 +176,7 @@ impl OrderDraft {
             client_id,
             status: self.status,
             problem_description: self.problem_description,
+            problem_type: self.problem_type,
             technician: self.technician,
             due_date: self.due_date,
             estimate_cents: self.estimate_cents,
@@ -233,6 +245,13 @@ impl OrderInput {
             self.problem_description,
             10_000,
         );
+        let problem_type = fields::text(
+            &mut e,
+            "problem_type",
+            cur(|b| b.problem_type.clone()),
+            self.problem_type,
+            100,
+        );
         let technician = fields::text(
             &mut e,
             "technician",
@@ -289,6 +308,7 @@ impl OrderInput {
                 client_id,
                 status,
                 problem_description,
+                problem_type,
                 technician,
                 due_date,
                 estimate_cents,

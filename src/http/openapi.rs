@@ -68,6 +68,7 @@ pub struct Problem {
         (name = "Orders", description = "Repair orders"),
         (name = "Devices", description = "Devices brought in with orders"),
         (name = "Test data", description = "The test environment's sample data"),
+        (name = "RepairShopr-compatible", description = "RepairShopr's customers, tickets and customer assets over the same data, keys and rules: integrations written for RepairShopr work unchanged (integer ids, RepairShopr's field names, JSON or form bodies, a bare `Authorization: <key>` header)"),
         (name = "Audit", description = "Who did what to which key"),
         (name = "Service", description = "Health and this document")
     )
@@ -86,6 +87,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(api::orders::router())
         .merge(api::devices::router())
         .merge(api::test_data::router())
+        .merge(api::repairshopr::router())
         .route_layer(axum::middleware::from_fn(super::auth::require_key));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", keyed)

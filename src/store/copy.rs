@@ -14,7 +14,9 @@
 //! PostgreSQL's identity on `audit_events.seq`) and the last `key_changes`
 //! position (SQLite's `AUTOINCREMENT`, PostgreSQL's `key_change_sequence`),
 //! so the next event and the next feed row continue past the copied ones.
-//! Order references continue by themselves: `order_sequences` is copied.
+//! Order references continue by themselves: `order_sequences` is copied; so
+//! do integer ids (`numeric_id_sequences`; the triggers that assign them only
+//! act on rows inserted without one, and copied rows carry theirs).
 //!
 //! Key hashes are copied as they are: the target must be served with the same
 //! server secret as the source, or no key verifies. The secret's fingerprint
@@ -182,7 +184,16 @@ pub const TABLES: &[Table] = &[
             ("search_text", T),
             ("created_at", I),
             ("updated_at", I),
+            ("numeric_id", I),
+            ("mobile", T),
+            ("address_2", T),
+            ("state", T),
         ],
+    },
+    Table {
+        name: "numeric_id_sequences",
+        key: &["kind"],
+        columns: &[("kind", T), ("last_id", I)],
     },
     Table {
         name: "order_sequences",
@@ -208,6 +219,8 @@ pub const TABLES: &[Table] = &[
             ("notes", T),
             ("created_at", I),
             ("updated_at", I),
+            ("numeric_id", I),
+            ("problem_type", T),
         ],
     },
     Table {
@@ -218,6 +231,31 @@ pub const TABLES: &[Table] = &[
             ("shop_id", T),
             ("environment", T),
             ("order_id", T),
+            ("device_type", T),
+            ("brand", T),
+            ("model", T),
+            ("serial", T),
+            ("imei", T),
+            ("color", T),
+            ("condition", T),
+            ("fault", T),
+            ("status", T),
+            ("created_at", I),
+            ("updated_at", I),
+            ("numeric_id", I),
+            ("name", T),
+        ],
+    },
+    Table {
+        name: "client_devices",
+        key: &["id"],
+        columns: &[
+            ("id", T),
+            ("shop_id", T),
+            ("environment", T),
+            ("client_id", T),
+            ("numeric_id", I),
+            ("name", T),
             ("device_type", T),
             ("brand", T),
             ("model", T),

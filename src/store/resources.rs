@@ -36,6 +36,10 @@ pub enum Sort {
     UpdatedAsc,
     /// `-updated_at`
     UpdatedDesc,
+    /// By integer id, oldest first: rows created while a client walks the
+    /// pages land after it, so it neither misses nor repeats one (the
+    /// RepairShopr-compatible lists). Not offered on the native lists.
+    NumericAsc,
 }
 
 impl Sort {
@@ -71,14 +75,43 @@ pub struct ListQuery {
 }
 
 #[derive(Clone, Debug, Default)]
+pub struct ClientFilter {
+    /// Matches (case-insensitively, as a substring) names, business name,
+    /// email, phone and mobile.
+    pub search: Option<String>,
+    /// The email, whole (case-insensitively).
+    pub email: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
 pub struct OrderFilter {
-    pub status: Option<OrderStatus>,
+    /// Orders in any of these statuses; empty: any status.
+    pub statuses: Vec<OrderStatus>,
     pub client_id: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct DeviceFilter {
     pub order_id: Option<String>,
+    /// The device's client (the order's client for a device on an order).
+    pub client_id: Option<String>,
+}
+
+/// What a device belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceOwner {
+    /// Brought in with this order (its client is the order's).
+    Order(String),
+    /// A client's device, with no order.
+    Client(String),
+}
+
+/// The kinds of resource with an integer id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NumericKind {
+    Client,
+    Order,
+    Device,
 }
 
 /// What a stored `Idempotency-Key` says about a new request.
@@ -112,13 +145,33 @@ pub trait ResourceStore: Send + Sync {
     ) -> StoreResult<Client>;
     async fn get_client(&self, scope: &Scope, id: &str) -> StoreResult<Option<Client>>;
     /// `q` matches (case-insensitively, as a substring) names, business name,
-    /// email and phone.
+    /// email, phone and mobile.
     async fn list_clients(
         &self,
         scope: &Scope,
         q: Option<&str>,
         query: &ListQuery,
+    ) -> StoreResult<Paged<Client>> {
+        let filter = ClientFilter {
+            search: q.map(str::to_owned),
+            email: None,
+        };
+        self.list_clients_where(scope, &filter, query).await
+    }
+    async fn list_clients_where(
+        &self,
+        scope: &Scope,
+        filter: &ClientFilter,
+        query: &ListQuery,
     ) -> StoreResult<Paged<Client>>;
+    /// The string id of the resource of this kind with integer id `n` in
+    /// `scope`, if any.
+    async fn id_for_number(
+        &self,
+        scope: &Scope,
+        kind: NumericKind,
+        n: i64,
+    ) -> StoreResult<Option<String>>;
     /// Replaces the data fields; `NotFound` if the client is not in `scope`.
     async fn update_client(
         &self,
@@ -127,7 +180,7 @@ pub trait ResourceStore: Send + Sync {
         fields: &ClientFields,
         at: Timestamp,
     ) -> StoreResult<Client>;
-    /// `Conflict` (saying why) while the client has orders.
+    /// `Conflict` (saying why) while the client has orders or devices.
     async fn delete_client(&self, scope: &Scope, id: &str) -> StoreResult<()>;
 
     /// Creates an order, first creating `new_client` (id, fields) when given,
@@ -159,11 +212,11 @@ pub trait ResourceStore: Send + Sync {
     /// Deletes the order and its devices.
     async fn delete_order(&self, scope: &Scope, id: &str) -> StoreResult<()>;
 
-    /// `NotFound` if the order is not in `scope`.
+    /// `NotFound` if the owner (order or client) is not in `scope`.
     async fn create_device(
         &self,
         scope: &Scope,
-        order_id: &str,
+        owner: &DeviceOwner,
         id: &str,
         fields: &DeviceFields,
         at: Timestamp,

@@ -140,6 +140,7 @@ pub(crate) fn search_text(f: &ClientFields) -> String {
         &f.business_name,
         &f.email,
         &f.phone,
+        &f.mobile,
     ]
     .iter()
     .map(|v| v.as_deref().unwrap_or("").to_lowercase())
@@ -289,26 +290,54 @@ pub(crate) fn key_change_from_row(row: &impl RowExt) -> StoreResult<KeyChange> {
     })
 }
 
-pub(crate) const CLIENT_COLUMNS: &str = "id, first_name, last_name, business_name, email, phone, address, city, \
-     postcode, country, notes, created_at, updated_at";
+/// The columns [`client_from_row`] reads (`numeric_id` is assigned by the
+/// database on insert, so inserts name [`CLIENT_INSERT_COLUMNS`]).
+pub(crate) const CLIENT_COLUMNS: &str = "id, numeric_id, first_name, last_name, business_name, email, phone, \
+     mobile, address, address_2, city, state, postcode, country, notes, created_at, updated_at";
 
-pub(crate) const ORDER_COLUMNS: &str = "id, reference, client_id, status, problem_description, technician, \
-     due_date, estimate_cents, price_cents, currency, notes, created_at, updated_at";
+pub(crate) const CLIENT_INSERT_COLUMNS: &str = "id, first_name, last_name, business_name, email, phone, \
+     mobile, address, address_2, city, state, postcode, country, notes, created_at, updated_at";
 
-pub(crate) const DEVICE_COLUMNS: &str = "id, order_id, device_type, brand, model, serial, imei, color, condition, \
+pub(crate) const ORDER_COLUMNS: &str = "id, numeric_id, reference, client_id, status, problem_description, \
+     problem_type, technician, due_date, estimate_cents, price_cents, currency, notes, created_at, updated_at";
+
+pub(crate) const ORDER_INSERT_COLUMNS: &str = "id, reference, client_id, status, problem_description, \
+     problem_type, technician, due_date, estimate_cents, price_cents, currency, notes, created_at, updated_at";
+
+/// The columns [`device_from_row`] reads, from [`DEVICE_ROWS`].
+pub(crate) const DEVICE_COLUMNS: &str = "id, numeric_id, order_id, client_id, name, device_type, brand, model, \
+     serial, imei, color, condition, fault, status, created_at, updated_at";
+
+/// The data columns both device tables share, in insert order.
+pub(crate) const DEVICE_DATA_COLUMNS: &str = "name, device_type, brand, model, serial, imei, color, condition, \
      fault, status, created_at, updated_at";
+
+/// Every device, whatever it belongs to: the devices of orders (whose client
+/// is the order's) and the devices of clients (`client_devices`, no order),
+/// as one relation with the columns of [`DEVICE_COLUMNS`] plus `shop_id` and
+/// `environment`. Used as a table (`FROM {DEVICE_ROWS}`).
+pub(crate) const DEVICE_ROWS: &str = "(SELECT d.id, d.shop_id, d.environment, d.numeric_id, d.order_id, \
+     o.client_id, d.name, d.device_type, d.brand, d.model, d.serial, d.imei, d.color, d.condition, d.fault, \
+     d.status, d.created_at, d.updated_at FROM devices d JOIN orders o ON o.id = d.order_id \
+     UNION ALL SELECT c.id, c.shop_id, c.environment, c.numeric_id, NULL, c.client_id, c.name, c.device_type, \
+     c.brand, c.model, c.serial, c.imei, c.color, c.condition, c.fault, c.status, c.created_at, c.updated_at \
+     FROM client_devices c) AS device_rows";
 
 pub(crate) fn client_from_row(row: &impl RowExt) -> StoreResult<Client> {
     Ok(Client {
         id: row.text("id")?,
+        numeric_id: row.int("numeric_id")?,
         fields: ClientFields {
             first_name: row.opt_text("first_name")?,
             last_name: row.opt_text("last_name")?,
             business_name: row.opt_text("business_name")?,
             email: row.opt_text("email")?,
             phone: row.opt_text("phone")?,
+            mobile: row.opt_text("mobile")?,
             address: row.opt_text("address")?,
+            address_2: row.opt_text("address_2")?,
             city: row.opt_text("city")?,
+            state: row.opt_text("state")?,
             postcode: row.opt_text("postcode")?,
             country: row.opt_text("country")?,
             notes: row.opt_text("notes")?,
@@ -323,12 +352,14 @@ pub(crate) fn order_from_row(row: &impl RowExt) -> StoreResult<Order> {
     Ok(Order {
         id: row.text("id")?,
         reference: row.text("reference")?,
+        numeric_id: row.int("numeric_id")?,
         fields: OrderFields {
             client_id: row.text("client_id")?,
             status: status
                 .parse::<OrderStatus>()
                 .map_err(|_| corrupt("order status", &status))?,
             problem_description: row.opt_text("problem_description")?,
+            problem_type: row.opt_text("problem_type")?,
             technician: row.opt_text("technician")?,
             due_date: row.opt_text("due_date")?,
             estimate_cents: row.opt_int("estimate_cents")?,
@@ -346,8 +377,11 @@ pub(crate) fn device_from_row(row: &impl RowExt) -> StoreResult<Device> {
     let status = row.text("status")?;
     Ok(Device {
         id: row.text("id")?,
-        order_id: row.text("order_id")?,
+        numeric_id: row.int("numeric_id")?,
+        order_id: row.opt_text("order_id")?,
+        client_id: row.text("client_id")?,
         fields: DeviceFields {
+            name: row.opt_text("name")?,
             device_type: parse_enum::<DeviceType>(&device_type)
                 .ok_or_else(|| corrupt("device type", &device_type))?,
             brand: row.opt_text("brand")?,

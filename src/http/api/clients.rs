@@ -137,11 +137,12 @@ async fn update(
     Ok(Json(ClientEnvelope { client }))
 }
 
-/// Delete a client. Refused (409) while the client has orders.
+/// Delete a client. Refused (409) while the client has orders or devices of
+/// its own.
 #[utoipa::path(delete, path = "/clients/{id}", tag = "Clients", operation_id = "deleteClient",
     params(("id" = String, Path, description = "Client id")),
     responses((status = 204, description = "Deleted"),
-        (status = 409, description = "`conflict`: the client still has orders", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "`conflict`: the client still has orders or devices of its own", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 async fn delete(
     State(resources): State<Arc<ResourceService>>,
     caller: Caller,

@@ -13,6 +13,7 @@ pub mod me;
 pub mod orders;
 pub mod paging;
 pub mod permissions;
+pub mod repairshopr;
 pub mod test_data;
 
 use axum::extract::{FromRequestParts, Path};

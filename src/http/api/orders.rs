@@ -76,7 +76,7 @@ async fn list(
         ),
     };
     let filter = OrderFilter {
-        status,
+        statuses: status.into_iter().collect(),
         client_id: filters.client_id.filter(|c| !c.is_empty()),
     };
     let paged = resources

@@ -155,6 +155,12 @@ pub const OPERATIONS: &[Operation] = &[
         One(DevicesWrite),
     ),
     op("GET", "/api/v1/devices", "listDevices", One(DevicesRead)),
+    op(
+        "POST",
+        "/api/v1/devices",
+        "addClientDevice",
+        One(DevicesWrite),
+    ),
     op("GET", "/api/v1/devices/{id}", "getDevice", One(DevicesRead)),
     op(
         "PATCH",
@@ -167,6 +173,87 @@ pub const OPERATIONS: &[Operation] = &[
         "/api/v1/devices/{id}",
         "deleteDevice",
         One(DevicesDelete),
+    ),
+    // The RepairShopr-compatible surface (http::api::repairshopr): the same
+    // permissions as the native resource each maps to.
+    op(
+        "GET",
+        "/api/v1/customers",
+        "rsListCustomers",
+        One(ClientsRead),
+    ),
+    op(
+        "POST",
+        "/api/v1/customers",
+        "rsCreateCustomer",
+        One(ClientsWrite),
+    ),
+    op(
+        "GET",
+        "/api/v1/customers/{id}",
+        "rsGetCustomer",
+        One(ClientsRead),
+    ),
+    op(
+        "PUT",
+        "/api/v1/customers/{id}",
+        "rsUpdateCustomer",
+        One(ClientsWrite),
+    ),
+    op(
+        "DELETE",
+        "/api/v1/customers/{id}",
+        "rsDeleteCustomer",
+        One(ClientsDelete),
+    ),
+    op("GET", "/api/v1/tickets", "rsListTickets", One(OrdersRead)),
+    op(
+        "POST",
+        "/api/v1/tickets",
+        "rsCreateTicket",
+        One(OrdersWrite),
+    ),
+    op(
+        "GET",
+        "/api/v1/tickets/{id}",
+        "rsGetTicket",
+        One(OrdersRead),
+    ),
+    op(
+        "PUT",
+        "/api/v1/tickets/{id}",
+        "rsUpdateTicket",
+        One(OrdersWrite),
+    ),
+    op(
+        "DELETE",
+        "/api/v1/tickets/{id}",
+        "rsDeleteTicket",
+        One(OrdersDelete),
+    ),
+    op(
+        "GET",
+        "/api/v1/customer_assets",
+        "rsListCustomerAssets",
+        One(DevicesRead),
+    ),
+    op(
+        "POST",
+        "/api/v1/customer_assets",
+        "rsCreateCustomerAsset",
+        One(DevicesWrite),
+    ),
+    op(
+        "GET",
+        "/api/v1/customer_assets/{id}",
+        "rsGetCustomerAsset",
+        One(DevicesRead),
+    ),
+    op(
+        "PUT",
+        "/api/v1/customer_assets/{id}",
+        "rsUpdateCustomerAsset",
+        One(DevicesWrite),
     ),
     op(
         "POST",

@@ -5,7 +5,7 @@ use crate::domain::client::{Client, ClientFields, ClientInput};
 use crate::domain::new_id;
 use crate::service::ServiceError;
 use crate::store::Paged;
-use crate::store::resources::ListQuery;
+use crate::store::resources::{ClientFilter, ListQuery, NumericKind};
 
 impl ResourceService {
     /// A page of clients; `search` (trimmed, empty ignored) matches names,
@@ -18,6 +18,43 @@ impl ResourceService {
     ) -> Result<Paged<Client>, ServiceError> {
         let search = search.map(str::trim).filter(|q| !q.is_empty());
         Ok(self.store.list_clients(scope, search, query).await?)
+    }
+
+    /// A page of clients matching `filter` (a search trimmed, empty ignored;
+    /// an email matched whole, case-insensitively).
+    pub async fn list_clients_where(
+        &self,
+        scope: &Scope,
+        filter: &ClientFilter,
+        query: &ListQuery,
+    ) -> Result<Paged<Client>, ServiceError> {
+        let filter = ClientFilter {
+            search: filter
+                .search
+                .as_deref()
+                .map(str::trim)
+                .filter(|q| !q.is_empty())
+                .map(str::to_owned),
+            email: filter
+                .email
+                .as_deref()
+                .map(str::trim)
+                .filter(|q| !q.is_empty())
+                .map(str::to_owned),
+        };
+        Ok(self.store.list_clients_where(scope, &filter, query).await?)
+    }
+
+    /// The string id of the client, order or device with integer id `n` in
+    /// `scope`; `NotFound` if there is none (another shop's, the other
+    /// environment's, or no such number).
+    pub async fn id_for_number(
+        &self,
+        scope: &Scope,
+        kind: NumericKind,
+        n: i64,
+    ) -> Result<String, ServiceError> {
+        found(self.store.id_for_number(scope, kind, n).await)
     }
 
     pub async fn get_client(&self, scope: &Scope, id: &str) -> Result<Client, ServiceError> {
@@ -57,7 +94,8 @@ impl ResourceService {
             .await?)
     }
 
-    /// Refused (`Conflict`, saying why) while the client has orders.
+    /// Refused (`Conflict`, saying why) while the client has orders or
+    /// devices of its own.
     pub async fn delete_client(&self, scope: &Scope, id: &str) -> Result<(), ServiceError> {
         Ok(self.store.delete_client(scope, id).await?)
     }

@@ -1,12 +1,12 @@
-//! Devices: added to an order, listed per order or across the shop, get,
-//! merge-patch, delete.
+//! Devices: added to an order or to a client (without an order), listed per
+//! order, per client or across the shop, get, merge-patch, delete.
 
 use super::{ResourceService, Scope, found};
 use crate::domain::device::{Device, DeviceInput};
 use crate::domain::new_id;
 use crate::service::ServiceError;
 use crate::store::Paged;
-use crate::store::resources::{DeviceFilter, ListQuery};
+use crate::store::resources::{DeviceFilter, DeviceOwner, ListQuery};
 
 impl ResourceService {
     /// The shop's devices. An `order_id` filter naming no order is an empty
@@ -30,6 +30,7 @@ impl ResourceService {
         self.get_order(scope, order_id).await?;
         let filter = DeviceFilter {
             order_id: Some(order_id.to_owned()),
+            client_id: None,
         };
         self.list_devices(scope, &filter, query).await
     }
@@ -43,10 +44,33 @@ impl ResourceService {
         input: DeviceInput,
     ) -> Result<Device, ServiceError> {
         self.get_order(scope, order_id).await?;
+        self.create_device(scope, DeviceOwner::Order(order_id.to_owned()), input)
+            .await
+    }
+
+    /// Adds a device to a client, without an order: `NotFound` for a missing
+    /// client comes before any complaint about the device's fields.
+    pub async fn add_client_device(
+        &self,
+        scope: &Scope,
+        client_id: &str,
+        input: DeviceInput,
+    ) -> Result<Device, ServiceError> {
+        self.get_client(scope, client_id).await?;
+        self.create_device(scope, DeviceOwner::Client(client_id.to_owned()), input)
+            .await
+    }
+
+    async fn create_device(
+        &self,
+        scope: &Scope,
+        owner: DeviceOwner,
+        input: DeviceInput,
+    ) -> Result<Device, ServiceError> {
         let fields = input.apply(None).map_err(ServiceError::Validation)?;
         Ok(self
             .store
-            .create_device(scope, order_id, &new_id("dev"), &fields, self.clock.now())
+            .create_device(scope, &owner, &new_id("dev"), &fields, self.clock.now())
             .await?)
     }
 

@@ -115,6 +115,7 @@ pub(crate) fn order_by(sort: Sort) -> &'static str {
         Sort::CreatedAsc => "created_at ASC, id ASC",
         Sort::UpdatedAsc => "updated_at ASC, id ASC",
         Sort::UpdatedDesc => "updated_at DESC, id DESC",
+        Sort::NumericAsc => "numeric_id ASC",
     }
 }
 
@@ -133,8 +134,9 @@ macro_rules! resource_store {
             use $crate::domain::token::Environment;
             use $crate::store::resources::*;
             use $crate::store::row::{
-                CLIENT_COLUMNS, DEVICE_COLUMNS, ORDER_COLUMNS, client_from_row, device_from_row,
-                enum_name, idempotency_from_row, like_substring, order_from_row, search_text,
+                CLIENT_COLUMNS, CLIENT_INSERT_COLUMNS, DEVICE_COLUMNS, DEVICE_DATA_COLUMNS, DEVICE_ROWS,
+                ORDER_COLUMNS, ORDER_INSERT_COLUMNS, client_from_row, device_from_row, enum_name,
+                idempotency_from_row, like_substring, order_from_row, search_text,
             };
             use $crate::store::shared::resources::{
                 Arg, Conditions, env_str, is_fk_violation, order_by,
@@ -226,10 +228,10 @@ macro_rules! resource_store {
                 id: &str,
                 f: &ClientFields,
                 at: Timestamp,
-            ) -> StoreResult<()> {
+            ) -> StoreResult<i64> {
                 sqlx::query(&format!(
-                    "INSERT INTO clients (shop_id, environment, search_text, {CLIENT_COLUMNS})
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)"
+                    "INSERT INTO clients (shop_id, environment, search_text, {CLIENT_INSERT_COLUMNS})
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)"
                 ))
                 .bind(shop_id)
                 .bind(env.as_str())
@@ -240,8 +242,11 @@ macro_rules! resource_store {
                 .bind(&f.business_name)
                 .bind(&f.email)
                 .bind(&f.phone)
+                .bind(&f.mobile)
                 .bind(&f.address)
+                .bind(&f.address_2)
                 .bind(&f.city)
+                .bind(&f.state)
                 .bind(&f.postcode)
                 .bind(&f.country)
                 .bind(&f.notes)
@@ -254,7 +259,34 @@ macro_rules! resource_store {
                     }
                     other => other,
                 })?;
-                Ok(())
+                numeric_id_of(conn, "clients", id).await
+            }
+
+            /// The integer id the database gave the row `id` of `table` on
+            /// insert (a trigger takes it from `numeric_id_sequences`).
+            async fn numeric_id_of(conn: &mut Conn, table: &str, id: &str) -> StoreResult<i64> {
+                sqlx::query(&format!("SELECT numeric_id FROM {table} WHERE id = $1"))
+                    .bind(id)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(map_err)?
+                    .try_get::<Option<i64>, _>("numeric_id")
+                    .map_err(map_err)?
+                    .ok_or_else(|| StoreError::Internal(format!("{table} row {id} has no numeric_id")))
+            }
+
+            /// A device as stored, whichever table holds it.
+            async fn device_in(conn: &mut Conn, scope: &Scope, id: &str) -> StoreResult<Option<Device>> {
+                let row = sqlx::query(&format!(
+                    "SELECT {DEVICE_COLUMNS} FROM {DEVICE_ROWS} WHERE shop_id = $1 AND environment = $2 AND id = $3"
+                ))
+                .bind(&scope.shop_id)
+                .bind(env_str(scope))
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(map_err)?;
+                row.as_ref().map(device_from_row).transpose()
             }
 
             async fn client_in_scope(conn: &mut Conn, scope: &Scope, id: &str) -> StoreResult<bool> {
@@ -308,8 +340,8 @@ macro_rules! resource_store {
                 at: Timestamp,
             ) -> StoreResult<Order> {
                 sqlx::query(&format!(
-                    "INSERT INTO orders (shop_id, environment, {ORDER_COLUMNS})
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)"
+                    "INSERT INTO orders (shop_id, environment, {ORDER_INSERT_COLUMNS})
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)"
                 ))
                 .bind(shop_id)
                 .bind(env.as_str())
@@ -318,6 +350,7 @@ macro_rules! resource_store {
                 .bind(&f.client_id)
                 .bind(f.status.as_str())
                 .bind(&f.problem_description)
+                .bind(&f.problem_type)
                 .bind(&f.technician)
                 .bind(&f.due_date)
                 .bind(f.estimate_cents)
@@ -341,6 +374,7 @@ macro_rules! resource_store {
                 })?;
                 Ok(Order {
                     id: id.to_owned(),
+                    numeric_id: numeric_id_of(conn, "orders", id).await?,
                     reference: reference.to_owned(),
                     fields: f.clone(),
                     created_at: at,
@@ -348,25 +382,33 @@ macro_rules! resource_store {
                 })
             }
 
-            /// Inserts a device if its order is in (`shop_id`, `env`); `false` if not.
+            /// Inserts a device if its owner (order or client) is in (`shop_id`,
+            /// `env`); `false` if not. One statement: the owner check and the
+            /// insert cannot be split by a concurrent delete (and the foreign key
+            /// catches one that commits in between on PostgreSQL).
             async fn insert_device(
                 conn: &mut Conn,
                 shop_id: &str,
                 env: Environment,
-                order_id: &str,
+                owner: &DeviceOwner,
                 id: &str,
                 f: &DeviceFields,
                 at: Timestamp,
             ) -> StoreResult<bool> {
+                let (table, owner_column, owner_table, owner_id) = match owner {
+                    DeviceOwner::Order(o) => ("devices", "order_id", "orders", o),
+                    DeviceOwner::Client(c) => ("client_devices", "client_id", "clients", c),
+                };
                 let result = sqlx::query(&format!(
-                    "INSERT INTO devices (shop_id, environment, {DEVICE_COLUMNS})
-                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14
-                     WHERE EXISTS (SELECT 1 FROM orders WHERE shop_id = $1 AND environment = $2 AND id = $4)"
+                    "INSERT INTO {table} (shop_id, environment, id, {owner_column}, {DEVICE_DATA_COLUMNS})
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15
+                     WHERE EXISTS (SELECT 1 FROM {owner_table} WHERE shop_id = $1 AND environment = $2 AND id = $4)"
                 ))
                 .bind(shop_id)
                 .bind(env.as_str())
                 .bind(id)
-                .bind(order_id)
+                .bind(owner_id)
+                .bind(&f.name)
                 .bind(enum_name("device type", &f.device_type)?)
                 .bind(&f.brand)
                 .bind(&f.model)
@@ -408,9 +450,11 @@ macro_rules! resource_store {
                     at: Timestamp,
                 ) -> StoreResult<Client> {
                     let mut conn = self.pool.acquire().await.map_err(map_err)?;
-                    insert_client(&mut conn, &scope.shop_id, scope.environment, id, fields, at).await?;
+                    let numeric_id =
+                        insert_client(&mut conn, &scope.shop_id, scope.environment, id, fields, at).await?;
                     Ok(Client {
                         id: id.to_owned(),
+                        numeric_id,
                         fields: fields.clone(),
                         created_at: at,
                         updated_at: at,
@@ -430,16 +474,20 @@ macro_rules! resource_store {
                     row.as_ref().map(client_from_row).transpose()
                 }
 
-                async fn list_clients(
+                async fn list_clients_where(
                     &self,
                     scope: &Scope,
-                    q: Option<&str>,
+                    filter: &ClientFilter,
                     query: &ListQuery,
                 ) -> StoreResult<Paged<Client>> {
                     let mut filters = Conditions::scoped(scope);
-                    if let Some(q) = q.filter(|q| !q.is_empty()) {
+                    if let Some(q) = filter.search.as_deref().filter(|q| !q.is_empty()) {
                         let p = filters.arg(Arg::Text(like_substring(q)));
                         filters.push(format!("search_text LIKE {p} ESCAPE '\\'"));
+                    }
+                    if let Some(email) = filter.email.as_deref() {
+                        let p = filters.arg(Arg::Text(email.to_lowercase()));
+                        filters.push(format!("LOWER(email) = {p}"));
                     }
                     self.list_rows("clients", CLIENT_COLUMNS, filters, query, client_from_row)
                         .await
@@ -456,7 +504,7 @@ macro_rules! resource_store {
                         "UPDATE clients SET
                             first_name = $4, last_name = $5, business_name = $6, email = $7, phone = $8,
                             address = $9, city = $10, postcode = $11, country = $12, notes = $13,
-                            search_text = $14, updated_at = $15
+                            search_text = $14, updated_at = $15, mobile = $16, address_2 = $17, state = $18
                          WHERE shop_id = $1 AND environment = $2 AND id = $3
                          RETURNING {CLIENT_COLUMNS}"
                     ))
@@ -475,6 +523,9 @@ macro_rules! resource_store {
                     .bind(&fields.notes)
                     .bind(search_text(fields))
                     .bind(at.as_micros())
+                    .bind(&fields.mobile)
+                    .bind(&fields.address_2)
+                    .bind(&fields.state)
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(map_err)?;
@@ -504,6 +555,23 @@ macro_rules! resource_store {
                         let noun = if orders == 1 { "order" } else { "orders" };
                         return Err(StoreError::Conflict(format!(
                             "this client has {orders} {noun}; delete or reassign them first"
+                        )));
+                    }
+                    let devices: i64 = sqlx::query(
+                        "SELECT COUNT(*) AS n FROM client_devices WHERE shop_id = $1 AND environment = $2 AND client_id = $3",
+                    )
+                    .bind(&scope.shop_id)
+                    .bind(env_str(scope))
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .try_get("n")
+                    .map_err(map_err)?;
+                    if devices > 0 {
+                        let noun = if devices == 1 { "device" } else { "devices" };
+                        return Err(StoreError::Conflict(format!(
+                            "this client has {devices} {noun} of its own; delete them first"
                         )));
                     }
                     let result =
@@ -592,9 +660,13 @@ macro_rules! resource_store {
                     query: &ListQuery,
                 ) -> StoreResult<Paged<Order>> {
                     let mut filters = Conditions::scoped(scope);
-                    if let Some(status) = filter.status {
-                        let p = filters.arg(Arg::Text(status.as_str().into()));
-                        filters.push(format!("status = {p}"));
+                    if !filter.statuses.is_empty() {
+                        let ps: Vec<String> = filter
+                            .statuses
+                            .iter()
+                            .map(|s| filters.arg(Arg::Text(s.as_str().into())))
+                            .collect();
+                        filters.push(format!("status IN ({})", ps.join(", ")));
                     }
                     if let Some(client_id) = &filter.client_id {
                         let p = filters.arg(Arg::Text(client_id.clone()));
@@ -621,7 +693,7 @@ macro_rules! resource_store {
                         "UPDATE orders SET
                             client_id = $4, status = $5, problem_description = $6, technician = $7,
                             due_date = $8, estimate_cents = $9, price_cents = $10, currency = $11, notes = $12,
-                            updated_at = $13
+                            updated_at = $13, problem_type = $14
                          WHERE shop_id = $1 AND environment = $2 AND id = $3
                          RETURNING {ORDER_COLUMNS}"
                     ))
@@ -638,6 +710,7 @@ macro_rules! resource_store {
                     .bind(&fields.currency)
                     .bind(&fields.notes)
                     .bind(at.as_micros())
+                    .bind(&fields.problem_type)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(map_err)?;
@@ -684,47 +757,25 @@ macro_rules! resource_store {
                 async fn create_device(
                     &self,
                     scope: &Scope,
-                    order_id: &str,
+                    owner: &DeviceOwner,
                     id: &str,
                     fields: &DeviceFields,
                     at: Timestamp,
                 ) -> StoreResult<Device> {
                     let mut conn = self.pool.acquire().await.map_err(map_err)?;
-                    // One statement: the order check and the insert cannot be split by a
-                    // concurrent delete.
-                    if !insert_device(
-                        &mut conn,
-                        &scope.shop_id,
-                        scope.environment,
-                        order_id,
-                        id,
-                        fields,
-                        at,
-                    )
-                    .await?
+                    if !insert_device(&mut conn, &scope.shop_id, scope.environment, owner, id, fields, at)
+                        .await?
                     {
                         return Err(StoreError::NotFound);
                     }
-                    Ok(Device {
-                        id: id.to_owned(),
-                        order_id: order_id.to_owned(),
-                        fields: fields.clone(),
-                        created_at: at,
-                        updated_at: at,
-                    })
+                    // Read back for the integer id and the client (its owner may be
+                    // deleted meanwhile only with it, so a miss is NotFound).
+                    device_in(&mut conn, scope, id).await?.ok_or(StoreError::NotFound)
                 }
 
                 async fn get_device(&self, scope: &Scope, id: &str) -> StoreResult<Option<Device>> {
-                    let row = sqlx::query(&format!(
-                        "SELECT {DEVICE_COLUMNS} FROM devices WHERE shop_id = $1 AND environment = $2 AND id = $3"
-                    ))
-                    .bind(&scope.shop_id)
-                    .bind(env_str(scope))
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(map_err)?;
-                    row.as_ref().map(device_from_row).transpose()
+                    let mut conn = self.pool.acquire().await.map_err(map_err)?;
+                    device_in(&mut conn, scope, id).await
                 }
 
                 async fn list_devices(
@@ -738,7 +789,11 @@ macro_rules! resource_store {
                         let p = filters.arg(Arg::Text(order_id.clone()));
                         filters.push(format!("order_id = {p}"));
                     }
-                    self.list_rows("devices", DEVICE_COLUMNS, filters, query, device_from_row)
+                    if let Some(client_id) = &filter.client_id {
+                        let p = filters.arg(Arg::Text(client_id.clone()));
+                        filters.push(format!("client_id = {p}"));
+                    }
+                    self.list_rows(DEVICE_ROWS, DEVICE_COLUMNS, filters, query, device_from_row)
                         .await
                 }
 
@@ -749,48 +804,85 @@ macro_rules! resource_store {
                     fields: &DeviceFields,
                     at: Timestamp,
                 ) -> StoreResult<Device> {
-                    let row = sqlx::query(&format!(
-                        "UPDATE devices SET
-                            device_type = $4, brand = $5, model = $6, serial = $7, imei = $8, color = $9,
-                            condition = $10, fault = $11, status = $12, updated_at = $13
-                         WHERE shop_id = $1 AND environment = $2 AND id = $3
-                         RETURNING {DEVICE_COLUMNS}"
-                    ))
-                    .bind(&scope.shop_id)
-                    .bind(env_str(scope))
-                    .bind(id)
-                    .bind(enum_name("device type", &fields.device_type)?)
-                    .bind(&fields.brand)
-                    .bind(&fields.model)
-                    .bind(&fields.serial)
-                    .bind(&fields.imei)
-                    .bind(&fields.color)
-                    .bind(&fields.condition)
-                    .bind(&fields.fault)
-                    .bind(enum_name("device status", &fields.status)?)
-                    .bind(at.as_micros())
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(map_err)?;
-                    row.as_ref()
-                        .map(device_from_row)
-                        .transpose()?
-                        .ok_or(StoreError::NotFound)
+                    let mut tx = self.write_tx().await?;
+                    // A device is in exactly one of the two tables.
+                    let mut updated = 0;
+                    for table in ["devices", "client_devices"] {
+                        updated += sqlx::query(&format!(
+                            "UPDATE {table} SET
+                                device_type = $4, brand = $5, model = $6, serial = $7, imei = $8, color = $9,
+                                condition = $10, fault = $11, status = $12, updated_at = $13, name = $14
+                             WHERE shop_id = $1 AND environment = $2 AND id = $3"
+                        ))
+                        .bind(&scope.shop_id)
+                        .bind(env_str(scope))
+                        .bind(id)
+                        .bind(enum_name("device type", &fields.device_type)?)
+                        .bind(&fields.brand)
+                        .bind(&fields.model)
+                        .bind(&fields.serial)
+                        .bind(&fields.imei)
+                        .bind(&fields.color)
+                        .bind(&fields.condition)
+                        .bind(&fields.fault)
+                        .bind(enum_name("device status", &fields.status)?)
+                        .bind(at.as_micros())
+                        .bind(&fields.name)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?
+                        .rows_affected();
+                        if updated > 0 {
+                            break;
+                        }
+                    }
+                    if updated == 0 {
+                        return Err(StoreError::NotFound);
+                    }
+                    let device = device_in(&mut tx, scope, id).await?.ok_or(StoreError::NotFound)?;
+                    tx.commit().await.map_err(map_err)?;
+                    Ok(device)
                 }
 
                 async fn delete_device(&self, scope: &Scope, id: &str) -> StoreResult<()> {
-                    let result =
-                        sqlx::query("DELETE FROM devices WHERE shop_id = $1 AND environment = $2 AND id = $3")
-                            .bind(&scope.shop_id)
-                            .bind(env_str(scope))
-                            .bind(id)
-                            .execute(&self.pool)
-                            .await
-                            .map_err(map_err)?;
-                    if result.rows_affected() == 0 {
-                        return Err(StoreError::NotFound);
+                    for table in ["devices", "client_devices"] {
+                        let result = sqlx::query(&format!(
+                            "DELETE FROM {table} WHERE shop_id = $1 AND environment = $2 AND id = $3"
+                        ))
+                        .bind(&scope.shop_id)
+                        .bind(env_str(scope))
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(map_err)?;
+                        if result.rows_affected() > 0 {
+                            return Ok(());
+                        }
                     }
-                    Ok(())
+                    Err(StoreError::NotFound)
+                }
+
+                async fn id_for_number(
+                    &self,
+                    scope: &Scope,
+                    kind: NumericKind,
+                    n: i64,
+                ) -> StoreResult<Option<String>> {
+                    let table = match kind {
+                        NumericKind::Client => "clients",
+                        NumericKind::Order => "orders",
+                        NumericKind::Device => DEVICE_ROWS,
+                    };
+                    let row = sqlx::query(&format!(
+                        "SELECT id FROM {table} WHERE shop_id = $1 AND environment = $2 AND numeric_id = $3"
+                    ))
+                    .bind(&scope.shop_id)
+                    .bind(env_str(scope))
+                    .bind(n)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                    row.map(|r| r.try_get::<String, _>("id").map_err(map_err)).transpose()
                 }
 
                 // -----------------------------------------------------------------------
@@ -838,7 +930,7 @@ macro_rules! resource_store {
                         .map_err(map_err)?;
                     // Children first; the order_sequences row stays, so references keep
                     // counting.
-                    for table in ["devices", "orders", "clients"] {
+                    for table in ["devices", "client_devices", "orders", "clients"] {
                         sqlx::query(&format!(
                             "DELETE FROM {table} WHERE shop_id = $1 AND environment = $2"
                         ))
@@ -856,7 +948,8 @@ macro_rules! resource_store {
                         insert_order(&mut tx, shop_id, env, id, &reference, fields, at).await?;
                     }
                     for (id, order_id, fields) in &sample.devices {
-                        if !insert_device(&mut tx, shop_id, env, order_id, id, fields, at).await? {
+                        let owner = DeviceOwner::Order(order_id.clone());
+                        if !insert_device(&mut tx, shop_id, env, &owner, id, fields, at).await? {
                             return Err(StoreError::Internal(format!(
                                 "sample device {id}: order {order_id} was not inserted"
                             )));
