@@ -97,8 +97,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 
 static DOCUMENT: LazyLock<OpenApi> = LazyLock::new(build_document);
 
-/// The document as derived from the routes (for the docs page); the one
-/// served is [`document_json`].
+/// The document as derived from the routes; the one served (and shown on
+/// the docs page) is [`document_json`].
 pub fn document() -> &'static OpenApi {
     &DOCUMENT
 }

@@ -202,7 +202,7 @@ struct DocsPage<'a> {
 
 async fn docs(State(core): State<crate::app::CoreRef>) -> Response {
     static REFERENCE: LazyLock<Reference> =
-        LazyLock::new(|| reference(crate::http::openapi::document()));
+        LazyLock::new(|| reference(crate::http::openapi::document_json()));
     render(
         StatusCode::OK,
         &DocsPage {
@@ -214,8 +214,9 @@ async fn docs(State(core): State<crate::app::CoreRef>) -> Response {
     )
 }
 
-fn reference(doc: &utoipa::openapi::OpenApi) -> Reference {
-    let doc = serde_json::to_value(doc).unwrap_or(Value::Null);
+/// From the document as served (`/openapi.json`, exactly as strict as the
+/// server), so the page and the document never disagree.
+fn reference(doc: &Value) -> Reference {
     let errors = ERROR_CODES
         .iter()
         .map(|&(code, status, text)| ErrorRow {
