@@ -242,7 +242,7 @@ fn reference(doc: &Value) -> Reference {
                     {
                         continue;
                     }
-                    operations.push(operation(&doc, method, path, op));
+                    operations.push(operation(doc, method, path, op));
                 }
             }
             Tag {
