@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use latchkey::domain::clock::Timestamp;
-use latchkey::domain::key::{Actor, KeyKind, KeyName, KeyRecord, KeyStatus};
+use latchkey::domain::key::{Actor, KeyKind, KeyName, KeyRecord, KeyStatus, Pause, PauseReason};
 use latchkey::domain::net::AllowedIps;
 use latchkey::domain::new_id;
 use latchkey::domain::permission::{Permission, PermissionSet};
@@ -128,6 +128,7 @@ fn key(shop_id: &str, name: &str, created_at: Timestamp) -> KeyRecord {
         updated_at: created_at,
         created_by: Actor::Cli,
         sent_in_url_at: None,
+        paused: None,
     }
 }
 
@@ -241,6 +242,7 @@ fn assert_same_key(actual: &KeyRecord, expected: &KeyRecord, context: &str) {
         updated_at,
         created_by,
         sent_in_url_at,
+        paused,
     } = expected;
     assert_eq!(&actual.id, id, "{context}: id");
     assert_eq!(&actual.shop_id, shop_id, "{context}: shop_id");
@@ -266,6 +268,7 @@ fn assert_same_key(actual: &KeyRecord, expected: &KeyRecord, context: &str) {
         &actual.sent_in_url_at, sent_in_url_at,
         "{context}: sent_in_url_at"
     );
+    assert_eq!(&actual.paused, paused, "{context}: paused");
 }
 
 #[track_caller]
@@ -504,6 +507,11 @@ async fn contract_an_inserted_key_reads_back_identical_by_id_by_any_shop_id_and_
     full.updated_at = micros_after(at(10), 7);
     full.created_by = Actor::Cli;
     full.sent_in_url_at = Some(micros_after(at(5), 11));
+    full.paused = Some(Pause {
+        at: micros_after(at(6), 13),
+        reason: PauseReason::parse("Zapier incident – “all keys”").unwrap(),
+        by: Actor::User("usr_pauser".into()),
+    });
 
     // Every optional field empty; made by another key.
     let mut bare = key(&shop.id, "IT Glue sync", micros_after(at(1), 2));
@@ -957,6 +965,38 @@ async fn contract_list_keys_status_filter_agrees_with_key_record_status(store: A
         ),
         ("legacy", Box::new(|k| k.kind = KeyKind::Legacy)),
         (
+            "paused",
+            Box::new(move |k| {
+                k.paused = Some(Pause {
+                    at: before(HOUR),
+                    reason: None,
+                    by: Actor::Cli,
+                })
+            }),
+        ),
+        (
+            "paused and expired",
+            Box::new(move |k| {
+                k.paused = Some(Pause {
+                    at: before(HOUR),
+                    reason: None,
+                    by: Actor::Cli,
+                });
+                k.expires_at = Some(before(DAY));
+            }),
+        ),
+        (
+            "paused and revoked",
+            Box::new(move |k| {
+                k.paused = Some(Pause {
+                    at: before(HOUR),
+                    reason: None,
+                    by: Actor::Cli,
+                });
+                k.revoked_at = Some(before(DAY));
+            }),
+        ),
+        (
             "legacy, expired",
             Box::new(move |k| {
                 k.kind = KeyKind::Legacy;
@@ -1040,6 +1080,7 @@ async fn contract_list_keys_status_filter_agrees_with_key_record_status(store: A
         Some(KeyStatus::Expired),
         Some(KeyStatus::Revoked),
         Some(KeyStatus::Retired),
+        Some(KeyStatus::Paused),
     ];
     let environments = [None, Some(Environment::Live), Some(Environment::Test)];
     let mut seen = BTreeSet::new();
@@ -1084,7 +1125,7 @@ async fn contract_list_keys_status_filter_agrees_with_key_record_status(store: A
     }
     assert_eq!(
         seen.len(),
-        4,
+        5,
         "the fixtures reach every status, so no filter is tested on nothing: {seen:?}"
     );
 
@@ -1400,6 +1441,139 @@ async fn contract_concurrent_revokes_agree_on_one_revoked_at_and_one_audit_event
     assert_eq!(
         actions(&events_of_key(&*store, &shop.id, &k.id).await),
         ["key.revoked", "key.created"]
+    );
+}
+
+async fn contract_set_paused_pauses_and_resumes_once_each_with_audit_and_feed_and_never_a_revoked_key(
+    store: Arc<dyn Store>,
+) {
+    let (a, _) = new_shop(&*store, "Shop A", "a@fixit.example").await;
+    let (b, _) = new_shop(&*store, "Shop B", "b@fixit.example").await;
+    let k = key(&a.id, "Zapier – new orders", at(1));
+    insert(&*store, &k).await;
+    let seq = store.last_key_change().await.unwrap();
+    let pause = Pause {
+        at: micros_after(at(10), 3),
+        reason: PauseReason::parse("Vendor incident").unwrap(),
+        by: Actor::User("usr_owner".into()),
+    };
+    let paused = store
+        .set_paused(
+            &a.id,
+            &k.id,
+            Some(&pause),
+            pause.at,
+            &audit_for(&k, "key.paused", pause.at),
+        )
+        .await
+        .unwrap()
+        .expect("a running key is paused");
+    let mut expected = k.clone();
+    expected.paused = Some(pause.clone());
+    expected.updated_at = pause.at;
+    assert_same_key(&paused, &expected, "the paused key");
+    assert_same_key(
+        &store.get_key(&a.id, &k.id).await.unwrap().unwrap(),
+        &expected,
+        "the pause is stored",
+    );
+    assert_eq!(feed_ids(&feed_after(&*store, seq).await), [k.id.as_str()]);
+    // Pausing again, or through another shop, changes nothing.
+    let again = Pause {
+        at: at(20),
+        ..pause.clone()
+    };
+    assert!(
+        store
+            .set_paused(
+                &a.id,
+                &k.id,
+                Some(&again),
+                at(20),
+                &audit_for(&k, "key.paused", at(20))
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .set_paused(
+                &b.id,
+                &k.id,
+                None,
+                at(20),
+                &audit_for(&k, "key.resumed", at(20))
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_same_key(
+        &store.get_key(&a.id, &k.id).await.unwrap().unwrap(),
+        &expected,
+        "a second pause keeps the first",
+    );
+    let resumed = store
+        .set_paused(
+            &a.id,
+            &k.id,
+            None,
+            at(30),
+            &audit_for(&k, "key.resumed", at(30)),
+        )
+        .await
+        .unwrap()
+        .expect("a paused key is resumed");
+    assert!(resumed.paused.is_none());
+    assert!(
+        store
+            .set_paused(
+                &a.id,
+                &k.id,
+                None,
+                at(31),
+                &audit_for(&k, "key.resumed", at(31))
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        actions(&events_of_key(&*store, &a.id, &k.id).await),
+        ["key.resumed", "key.paused", "key.created"]
+    );
+    assert_eq!(
+        feed_after(&*store, seq).await.len(),
+        2,
+        "one feed row per change"
+    );
+    // A revoked key is never paused.
+    store
+        .revoke_key(&a.id, &k.id, at(40), &audit_for(&k, "key.revoked", at(40)))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .set_paused(
+                &a.id,
+                &k.id,
+                Some(&pause),
+                at(41),
+                &audit_for(&k, "key.paused", at(41))
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .get_key(&a.id, &k.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .paused
+            .is_none()
     );
 }
 
@@ -2077,6 +2251,7 @@ contracts! {
     contract_a_second_revoke_keeps_the_first_revoked_at_and_writes_no_second_audit_event,
     contract_concurrent_revokes_agree_on_one_revoked_at_and_one_audit_event,
     contract_delete_key_removes_the_key_and_keeps_its_audit_trail,
+    contract_set_paused_pauses_and_resumes_once_each_with_audit_and_feed_and_never_a_revoked_key,
     contract_every_key_mutation_appends_a_feed_row_with_the_key_id_and_hash_in_order,
     contract_key_changes_since_returns_rows_strictly_after_seq_oldest_first_within_limit,
     contract_prune_key_changes_drops_only_rows_older_than_the_cutoff,

@@ -211,6 +211,47 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Pause an integration's keys: requests get 403 key_paused until resumed.
+    Pause {
+        /// Shop id
+        #[arg(long, value_name = "SHOP_ID")]
+        shop: String,
+        /// Every key made from this template, e.g. zapier
+        #[arg(
+            long,
+            value_name = "ID",
+            required_unless_present = "key",
+            conflicts_with = "key"
+        )]
+        template: Option<String>,
+        /// A key id (repeat for several)
+        #[arg(long = "key", value_name = "KEY_ID")]
+        key: Vec<String>,
+        /// Why, shown to the integration in key_paused
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resume paused keys: they work again at once.
+    Resume {
+        /// Shop id
+        #[arg(long, value_name = "SHOP_ID")]
+        shop: String,
+        /// Every paused key made from this template, e.g. zapier
+        #[arg(
+            long,
+            value_name = "ID",
+            required_unless_present = "key",
+            conflicts_with = "key"
+        )]
+        template: Option<String>,
+        /// A key id (repeat for several)
+        #[arg(long = "key", value_name = "KEY_ID")]
+        key: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete a key for good.
     Delete {
         key_id: String,

@@ -22,7 +22,7 @@ use crate::domain::random_base62;
 use crate::domain::token::Environment;
 use crate::domain::user::Password;
 use crate::service::ServiceError;
-use crate::service::keys::{KeyView, NewKeyInput, Principal};
+use crate::service::keys::{KeyView, NewKeyInput, PauseInput, Principal};
 use crate::service::shops::{CreatedShop, NewShopInput};
 use crate::store::{PageRequest, Store};
 

@@ -45,6 +45,7 @@ pub enum KeyStatus {
     Expired,
     Revoked,
     Retired,
+    Paused,
 }
 
 impl KeyStatus {
@@ -54,6 +55,7 @@ impl KeyStatus {
             KeyStatus::Expired => "expired",
             KeyStatus::Revoked => "revoked",
             KeyStatus::Retired => "retired",
+            KeyStatus::Paused => "paused",
         }
     }
 }
@@ -66,8 +68,9 @@ impl std::str::FromStr for KeyStatus {
             "expired" => Ok(KeyStatus::Expired),
             "revoked" => Ok(KeyStatus::Revoked),
             "retired" => Ok(KeyStatus::Retired),
+            "paused" => Ok(KeyStatus::Paused),
             other => Err(format!(
-                "unknown status `{other}`: expected active, expired, revoked or retired"
+                "unknown status `{other}`: expected active, paused, expired, revoked or retired"
             )),
         }
     }
@@ -224,11 +227,56 @@ pub struct KeyRecord {
     pub created_by: Actor,
     /// Last time the key was seen in a URL's query string (`key_in_url`).
     pub sent_in_url_at: Option<Timestamp>,
+    /// Set while the key is paused (SPEC "Pausing an integration's keys").
+    pub paused: Option<Pause>,
+}
+
+/// When, why and by whom a key was paused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pause {
+    pub at: Timestamp,
+    pub reason: Option<PauseReason>,
+    pub by: Actor,
+}
+
+/// Why keys were paused, as the shop typed it: trimmed, 1–200 characters,
+/// no control characters. It is shown to the integration in `key_paused`.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct PauseReason(String);
+
+impl PauseReason {
+    /// `None` for a blank reason (the reason is optional).
+    pub fn parse(input: &str) -> Result<Option<Self>, String> {
+        let trimmed = input.trim();
+        let len = trimmed.chars().count();
+        if len == 0 {
+            return Ok(None);
+        }
+        if len > 200 {
+            return Err(format!("at most 200 characters (this one has {len})"));
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err("no control characters (tabs, line breaks)".into());
+        }
+        Ok(Some(PauseReason(super::fields::name(trimmed)?)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PauseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
 }
 
 impl KeyRecord {
     /// The status at `now`. Revocation wins over retirement, which wins over
-    /// expiry: the answer names the most deliberate reason.
+    /// expiry, which wins over a pause (a pause is undone by a resume; the
+    /// others are final): the answer names the most lasting reason.
     pub fn status(&self, now: Timestamp, legacy_sunset: Timestamp) -> KeyStatus {
         if self.revoked_at.is_some_and(|t| t <= now) {
             KeyStatus::Revoked
@@ -238,6 +286,8 @@ impl KeyRecord {
             KeyStatus::Retired
         } else if self.expires_at.is_some_and(|t| t <= now) {
             KeyStatus::Expired
+        } else if self.paused.is_some() {
+            KeyStatus::Paused
         } else {
             KeyStatus::Active
         }
@@ -266,6 +316,21 @@ impl KeyRecord {
                 message: "This key was sent in a URL's query string, where it may have been written to logs. Roll it and send it in the Authorization header.".into(),
             });
         }
+        if self.status(now, legacy_sunset) == KeyStatus::Paused
+            && let Some(p) = &self.paused
+        {
+            out.push(Warning {
+                code: "paused",
+                message: format!(
+                    "This key is paused since {}{}. Requests with it get 403 key_paused until it is resumed.",
+                    p.at,
+                    p.reason
+                        .as_ref()
+                        .map(|r| format!(" ({})", r.as_str()))
+                        .unwrap_or_default()
+                ),
+            });
+        }
         if self.status(now, legacy_sunset) == KeyStatus::Active
             && let Some(exp) = self.expires_at
             && exp.as_micros() - now.as_micros() <= EXPIRING_SOON_SECONDS * 1_000_000
@@ -282,7 +347,7 @@ impl KeyRecord {
 /// Something the shop should act on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Warning {
-    /// `vague_name`, `sent_in_url` or `expiring_soon`.
+    /// `vague_name`, `sent_in_url`, `paused` or `expiring_soon`.
     pub code: &'static str,
     pub message: String,
 }

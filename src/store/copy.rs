@@ -134,6 +134,9 @@ pub const TABLES: &[Table] = &[
             ("created_by", T),
             ("sent_in_url_at", I),
             ("rolled_to", T),
+            ("paused_at", I),
+            ("paused_reason", T),
+            ("paused_by", T),
         ],
     },
     Table {
@@ -295,6 +298,7 @@ pub const TABLES: &[Table] = &[
             ("rejected_retired", I),
             ("rejected_ip", I),
             ("rejected_rate", I),
+            ("rejected_paused", I),
             ("last_used_at", I),
             ("last_used_ip", T),
             ("last_user_agent", T),

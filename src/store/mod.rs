@@ -277,6 +277,17 @@ pub trait KeyStore: Send + Sync {
         at: Timestamp,
         audit: &AuditEvent,
     ) -> StoreResult<KeyRecord>;
+    /// Pauses (`Some`) or resumes (`None`) a key that is not revoked, with
+    /// its audit event and feed row, and returns it; `None` (nothing written)
+    /// when the key is unknown, revoked, or already paused or running.
+    async fn set_paused(
+        &self,
+        shop_id: &str,
+        id: &str,
+        pause: Option<&crate::domain::key::Pause>,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> StoreResult<Option<KeyRecord>>;
     async fn delete_key(&self, shop_id: &str, id: &str, audit: &AuditEvent) -> StoreResult<()>;
     /// Marks that the key was seen in a URL (a warning on the key) and audits
     /// it; `NotFound` (and nothing written) for an unknown key.

@@ -17,6 +17,7 @@ pub enum Rejection {
     Retired,
     IpDenied,
     RateLimited,
+    Paused,
 }
 
 /// Counts for one bucket.
@@ -41,6 +42,7 @@ pub struct Rejected {
     pub revoked: u64,
     pub expired: u64,
     pub retired: u64,
+    pub paused: u64,
     pub ip_denied: u64,
     pub rate_limited: u64,
 }
@@ -53,6 +55,7 @@ impl Rejected {
             Rejection::Retired => self.retired += 1,
             Rejection::IpDenied => self.ip_denied += 1,
             Rejection::RateLimited => self.rate_limited += 1,
+            Rejection::Paused => self.paused += 1,
         }
     }
 
@@ -62,6 +65,7 @@ impl Rejected {
         self.retired += o.retired;
         self.ip_denied += o.ip_denied;
         self.rate_limited += o.rate_limited;
+        self.paused += o.paused;
     }
 }
 

@@ -78,6 +78,7 @@ impl KeyService {
                 updated_at: now,
                 created_by: Actor::Cli,
                 sent_in_url_at: None,
+                paused: None,
             };
             let weak = row.secret.len() < token::LEGACY_WEAK_BELOW;
             audits.push(principal.audit(

@@ -6,6 +6,7 @@
 mod import;
 mod input;
 mod lifecycle;
+mod pause;
 mod principal;
 mod replace;
 mod view;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 pub use input::{Given, KeyUpdateInput, NewKey, NewKeyInput};
 pub use lifecycle::Created;
+pub use pause::{MAX_KEY_IDS, PauseInput, PauseOutcome, PauseRequest, Selection, Skipped};
 pub use principal::Principal;
 pub use replace::{MAX_ROLL_GRACE_SECONDS, Upgraded};
 pub use view::{KeyIdentity, KeyView, PermissionName};

@@ -108,7 +108,7 @@ macro_rules! usage_store {
                     for chunk in totals.chunks(ROWS_PER_STATEMENT) {
                         let mut q = QueryBuilder::<Db>::new(
                             "INSERT INTO usage_totals (key_id, requests, errors_4xx, errors_5xx, rejected_revoked, rejected_expired,
-                                rejected_retired, rejected_ip, rejected_rate, last_used_at, last_used_ip, last_user_agent) ",
+                                rejected_retired, rejected_ip, rejected_rate, rejected_paused, last_used_at, last_used_ip, last_user_agent) ",
                         );
                         q.push_values(chunk, |mut row, t| {
                             let (c, r, seen) = (t.counts, t.rejected, t.last_seen);
@@ -121,6 +121,7 @@ macro_rules! usage_store {
                                 .push_bind(i(r.retired))
                                 .push_bind(i(r.ip_denied))
                                 .push_bind(i(r.rate_limited))
+                                .push_bind(i(r.paused))
                                 .push_bind(seen.map(|s| s.at.as_micros()))
                                 .push_bind(seen.map(|s| s.ip.as_str()))
                                 .push_bind(seen.and_then(|s| s.user_agent.as_deref()));
@@ -135,6 +136,7 @@ macro_rules! usage_store {
                                 rejected_retired = usage_totals.rejected_retired + excluded.rejected_retired,
                                 rejected_ip = usage_totals.rejected_ip + excluded.rejected_ip,
                                 rejected_rate = usage_totals.rejected_rate + excluded.rejected_rate,
+                                rejected_paused = usage_totals.rejected_paused + excluded.rejected_paused,
                                 last_user_agent = CASE WHEN excluded.last_used_at >= COALESCE(usage_totals.last_used_at, 0)
                                     THEN excluded.last_user_agent ELSE usage_totals.last_user_agent END,
                                 last_used_ip = CASE WHEN excluded.last_used_at >= COALESCE(usage_totals.last_used_at, 0)

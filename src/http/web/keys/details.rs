@@ -127,6 +127,7 @@ pub(super) fn usage_view(u: &KeyUsage, now: crate::domain::clock::Timestamp) -> 
             ("Revoked", u.rejected.revoked),
             ("Expired", u.rejected.expired),
             ("Retired (legacy)", u.rejected.retired),
+            ("Paused", u.rejected.paused),
             ("IP not allowed", u.rejected.ip_denied),
             ("Rate limited", u.rejected.rate_limited),
         ]
@@ -163,6 +164,8 @@ pub fn action_label(action: &str) -> String {
         "key.rolled" => "Rolled".into(),
         "key.upgraded" => "Upgraded".into(),
         "key.imported" => "Imported".into(),
+        "key.paused" => "Paused".into(),
+        "key.resumed" => "Resumed".into(),
         "shop.created" => "Shop created".into(),
         "user.logged_in" => "Logged in".into(),
         "user.added" => "User added".into(),

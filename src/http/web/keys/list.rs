@@ -18,6 +18,15 @@ pub(super) struct KeyRow {
     pub(super) warning: bool,
 }
 
+/// One template in use among the keys shown: the pause and resume actions.
+pub(super) struct Integration {
+    pub(super) template: &'static str,
+    pub(super) name: &'static str,
+    pub(super) keys: usize,
+    pub(super) running: usize,
+    pub(super) paused: usize,
+}
+
 pub(super) struct Banner {
     pub(super) level: &'static str,
     pub(super) text: String,
@@ -41,6 +50,7 @@ pub(super) struct ListPage {
     pub(super) prev_href: String,
     pub(super) next_href: String,
     pub(super) staff: bool,
+    pub(super) integrations: Vec<Integration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -49,6 +59,81 @@ pub(super) struct ListQuery {
     pub(super) environment: Option<String>,
     pub(super) page: Option<String>,
     pub(super) done: Option<String>,
+    /// After a pause or resume: how many keys changed and were skipped.
+    pub(super) changed: Option<String>,
+    pub(super) skipped: Option<String>,
+}
+
+/// The templates the keys were made from, with how many are running and paused.
+pub(super) fn integrations(core: &Core, keys: &[KeyRecord]) -> Vec<Integration> {
+    crate::domain::permission::TEMPLATES
+        .iter()
+        .filter_map(|t| {
+            let made: Vec<&KeyRecord> = keys
+                .iter()
+                .filter(|k| k.template.as_deref() == Some(t.id))
+                .collect();
+            if made.is_empty() {
+                return None;
+            }
+            let count = |s: KeyStatus| made.iter().filter(|k| core.keys.status_of(k) == s).count();
+            Some(Integration {
+                template: t.id,
+                name: t.name,
+                keys: made.len(),
+                running: count(KeyStatus::Active),
+                paused: made
+                    .iter()
+                    .filter(|k| k.paused.is_some() && k.revoked_at.is_none())
+                    .count(),
+            })
+        })
+        .collect()
+}
+
+/// `POST /settings/api-keys/pause` and `/resume`: one template's keys, through
+/// the key service with the user's principal (staff: only their own keys).
+pub(super) async fn pause_template(
+    State(core): State<crate::app::CoreRef>,
+    user: WebUser,
+    body: Bytes,
+) -> Response {
+    pause_or_resume(&core, &user, &body, true).await
+}
+
+pub(super) async fn resume_template(
+    State(core): State<crate::app::CoreRef>,
+    user: WebUser,
+    body: Bytes,
+) -> Response {
+    pause_or_resume(&core, &user, &body, false).await
+}
+
+async fn pause_or_resume(core: &Core, user: &WebUser, body: &[u8], pause: bool) -> Response {
+    let f = FormData::parse(body);
+    let input = crate::service::keys::PauseInput {
+        template: Some(f.get("template").to_owned()),
+        key_ids: None,
+        reason: pause.then(|| f.get("reason").to_owned()),
+    };
+    let request = match input.validate() {
+        Ok(r) => r,
+        Err(errors) => return service_error(user, ServiceError::Validation(errors)),
+    };
+    let done = if pause {
+        core.keys.pause_keys(&user.principal(), &request).await
+    } else {
+        core.keys.resume_keys(&user.principal(), &request).await
+    };
+    match done {
+        Ok(done) => see_other(&format!(
+            "/settings/api-keys?done={}&changed={}&skipped={}",
+            if pause { "paused" } else { "resumed" },
+            done.changed.len(),
+            done.skipped.len()
+        )),
+        Err(e) => service_error(user, e),
+    }
 }
 
 pub(super) fn banners(
@@ -218,10 +303,47 @@ pub(super) async fn list(
             crate::http::web::session::urlencode(&environment)
         )
     };
+    let count = |v: &Option<String>| {
+        v.as_deref()
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0)
+    };
+    let (changed, skipped) = (count(&q.changed), count(&q.skipped));
+    let keys_word = |n: usize| {
+        if n == 1 {
+            "1 key".to_owned()
+        } else {
+            format!("{n} keys")
+        }
+    };
+    let skipped_text = if skipped == 0 {
+        String::new()
+    } else {
+        format!(
+            " {} left as they were (revoked, expired, already in that state, or not yours to manage).",
+            keys_word(skipped)
+        )
+    };
     let notice = match q.done.as_deref() {
-        Some("deleted") => "The key is deleted. Anything still using it now gets 401 invalid_key.",
-        Some("password_changed") => "Your password is changed.",
-        _ => "",
+        Some("deleted") => {
+            "The key is deleted. Anything still using it now gets 401 invalid_key.".to_owned()
+        }
+        Some("password_changed") => "Your password is changed.".to_owned(),
+        Some("paused") => format!(
+            "Paused {}: every request with {} now gets 403 key_paused until you resume.{skipped_text}",
+            keys_word(changed),
+            if changed == 1 { "it" } else { "them" }
+        ),
+        Some("resumed") => format!(
+            "Resumed {}: {} again at once.{skipped_text}",
+            keys_word(changed),
+            if changed == 1 {
+                "it works"
+            } else {
+                "they work"
+            }
+        ),
+        _ => String::new(),
     };
     render(
         StatusCode::OK,
@@ -229,7 +351,8 @@ pub(super) async fn list(
             chrome: user.chrome("API keys", "keys"),
             banners: banners(&core, &keys, &usage),
             rows,
-            notice: notice.into(),
+            notice,
+            integrations: integrations(&core, &keys),
             total_keys: keys.len(),
             matching: matching.len(),
             prev_href: if page > 1 {
