@@ -470,3 +470,390 @@ async fn requests_refused_because_the_key_is_paused_are_counted_as_paused() {
     assert_eq!(r.body["usage"]["rejected"]["paused"], 3, "{}", r.text);
     assert_eq!(r.body["usage"]["requests"]["total"], 3);
 }
+
+// ---------------------------------------------------------------------------
+// Leaked-key reports
+
+mod leaks {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use base64::Engine;
+    use common::TestResponse;
+    use latchkey::domain::policy::LeakAction;
+    use p256::ecdsa::signature::Signer;
+    use p256::ecdsa::{Signature, SigningKey};
+    use p256::pkcs8::{EncodePublicKey, LineEnding};
+    use std::path::{Path, PathBuf};
+
+    /// A report as sent: what it tries, body, identifier, signature.
+    type Attempt = (&'static str, Vec<u8>, Option<String>, Option<String>);
+
+    const KEY_ID: &str = "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a";
+    const LEGACY: &str = "legacy_Fix1tPh0nes_0ld_Sync_Key";
+
+    pub struct Scanner {
+        pub signing: SigningKey,
+        pub id: String,
+    }
+
+    impl Scanner {
+        pub fn new(id: &str) -> Self {
+            Scanner {
+                signing: SigningKey::random(&mut rand_core::OsRng),
+                id: id.to_owned(),
+            }
+        }
+
+        pub fn pem(&self) -> String {
+            self.signing
+                .verifying_key()
+                .to_public_key_pem(LineEnding::LF)
+                .unwrap()
+        }
+
+        pub fn sign(&self, body: &[u8]) -> String {
+            let sig: Signature = self.signing.sign(body);
+            base64::engine::general_purpose::STANDARD.encode(sig.to_der().as_bytes())
+        }
+    }
+
+    /// Writes GitHub's public keys document for `scanners`.
+    pub fn write_keys(path: &Path, scanners: &[&Scanner]) {
+        let keys: Vec<Value> = scanners
+            .iter()
+            .map(|s| json!({"key_identifier": s.id, "key": s.pem(), "is_current": true}))
+            .collect();
+        std::fs::write(
+            path,
+            serde_json::to_vec(&json!({"public_keys": keys})).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// An app taking reports signed by `scanner`, the keys file's path, and
+    /// the directory holding it (removed when dropped).
+    async fn app_with(
+        scanner: &Scanner,
+        action: LeakAction,
+    ) -> (TestApp, PathBuf, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("github-keys.json");
+        write_keys(&path, &[scanner]);
+        let file = path.clone();
+        let app = TestApp::builder()
+            .policy(move |p| {
+                p.leak_report_keys = Some(file);
+                p.leak_action = action;
+            })
+            .build()
+            .await;
+        (app, path, dir)
+    }
+
+    async fn send_report(
+        app: &TestApp,
+        body: &[u8],
+        identifier: Option<&str>,
+        signature: Option<&str>,
+    ) -> TestResponse {
+        let mut req =
+            Request::post("/secret-scanning/reports").header("content-type", "application/json");
+        if let Some(i) = identifier {
+            req = req.header("Github-Public-Key-Identifier", i);
+        }
+        if let Some(s) = signature {
+            req = req.header("Github-Public-Key-Signature", s);
+        }
+        app.send(req.body(Body::from(body.to_vec())).unwrap()).await
+    }
+
+    async fn signed(app: &TestApp, scanner: &Scanner, body: &Value) -> TestResponse {
+        let bytes = serde_json::to_vec(body).unwrap();
+        send_report(app, &bytes, Some(&scanner.id), Some(&scanner.sign(&bytes))).await
+    }
+
+    fn found(token: &str) -> Value {
+        json!({"token": token, "type": "latchkey_api_key",
+               "url": "https://github.com/someone/repo/blob/abc123/config.yml", "source": "content"})
+    }
+
+    async fn leaked_events(app: &TestApp, manager: &str) -> Vec<Value> {
+        let r = app
+            .get("/api/v1/audit-events?action=key.leaked", manager)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body["audit_events"].as_array().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn a_signed_report_revokes_the_keys_it_names_in_any_shop_and_environment_and_labels_every_token()
+     {
+        let scanner = Scanner::new(KEY_ID);
+        let (app, _, _dir) = app_with(&scanner, LeakAction::Revoke).await;
+        let (_, manager) = app.key(ALL).await;
+        let (live, live_secret) = app.key(&["orders:read"]).await;
+        let other = app.new_shop("Other Shop", "owner@other.example").await;
+        let (_, other_manager) = app.key_in(&other, "test", ALL).await;
+        let (foreign_test, foreign_secret) = app.key_in(&other, "test", &["orders:read"]).await;
+        app.core
+            .keys
+            .import_legacy(
+                &other,
+                &format!("key,name\n{LEGACY},Old order sync\n"),
+                false,
+            )
+            .await
+            .unwrap();
+        let legacy = app
+            .core
+            .keys
+            .find_reported(LEGACY)
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let (_, other_legacy_manager) = app.key_in(&other, "live", ALL).await;
+        // Cached as valid before the report: the revoke must evict it.
+        for secret in [&live_secret, &foreign_secret] {
+            assert_eq!(app.get("/api/v1/me", secret).await.status, 200);
+        }
+        // Well formed (right checksum) but no such key, and something else.
+        let made_up = latchkey::domain::token::generate(latchkey::domain::token::Environment::Live);
+        let body = json!([
+            found(&live_secret),
+            found(&foreign_secret),
+            found(LEGACY),
+            found(made_up.expose()),
+            {"token": "ghp_notoursatall", "type": "other", "url": "https://x.example", "source": "commit"},
+        ]);
+        let r = signed(&app, &scanner, &body).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let labels: Vec<(&str, &str, &str)> = r
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["token_raw"].as_str().unwrap(),
+                    l["token_type"].as_str().unwrap(),
+                    l["label"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            labels,
+            vec![
+                (live_secret.as_str(), "latchkey_api_key", "true_positive"),
+                (foreign_secret.as_str(), "latchkey_api_key", "true_positive"),
+                (LEGACY, "latchkey_api_key", "true_positive"),
+                (made_up.expose(), "latchkey_api_key", "false_positive"),
+                ("ghp_notoursatall", "other", "false_positive"),
+            ]
+        );
+        assert!(r.header("www-authenticate").is_none());
+
+        // Revoked at once, with the place on the key.
+        for secret in [&live_secret, &foreign_secret] {
+            assert_problem(&app.get("/api/v1/me", secret).await, 401, "revoked_key");
+        }
+        assert_problem(&app.get("/api/v1/me", LEGACY).await, 401, "revoked_key");
+        let r = app.get(&format!("/api/v1/keys/{live}"), &manager).await;
+        assert_eq!(r.body["key"]["status"], "revoked");
+        let warning = r.body["key"]["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["code"] == "leaked")
+            .unwrap_or_else(|| panic!("a leaked warning: {}", r.text))
+            .clone();
+        let message = warning["message"].as_str().unwrap();
+        assert!(
+            message.contains("https://github.com/someone/repo/blob/abc123/config.yml")
+                && message.contains("content"),
+            "{message}"
+        );
+        // Audited in each key's own shop, by the scanner.
+        let events = leaked_events(&app, &manager).await;
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0]["key_id"], live.as_str());
+        assert_eq!(events[0]["actor"], "secret_scanning");
+        assert_eq!(
+            events[0]["details"],
+            json!({"url": "https://github.com/someone/repo/blob/abc123/config.yml", "source": "content", "action": "revoked"})
+        );
+        let events = leaked_events(&app, &other_manager).await;
+        assert_eq!(
+            events.len(),
+            1,
+            "a test key sees its environment's: {events:?}"
+        );
+        assert_eq!(events[0]["key_id"], foreign_test.as_str());
+        let events = leaked_events(&app, &other_legacy_manager).await;
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0]["key_id"], legacy.as_str());
+
+        // The same report again: the same answer, nothing more changed.
+        let before = app.core.keys.get_any_shop(&live).await.unwrap();
+        let r = signed(&app, &scanner, &body).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body[0]["label"], "true_positive");
+        assert_eq!(r.body[2]["label"], "true_positive");
+        assert_eq!(leaked_events(&app, &manager).await.len(), 1);
+        assert_eq!(leaked_events(&app, &other_manager).await.len(), 1);
+        let after = app.core.keys.get_any_shop(&live).await.unwrap();
+        assert_eq!(
+            (after.revoked_at, after.updated_at),
+            (before.revoked_at, before.updated_at)
+        );
+        assert_eq!(after.leaked, before.leaked);
+
+        // Tokens are never written to the database (only their hashes).
+        assert!(!app.database_contains(live_secret.as_bytes()).await);
+    }
+
+    #[tokio::test]
+    async fn with_leak_action_flag_a_reported_key_is_flagged_and_keeps_working() {
+        let scanner = Scanner::new(KEY_ID);
+        let (app, _, _dir) = app_with(&scanner, LeakAction::Flag).await;
+        let (_, manager) = app.key(ALL).await;
+        let (id, secret) = app.key(&["orders:read"]).await;
+        let r = signed(&app, &scanner, &json!([found(&secret)])).await;
+        assert_eq!(r.body[0]["label"], "true_positive", "{}", r.text);
+        assert_eq!(app.get("/api/v1/me", &secret).await.status, 200);
+        let r = app.get(&format!("/api/v1/keys/{id}"), &manager).await;
+        assert_eq!(r.body["key"]["status"], "active");
+        assert!(
+            r.body["key"]["warnings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|w| w["code"] == "leaked"),
+            "{}",
+            r.text
+        );
+        let events = leaked_events(&app, &manager).await;
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["details"]["action"], "flagged");
+        // Again: nothing more.
+        signed(&app, &scanner, &json!([found(&secret)])).await;
+        assert_eq!(leaked_events(&app, &manager).await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_report_with_a_bad_signature_wrong_key_or_identifier_or_a_tampered_body_is_401_and_changes_nothing()
+     {
+        let scanner = Scanner::new(KEY_ID);
+        let (app, _, _dir) = app_with(&scanner, LeakAction::Revoke).await;
+        let (_, manager) = app.key(ALL).await;
+        let (_, secret) = app.key(&["orders:read"]).await;
+        let body = serde_json::to_vec(&json!([found(&secret)])).unwrap();
+        let stranger = Scanner::new(KEY_ID);
+        let tampered = serde_json::to_vec(&json!([found(&secret), found("lk_live_x")])).unwrap();
+        let cases: Vec<Attempt> = vec![
+            (
+                "signed by another key",
+                body.clone(),
+                Some(KEY_ID.into()),
+                Some(stranger.sign(&body)),
+            ),
+            (
+                "an unknown identifier",
+                body.clone(),
+                Some("not-a-known-key".into()),
+                Some(scanner.sign(&body)),
+            ),
+            (
+                "a tampered body",
+                tampered,
+                Some(KEY_ID.into()),
+                Some(scanner.sign(&body)),
+            ),
+            ("no signature", body.clone(), Some(KEY_ID.into()), None),
+            (
+                "no identifier",
+                body.clone(),
+                None,
+                Some(scanner.sign(&body)),
+            ),
+            (
+                "a signature that is not base64",
+                body.clone(),
+                Some(KEY_ID.into()),
+                Some("%%%".into()),
+            ),
+            (
+                "a signature that is not DER",
+                body.clone(),
+                Some(KEY_ID.into()),
+                Some("AAAA".into()),
+            ),
+        ];
+        for (what, bytes, id, sig) in cases {
+            let r = send_report(&app, &bytes, id.as_deref(), sig.as_deref()).await;
+            assert_problem(&r, 401, "invalid_signature");
+            assert!(r.header("www-authenticate").is_none(), "{what}");
+            assert_eq!(app.get("/api/v1/me", &secret).await.status, 200, "{what}");
+        }
+        assert!(leaked_events(&app, &manager).await.is_empty());
+        // Many refused reports from one address are not failed key attempts:
+        // a keyed request from there is still answered on its merits.
+        for _ in 0..40 {
+            send_report(&app, &body, Some("nope"), Some("AAAA")).await;
+        }
+        let made_up = latchkey::domain::token::generate(latchkey::domain::token::Environment::Live);
+        assert_problem(
+            &app.get("/api/v1/me", made_up.expose()).await,
+            401,
+            "invalid_key",
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_over_a_mebibyte_is_413_and_without_a_keys_file_the_path_is_404() {
+        let scanner = Scanner::new(KEY_ID);
+        let (app, _, _dir) = app_with(&scanner, LeakAction::Revoke).await;
+        let (_, secret) = app.key(&["orders:read"]).await;
+        let mut big = serde_json::to_vec(&json!([found(&secret)])).unwrap();
+        big.pop();
+        big.extend(std::iter::repeat_n(b' ', 2 * 1024 * 1024));
+        big.push(b']');
+        let r = send_report(&app, &big, Some(KEY_ID), Some(&scanner.sign(&big))).await;
+        assert_problem(&r, 413, "payload_too_large");
+        assert_eq!(app.get("/api/v1/me", &secret).await.status, 200);
+
+        let plain = TestApp::new().await;
+        let (_, secret) = plain.key(&["orders:read"]).await;
+        let body = serde_json::to_vec(&json!([found(&secret)])).unwrap();
+        let r = send_report(&plain, &body, Some(KEY_ID), Some(&scanner.sign(&body))).await;
+        assert_problem(&r, 404, "not_found");
+        assert_eq!(plain.get("/api/v1/me", &secret).await.status, 200);
+    }
+
+    #[tokio::test]
+    async fn the_keys_file_is_read_again_when_it_changes_so_a_rotated_key_is_accepted() {
+        let old = Scanner::new(KEY_ID);
+        let (app, path, _dir) = app_with(&old, LeakAction::Revoke).await;
+        let (_, a) = app.key(&["orders:read"]).await;
+        let (_, b) = app.key(&["orders:read"]).await;
+        let rotated =
+            Scanner::new("bcb53661c06b4728e59d897fb6165d5c9cda0fd9cdf9d09ead458168deb7518c");
+        write_keys(&path, &[&rotated]);
+        // A later modification time, whatever the file system's resolution.
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+            .unwrap();
+        let r = signed(&app, &old, &json!([found(&a)])).await;
+        assert_problem(&r, 401, "invalid_signature");
+        assert_eq!(app.get("/api/v1/me", &a).await.status, 200);
+        let r = signed(&app, &rotated, &json!([found(&b)])).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_problem(&app.get("/api/v1/me", &b).await, 401, "revoked_key");
+
+        // A signed body that is not a report is refused and changes nothing.
+        let r = signed(&app, &rotated, &json!({"token": a})).await;
+        assert_problem(&r, 422, "validation_failed");
+        assert_eq!(app.get("/api/v1/me", &a).await.status, 200);
+    }
+}

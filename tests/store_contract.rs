@@ -13,7 +13,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use latchkey::domain::clock::Timestamp;
-use latchkey::domain::key::{Actor, KeyKind, KeyName, KeyRecord, KeyStatus, Pause, PauseReason};
+use latchkey::domain::key::{
+    Actor, KeyKind, KeyName, KeyRecord, KeyStatus, Leak, Pause, PauseReason,
+};
 use latchkey::domain::net::AllowedIps;
 use latchkey::domain::new_id;
 use latchkey::domain::permission::{Permission, PermissionSet};
@@ -129,6 +131,7 @@ fn key(shop_id: &str, name: &str, created_at: Timestamp) -> KeyRecord {
         created_by: Actor::Cli,
         sent_in_url_at: None,
         paused: None,
+        leaked: None,
     }
 }
 
@@ -243,6 +246,7 @@ fn assert_same_key(actual: &KeyRecord, expected: &KeyRecord, context: &str) {
         created_by,
         sent_in_url_at,
         paused,
+        leaked,
     } = expected;
     assert_eq!(&actual.id, id, "{context}: id");
     assert_eq!(&actual.shop_id, shop_id, "{context}: shop_id");
@@ -269,6 +273,7 @@ fn assert_same_key(actual: &KeyRecord, expected: &KeyRecord, context: &str) {
         "{context}: sent_in_url_at"
     );
     assert_eq!(&actual.paused, paused, "{context}: paused");
+    assert_eq!(&actual.leaked, leaked, "{context}: leaked");
 }
 
 #[track_caller]
@@ -511,6 +516,11 @@ async fn contract_an_inserted_key_reads_back_identical_by_id_by_any_shop_id_and_
         at: micros_after(at(6), 13),
         reason: PauseReason::parse("Zapier incident – “all keys”").unwrap(),
         by: Actor::User("usr_pauser".into()),
+    });
+    full.leaked = Some(Leak {
+        at: micros_after(at(7), 17),
+        url: "https://github.com/example/repo/blob/abc/config.yml".into(),
+        source: "content".into(),
     });
 
     // Every optional field empty; made by another key.

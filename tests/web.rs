@@ -1210,6 +1210,46 @@ async fn the_keys_page_pauses_and_resumes_all_of_one_integrations_keys_with_a_re
 }
 
 #[tokio::test]
+async fn a_key_reported_found_in_public_gets_a_banner_on_the_keys_page_and_a_warning_on_its_page() {
+    let app = TestApp::new().await;
+    let mut owner = Web::logged_in(&app, OWNER).await;
+    let (id, secret) = owner.create_key(ZAPIER).await;
+    let outcome = app
+        .core
+        .keys
+        .report_leaked(
+            &secret,
+            "https://github.com/someone/repo/blob/abc123/zapier.env",
+            "content",
+            true,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        outcome,
+        latchkey::service::keys::LeakOutcome::Recorded(_)
+    ));
+    let list = owner.get("/settings/api-keys").await;
+    assert!(
+        list.text.contains("was found in public at https://github.com/someone/repo/blob/abc123/zapier.env (content) and was revoked"),
+        "{}",
+        list.text
+    );
+    let page = owner.get(&format!("/settings/api-keys/{id}")).await;
+    assert!(
+        page.text.contains("This key was found in public"),
+        "{}",
+        page.text
+    );
+    assert!(
+        page.text.contains("Reported found in public")
+            && page.text.contains("Secret scanning report")
+    );
+    assert_eq!(app.get("/api/v1/me", &secret).await.code(), "revoked_key");
+}
+
+#[tokio::test]
 async fn a_user_of_another_shop_gets_404_for_this_shops_key() {
     let app = TestApp::new().await;
     let (key_id, secret) = app.key(&["orders:read"]).await;
@@ -1990,6 +2030,7 @@ async fn legacy_keys_show_their_badge_and_the_cut_off_countdown() {
         created_by: Actor::Cli,
         sent_in_url_at: None,
         paused: None,
+        leaked: None,
     };
     let audit = AuditEvent {
         id: new_id("evt"),

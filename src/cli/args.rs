@@ -119,6 +119,12 @@ pub struct ServeArgs {
     /// Most keys one shop may hold [env: LATCHKEY_MAX_KEYS_PER_SHOP] [default: 1000]
     #[arg(long, value_name = "N")]
     pub max_keys_per_shop: Option<String>,
+    /// Secret scanners' public keys, a JSON file in GitHub's shape ({"public_keys": [{"key_identifier", "key", "is_current"}]}), re-read when it changes; enables POST /secret-scanning/reports [env: LATCHKEY_LEAK_REPORT_KEYS]
+    #[arg(long, value_name = "FILE")]
+    pub leak_report_keys: Option<PathBuf>,
+    /// What a leaked-key report does: `revoke` the key at once, or only `flag` it [env: LATCHKEY_LEAK_ACTION] [default: revoke]
+    #[arg(long, value_name = "revoke|flag")]
+    pub leak_action: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -76,12 +76,17 @@ impl std::str::FromStr for KeyStatus {
     }
 }
 
-/// Who did something: a user, a key, or the command line.
+/// How a secret scanner acting is written.
+pub const SECRET_SCANNER: &str = "secret_scanning";
+
+/// Who did something: a user, a key, the command line, or a secret scanner.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Actor {
     User(String),
     Key(String),
     Cli,
+    /// A leaked-key report from a secret scanner.
+    SecretScanner,
 }
 
 impl Actor {
@@ -90,12 +95,15 @@ impl Actor {
         match self {
             Actor::User(id) | Actor::Key(id) => id.clone(),
             Actor::Cli => "cli".to_owned(),
+            Actor::SecretScanner => SECRET_SCANNER.to_owned(),
         }
     }
 
     pub fn parse(s: &str) -> Self {
         if s == "cli" {
             Actor::Cli
+        } else if s == SECRET_SCANNER {
+            Actor::SecretScanner
         } else if s.starts_with("usr_") {
             Actor::User(s.to_owned())
         } else {
@@ -229,6 +237,18 @@ pub struct KeyRecord {
     pub sent_in_url_at: Option<Timestamp>,
     /// Set while the key is paused (SPEC "Pausing an integration's keys").
     pub paused: Option<Pause>,
+    /// Where a secret scanner reported finding the key in public.
+    pub leaked: Option<Leak>,
+}
+
+/// A secret scanner's report of a key found in public.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leak {
+    pub at: Timestamp,
+    /// Where it was found (as reported; at most 2000 characters kept).
+    pub url: String,
+    /// The kind of place, as reported (e.g. `content`, `commit`).
+    pub source: String,
 }
 
 /// When, why and by whom a key was paused.
@@ -310,6 +330,22 @@ impl KeyRecord {
                 message: "This name does not say where the key is used. Rename it after the integration (e.g. \"Zapier – new orders\") so the right key can be found and revoked quickly.".into(),
             });
         }
+        if let Some(leak) = &self.leaked {
+            out.push(Warning {
+                code: "leaked",
+                message: format!(
+                    "This key was found in public at {} ({}), reported {}. {}",
+                    leak.url,
+                    leak.source,
+                    leak.at,
+                    if self.revoked_at.is_some() {
+                        "It was revoked: give the integration a new key and remove the old one from where it was found."
+                    } else {
+                        "Anyone may be using it: roll or revoke it now, and remove it from where it was found."
+                    }
+                ),
+            });
+        }
         if self.sent_in_url_at.is_some() {
             out.push(Warning {
                 code: "sent_in_url",
@@ -347,7 +383,7 @@ impl KeyRecord {
 /// Something the shop should act on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Warning {
-    /// `vague_name`, `sent_in_url`, `paused` or `expiring_soon`.
+    /// `vague_name`, `leaked`, `sent_in_url`, `paused` or `expiring_soon`.
     pub code: &'static str,
     pub message: String,
 }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod json;
+pub mod leaks;
 pub mod openapi;
 pub mod web;
 
@@ -29,6 +30,7 @@ pub fn build_router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(web::router())
+        .merge(leaks::router())
         .route_layer(from_fn(tag_route))
         .fallback(no_such_route)
         .layer(DefaultBodyLimit::max(json::MAX_BODY))

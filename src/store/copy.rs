@@ -137,6 +137,9 @@ pub const TABLES: &[Table] = &[
             ("paused_at", I),
             ("paused_reason", T),
             ("paused_by", T),
+            ("leaked_at", I),
+            ("leak_url", T),
+            ("leak_source", T),
         ],
     },
     Table {

@@ -17,7 +17,7 @@ use super::{AuditEvent, KeyChange, Shop, StoreError, StoreResult, User};
 use crate::domain::client::{Client, ClientFields};
 use crate::domain::clock::Timestamp;
 use crate::domain::device::{Device, DeviceFields, DeviceStatus, DeviceType, parse_enum};
-use crate::domain::key::{Actor, KeyKind, KeyName, KeyRecord, Pause, PauseReason};
+use crate::domain::key::{Actor, KeyKind, KeyName, KeyRecord, Leak, Pause, PauseReason};
 use crate::domain::net::AllowedIps;
 use crate::domain::order::{Order, OrderFields, OrderStatus};
 use crate::domain::permission::PermissionSet;
@@ -179,7 +179,7 @@ pub(crate) fn shop_full(count: i64, max_per_shop: u32) -> StoreError {
 /// The columns [`key_from_row`] reads, in insert order.
 pub(crate) const KEY_COLUMNS: &str = "id, shop_id, name, environment, kind, display, key_hash, permissions, \
      allowed_ips, rate_limit_per_minute, expires_at, revoked_at, retired_at, template, \
-     created_at, updated_at, created_by, sent_in_url_at, paused_at, paused_reason, paused_by";
+     created_at, updated_at, created_by, sent_in_url_at, paused_at, paused_reason, paused_by, leaked_at, leak_url, leak_source";
 
 pub(crate) fn key_from_row(row: &impl RowExt) -> StoreResult<KeyRecord> {
     let environment = row.text("environment")?;
@@ -223,6 +223,14 @@ pub(crate) fn key_from_row(row: &impl RowExt) -> StoreResult<KeyRecord> {
                     None => None,
                 },
                 by: Actor::parse(&row.opt_text("paused_by")?.unwrap_or_else(|| "cli".into())),
+            }),
+        },
+        leaked: match row.opt_ts("leaked_at")? {
+            None => None,
+            Some(at) => Some(Leak {
+                at,
+                url: row.opt_text("leak_url")?.unwrap_or_default(),
+                source: row.opt_text("leak_source")?.unwrap_or_default(),
             }),
         },
     })

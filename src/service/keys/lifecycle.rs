@@ -41,6 +41,7 @@ impl KeyService {
             created_by: principal.actor.clone(),
             sent_in_url_at: None,
             paused: None,
+            leaked: None,
         };
         Created { key, secret }
     }

@@ -5,6 +5,7 @@
 
 mod import;
 mod input;
+mod leak;
 mod lifecycle;
 mod pause;
 mod principal;
@@ -15,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use input::{Given, KeyUpdateInput, NewKey, NewKeyInput};
+pub use leak::LeakOutcome;
 pub use lifecycle::Created;
 pub use pause::{MAX_KEY_IDS, PauseInput, PauseOutcome, PauseRequest, Selection, Skipped};
 pub use principal::Principal;

@@ -35,7 +35,7 @@ macro_rules! key_store {
             use sqlx::{Row, Transaction};
 
             use $crate::domain::clock::Timestamp;
-            use $crate::domain::key::{KeyName, KeyRecord, Pause};
+            use $crate::domain::key::{KeyName, KeyRecord, Leak, Pause};
             use $crate::domain::token::Environment;
             use $crate::store::row::{
                 KEY_COLUMNS, allowed_ips_text, key_from_row, permissions_text, shop_full,
@@ -101,7 +101,7 @@ macro_rules! key_store {
             /// Inserts one key row in the caller's transaction.
             async fn insert_key_row(tx: &mut Transaction<'_, Db>, key: &KeyRecord) -> StoreResult<()> {
                 sqlx::query(&format!(
-                        "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+                        "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
                     ))
                     .bind(&key.id)
                     .bind(&key.shop_id)
@@ -124,6 +124,9 @@ macro_rules! key_store {
                     .bind(key.paused.as_ref().map(|p| p.at.as_micros()))
                     .bind(key.paused.as_ref().and_then(|p| p.reason.as_ref()).map(|r| r.as_str().to_owned()))
                     .bind(key.paused.as_ref().map(|p| p.by.as_string()))
+                    .bind(key.leaked.as_ref().map(|l| l.at.as_micros()))
+                    .bind(key.leaked.as_ref().map(|l| l.url.clone()))
+                    .bind(key.leaked.as_ref().map(|l| l.source.clone()))
                     .execute(&mut **tx)
                     .await
                     .map_err(|e| match map_err(e) {
@@ -429,6 +432,43 @@ macro_rules! key_store {
                     if let Some(key) = &key {
                         insert_audit(&mut tx, audit).await?;
                         record_changes(&mut tx, &[(id, &key.hash)], at).await?;
+                    }
+                    tx.commit().await.map_err(map_err)?;
+                    Ok(key)
+                }
+
+                async fn mark_key_leaked(
+                    &self,
+                    id: &str,
+                    leak: &Leak,
+                    revoke: bool,
+                    audit: &AuditEvent,
+                ) -> StoreResult<Option<KeyRecord>> {
+                    let mut tx = self.write_tx().await?;
+                    // The first report's place is kept; a report changes the key only
+                    // when it adds something (the flag, or the revocation asked for).
+                    let changed = sqlx::query(&format!(
+                        "UPDATE api_keys SET
+                            leaked_at = COALESCE(leaked_at, $2),
+                            leak_url = CASE WHEN leaked_at IS NULL THEN $3 ELSE leak_url END,
+                            leak_source = CASE WHEN leaked_at IS NULL THEN $4 ELSE leak_source END,
+                            revoked_at = CASE WHEN $5 THEN COALESCE(revoked_at, $2) ELSE revoked_at END,
+                            updated_at = $2
+                         WHERE id = $1 AND (leaked_at IS NULL OR ($5 AND revoked_at IS NULL))
+                         RETURNING {KEY_COLUMNS}"
+                    ))
+                    .bind(id)
+                    .bind(leak.at.as_micros())
+                    .bind(&leak.url)
+                    .bind(&leak.source)
+                    .bind(revoke)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    let key = key_from_optional(changed)?;
+                    if let Some(key) = &key {
+                        insert_audit(&mut tx, audit).await?;
+                        record_changes(&mut tx, &[(id, &key.hash)], leak.at).await?;
                     }
                     tx.commit().await.map_err(map_err)?;
                     Ok(key)

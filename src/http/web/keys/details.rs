@@ -165,6 +165,7 @@ pub fn action_label(action: &str) -> String {
         "key.upgraded" => "Upgraded".into(),
         "key.imported" => "Imported".into(),
         "key.paused" => "Paused".into(),
+        "key.leaked" => "Reported found in public".into(),
         "key.resumed" => "Resumed".into(),
         "shop.created" => "Shop created".into(),
         "user.logged_in" => "Logged in".into(),

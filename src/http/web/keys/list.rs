@@ -181,6 +181,25 @@ pub(super) fn banners(
                     ),
                     link: link(k),
                 }),
+                "leaked" => out.push(Banner {
+                    level: "bad",
+                    text: match &k.leaked {
+                        Some(leak) if k.revoked_at.is_some() => format!(
+                            "“{}” was found in public at {} ({}) and was revoked. Give the integration a new key and remove the old one from where it was found.",
+                            k.name.as_str(),
+                            leak.url,
+                            leak.source
+                        ),
+                        Some(leak) => format!(
+                            "“{}” was found in public at {} ({}). Anyone may be using it: roll or revoke it now.",
+                            k.name.as_str(),
+                            leak.url,
+                            leak.source
+                        ),
+                        None => String::new(),
+                    },
+                    link: link(k),
+                }),
                 "sent_in_url" => out.push(Banner {
                     level: "bad",
                     text: format!(
