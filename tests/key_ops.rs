@@ -857,3 +857,278 @@ mod leaks {
         assert_eq!(app.get("/api/v1/me", &a).await.status, 200);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Least-privilege suggestions
+
+mod suggestions {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use common::ClockExt;
+
+    const DAY: i64 = 86_400;
+
+    async fn get_from(app: &TestApp, ip: &str, path: &str, key: &str) -> u16 {
+        let req = Request::get(path)
+            .header("authorization", format!("Bearer {key}"))
+            .body(Body::empty())
+            .unwrap();
+        let peer = format!("{ip}:40000").parse().unwrap();
+        app.send_from(peer, req).await.status.as_u16()
+    }
+
+    async fn flush(app: &TestApp) {
+        app.core.usage.flush(app.store.as_ref()).await.unwrap();
+    }
+
+    async fn suggestions_of(app: &TestApp, manager: &str, id: &str) -> Value {
+        let r = app
+            .get(&format!("/api/v1/keys/{id}/suggestions"), manager)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body
+    }
+
+    fn kinds(v: &Value) -> Vec<String> {
+        v["suggestions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["kind"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn of_kind<'a>(v: &'a Value, kind: &str) -> &'a Value {
+        v["suggestions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["kind"] == kind)
+            .unwrap_or_else(|| panic!("a {kind} suggestion in {v}"))
+    }
+
+    #[tokio::test]
+    async fn a_key_that_used_some_permissions_from_two_addresses_is_told_what_to_drop_and_where_to_allow()
+     {
+        let app = TestApp::new().await;
+        let (_, manager) = app.key(ALL).await;
+        let (zap, zap_secret) = create(
+            &app,
+            &manager,
+            json!({"name": "Zapier – orders", "template": "zapier"}),
+        )
+        .await;
+        for ip in ["198.51.100.7", "198.51.100.8", "198.51.100.7"] {
+            assert_eq!(get_from(&app, ip, "/api/v1/orders", &zap_secret).await, 200);
+        }
+        assert_eq!(
+            get_from(&app, "198.51.100.8", "/api/v1/clients", &zap_secret).await,
+            200
+        );
+        // A route the key may not call does not count as needing anything it holds.
+        assert_eq!(
+            get_from(&app, "198.51.100.8", "/api/v1/keys", &zap_secret).await,
+            403
+        );
+        flush(&app).await;
+        // The next day, once more from a known address.
+        app.clock.advance_seconds(DAY);
+        assert_eq!(
+            get_from(&app, "198.51.100.7", "/api/v1/orders", &zap_secret).await,
+            200
+        );
+        flush(&app).await;
+
+        let s = suggestions_of(&app, &manager, &zap).await;
+        assert_eq!(
+            kinds(&s),
+            ["unused_permissions", "restrict_ips", "add_expiry"],
+            "{s}"
+        );
+        let mut unused: Vec<&str> = of_kind(&s, "unused_permissions")["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        unused.sort();
+        assert_eq!(unused, ["clients:write", "devices:read", "orders:write"]);
+        assert_eq!(
+            of_kind(&s, "restrict_ips")["seen_ips"],
+            json!(["198.51.100.7", "198.51.100.8"])
+        );
+        for k in s["suggestions"].as_array().unwrap() {
+            assert!(k["detail"].as_str().is_some_and(|d| d.len() > 20), "{k}");
+        }
+        let since = s["observed_since"].as_str().unwrap();
+        assert!(
+            since.starts_with("2026-11-23T12:00:00"),
+            "the key's creation: {since}"
+        );
+
+        // Four addresses: no allow-list suggested.
+        for ip in ["203.0.113.1", "203.0.113.2"] {
+            get_from(&app, ip, "/api/v1/orders", &zap_secret).await;
+        }
+        flush(&app).await;
+        let s = suggestions_of(&app, &manager, &zap).await;
+        assert_eq!(kinds(&s), ["unused_permissions", "add_expiry"], "{s}");
+
+        // A key without keys:read may not ask; another shop's key is 404.
+        let r = app
+            .get(&format!("/api/v1/keys/{zap}/suggestions"), &zap_secret)
+            .await;
+        assert_problem(&r, 403, "insufficient_permission");
+        let other = app.new_shop("Other", "o@other.example").await;
+        let (_, foreign_manager) = app.key_in(&other, "live", ALL).await;
+        let r = app
+            .get(&format!("/api/v1/keys/{zap}/suggestions"), &foreign_manager)
+            .await;
+        assert_problem(&r, 404, "not_found");
+    }
+
+    #[tokio::test]
+    async fn unused_and_never_used_keys_are_pointed_out_and_old_use_falls_out_of_the_window() {
+        let app = TestApp::new().await;
+        let (_, manager) = app.key(ALL).await;
+        let (used, used_secret) = create(
+            &app,
+            &manager,
+            json!({"name": "Order reader", "permissions": ["orders:read"], "expires_at": "2027-06-01T00:00:00Z"}),
+        )
+        .await;
+        let (never, _) = create(
+            &app,
+            &manager,
+            json!({"name": "Never used", "permissions": ["orders:read"], "allowed_ips": ["203.0.113.5"],
+                   "expires_at": "2027-06-01T00:00:00Z"}),
+        )
+        .await;
+        assert_eq!(
+            get_from(&app, "198.51.100.7", "/api/v1/orders", &used_secret).await,
+            200
+        );
+        flush(&app).await;
+        let s = suggestions_of(&app, &manager, &used).await;
+        assert_eq!(kinds(&s), ["restrict_ips"], "{s}");
+        // A brand-new key that is not used yet is no cause for alarm.
+        assert_eq!(
+            kinds(&suggestions_of(&app, &manager, &never).await),
+            Vec::<String>::new()
+        );
+
+        app.clock.advance_seconds(8 * DAY);
+        let s = suggestions_of(&app, &manager, &never).await;
+        assert_eq!(kinds(&s), ["unused_key"], "{s}");
+        assert_eq!(of_kind(&s, "unused_key")["last_used_at"], Value::Null);
+
+        app.clock.advance_seconds(23 * DAY);
+        app.store.roll_up_usage(app.clock.now_ts()).await.unwrap();
+        let s = suggestions_of(&app, &manager, &used).await;
+        assert_eq!(
+            kinds(&s),
+            ["unused_key"],
+            "31 days later only the unused key remains: {s}"
+        );
+        assert!(
+            of_kind(&s, "unused_key")["last_used_at"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("2026-11-23")),
+            "{s}"
+        );
+        let since = s["observed_since"].as_str().unwrap();
+        assert!(
+            since.starts_with("2026-11-24"),
+            "at most 30 days back: {since}"
+        );
+
+        // A revoked key has nothing to suggest.
+        app.post(&format!("/api/v1/keys/{never}/revoke"), &manager, json!({}))
+            .await;
+        assert_eq!(
+            kinds(&suggestions_of(&app, &manager, &never).await),
+            Vec::<String>::new()
+        );
+    }
+
+    #[tokio::test]
+    async fn applying_a_suggestion_goes_through_the_update_rules() {
+        let app = TestApp::new().await;
+        let (_, manager) = app.key(ALL).await;
+        let (zap, zap_secret) = create(
+            &app,
+            &manager,
+            json!({"name": "Zapier – orders", "template": "zapier"}),
+        )
+        .await;
+        get_from(&app, "198.51.100.7", "/api/v1/orders", &zap_secret).await;
+        flush(&app).await;
+        let owner = latchkey::service::keys::Principal::cli(&app.shop_id);
+        let narrowed = app
+            .core
+            .keys
+            .apply_suggestion(&owner, &zap, "unused_permissions")
+            .await
+            .unwrap();
+        assert_eq!(narrowed.permissions.to_names(), ["orders:read"]);
+        let limited = app
+            .core
+            .keys
+            .apply_suggestion(&owner, &zap, "restrict_ips")
+            .await
+            .unwrap();
+        assert_eq!(limited.allowed_ips.to_strings(), ["198.51.100.7"]);
+        assert_eq!(
+            get_from(&app, "198.51.100.7", "/api/v1/orders", &zap_secret).await,
+            200
+        );
+        assert_eq!(
+            get_from(&app, "198.51.100.9", "/api/v1/orders", &zap_secret).await,
+            403
+        );
+        // Applied already: nothing more to apply.
+        let again = app
+            .core
+            .keys
+            .apply_suggestion(&owner, &zap, "unused_permissions")
+            .await;
+        assert!(again.is_err());
+        // A weaker principal cannot use a suggestion to act on a stronger key.
+        let (_, strong_secret) = create(
+            &app,
+            &manager,
+            json!({"name": "Everything", "permissions": ["orders:read", "orders:delete"]}),
+        )
+        .await;
+        let strong = app
+            .core
+            .keys
+            .find_reported(&strong_secret)
+            .await
+            .unwrap()
+            .unwrap();
+        get_from(&app, "198.51.100.7", "/api/v1/orders", &strong_secret).await;
+        flush(&app).await;
+        let weak = app
+            .core
+            .keys
+            .find_reported(&zap_secret)
+            .await
+            .unwrap()
+            .unwrap();
+        let as_weak =
+            latchkey::service::keys::Principal::key(&weak, "198.51.100.7".parse().unwrap());
+        let refused = app
+            .core
+            .keys
+            .apply_suggestion(&as_weak, &strong.id, "unused_permissions")
+            .await;
+        assert!(refused.is_err(), "{refused:?}");
+        let after = app.core.keys.get_any_shop(&strong.id).await.unwrap();
+        assert_eq!(
+            after.permissions.to_names(),
+            ["orders:read", "orders:delete"]
+        );
+    }
+}

@@ -1587,6 +1587,70 @@ async fn contract_set_paused_pauses_and_resumes_once_each_with_audit_and_feed_an
     );
 }
 
+async fn contract_route_uses_add_up_per_day_route_and_address_and_are_kept_thirty_days(
+    store: Arc<dyn Store>,
+) {
+    use latchkey::store::usage::{Endpoint, RouteUse, UsageBatch, day_start};
+    let day1 = day_start(at(DAY));
+    let day2 = day_start(at(2 * DAY));
+    let orders = Endpoint {
+        method: "GET".into(),
+        route: "/api/v1/orders".into(),
+    };
+    let batch = |n: u64, day| {
+        let mut b = UsageBatch::default();
+        b.daily.insert(
+            ("key_a".into(), day, orders.clone(), "198.51.100.7".into()),
+            n,
+        );
+        b.daily.insert(
+            ("key_a".into(), day, orders.clone(), "2001:db8::1".into()),
+            1,
+        );
+        b.daily.insert(
+            ("key_b".into(), day, orders.clone(), "198.51.100.7".into()),
+            5,
+        );
+        b
+    };
+    store.flush_usage(&batch(2, day1)).await.unwrap();
+    store.flush_usage(&batch(3, day1)).await.unwrap();
+    store.flush_usage(&batch(1, day2)).await.unwrap();
+    let uses = store.route_uses("key_a", at(0)).await.unwrap();
+    let row = |day, ip: &str, requests| RouteUse {
+        day,
+        method: "GET".into(),
+        route: "/api/v1/orders".into(),
+        ip: ip.into(),
+        requests,
+    };
+    assert_eq!(
+        uses,
+        vec![
+            row(day1, "198.51.100.7", 5),
+            row(day1, "2001:db8::1", 2),
+            row(day2, "198.51.100.7", 1),
+            row(day2, "2001:db8::1", 1),
+        ]
+    );
+    assert_eq!(
+        store
+            .route_uses("key_a", at(2 * DAY + 5))
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "from the day of `since`"
+    );
+    // Thirty days after day 2, day 1 is dropped by the roll-up.
+    store.roll_up_usage(at(32 * DAY)).await.unwrap();
+    let kept = store.route_uses("key_a", at(0)).await.unwrap();
+    assert_eq!(
+        kept.iter().map(|u| u.day).collect::<BTreeSet<_>>(),
+        BTreeSet::from([day2])
+    );
+}
+
 async fn contract_delete_key_removes_the_key_and_keeps_its_audit_trail(store: Arc<dyn Store>) {
     let (a, _) = new_shop(&*store, "Shop A", "a@fixit.example").await;
     let (b, _) = new_shop(&*store, "Shop B", "b@fixit.example").await;
@@ -2262,6 +2326,7 @@ contracts! {
     contract_concurrent_revokes_agree_on_one_revoked_at_and_one_audit_event,
     contract_delete_key_removes_the_key_and_keeps_its_audit_trail,
     contract_set_paused_pauses_and_resumes_once_each_with_audit_and_feed_and_never_a_revoked_key,
+    contract_route_uses_add_up_per_day_route_and_address_and_are_kept_thirty_days,
     contract_every_key_mutation_appends_a_feed_row_with_the_key_id_and_hash_in_order,
     contract_key_changes_since_returns_rows_strictly_after_seq_oldest_first_within_limit,
     contract_prune_key_changes_drops_only_rows_older_than_the_cutoff,

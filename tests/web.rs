@@ -1250,6 +1250,93 @@ async fn a_key_reported_found_in_public_gets_a_banner_on_the_keys_page_and_a_war
 }
 
 #[tokio::test]
+async fn a_keys_suggestions_are_shown_on_its_page_applied_in_one_click_and_filterable() {
+    let app = TestApp::new().await;
+    let mut owner = Web::logged_in(&app, OWNER).await;
+    let (zap, zap_secret) = owner.create_key(ZAPIER).await;
+    let (tidy, tidy_secret) = app
+        .key_with(
+            &app.shop_id.clone(),
+            latchkey::service::keys::NewKeyInput {
+                name: Some("Tidy order reader".into()),
+                permissions: Some(vec!["orders:read".into()]),
+                allowed_ips: Some(Some(vec![app.peer.ip().to_string()])),
+                expires_at: Some(Some("2027-01-31T00:00:00Z".into())),
+                ..Default::default()
+            },
+        )
+        .await;
+    for secret in [&zap_secret, &tidy_secret] {
+        assert_eq!(app.get("/api/v1/orders", secret).await.status, 200);
+    }
+    app.core.usage.flush(app.store.as_ref()).await.unwrap();
+
+    let page = owner.get(&format!("/settings/api-keys/{zap}")).await;
+    assert!(page.text.contains("id=\"suggestions\""), "{}", page.text);
+    assert!(
+        page.text.contains("Remove these permissions")
+            && page.text.contains("Allow only these addresses")
+    );
+    let tidy_page = owner.get(&format!("/settings/api-keys/{tidy}")).await;
+    assert!(!tidy_page.text.contains("id=\"suggestions\""));
+
+    let filtered = owner.get("/settings/api-keys?suggestions=yes").await;
+    assert!(
+        filtered.text.contains(&zap) && !filtered.text.contains(&tidy),
+        "{}",
+        filtered.text
+    );
+    assert!(owner.get("/settings/api-keys").await.text.contains(&tidy));
+
+    let r = owner
+        .post(
+            &format!("/settings/api-keys/{zap}"),
+            &format!("/settings/api-keys/{zap}/apply"),
+            &[("kind", "unused_permissions")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let key = app
+        .store
+        .get_key(&app.shop_id, &zap)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(key.permissions.to_names(), ["orders:read"]);
+    let r = owner
+        .post(
+            &format!("/settings/api-keys/{zap}"),
+            &format!("/settings/api-keys/{zap}/apply"),
+            &[("kind", "restrict_ips")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let key = app
+        .store
+        .get_key(&app.shop_id, &zap)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(key.allowed_ips.to_strings(), [app.peer.ip().to_string()]);
+    assert_eq!(app.get("/api/v1/orders", &zap_secret).await.status, 200);
+    assert_eq!(
+        app.get("/api/v1/clients", &zap_secret).await.code(),
+        "insufficient_permission"
+    );
+    // Nothing left to apply of that kind: refused, nothing changed.
+    let r = owner
+        .post(
+            &format!("/settings/api-keys/{zap}"),
+            &format!("/settings/api-keys/{zap}/apply"),
+            &[("kind", "unused_permissions")],
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    let trail = owner.get(&format!("/settings/api-keys/{zap}")).await;
+    assert!(trail.text.contains("Suggestion applied") || trail.text.contains("Changed"));
+}
+
+#[tokio::test]
 async fn a_user_of_another_shop_gets_404_for_this_shops_key() {
     let app = TestApp::new().await;
     let (key_id, secret) = app.key(&["orders:read"]).await;

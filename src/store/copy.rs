@@ -112,6 +112,18 @@ pub const TABLES: &[Table] = &[
         columns: &[("token_hash", B), ("created_at", I), ("used_at", I)],
     },
     Table {
+        name: "usage_daily_routes",
+        key: &["key_id", "day", "method", "route", "ip"],
+        columns: &[
+            ("key_id", T),
+            ("day", I),
+            ("method", T),
+            ("route", T),
+            ("ip", T),
+            ("requests", I),
+        ],
+    },
+    Table {
         name: "api_keys",
         key: &["id"],
         columns: &[

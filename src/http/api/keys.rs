@@ -21,6 +21,7 @@ use crate::http::error::ApiError;
 use crate::http::json::{JsonBody, OptionalJson, RawQuery};
 use crate::service::keys::{
     Created, KeyService, KeyUpdateInput, KeyView, NewKeyInput, PauseInput, PermissionName, Skipped,
+    Suggestions,
 };
 use crate::store::usage::KeyUsage;
 
@@ -34,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(upgrade))
         .routes(routes!(templates))
         .routes(routes!(usage))
+        .routes(routes!(suggestions))
         .routes(routes!(pause))
         .routes(routes!(resume))
 }
@@ -328,6 +330,24 @@ async fn usage(
 ) -> Result<Json<UsageEnvelope>, ApiError> {
     let usage = keys.usage(&caller.principal(), &id).await?;
     Ok(Json(UsageEnvelope { usage }))
+}
+
+/// Least-privilege suggestions for a key.
+///
+/// From the key's requests since it was created, at most the last 30 days:
+/// permissions it never needed (`unused_permissions`), the few addresses it
+/// was used from when it has no allow-list (`restrict_ips`), whether it is
+/// unused (`unused_key`), and whether it lacks an expiry (`add_expiry`).
+/// Apply them with `PATCH /keys/{id}`.
+#[utoipa::path(get, path = "/keys/{id}/suggestions", tag = "Keys", operation_id = "getKeySuggestions",
+    params(("id" = String, Path, description = "Key id")),
+    responses((status = 200, description = "The key's suggestions", body = Suggestions)))]
+async fn suggestions(
+    State(keys): State<Arc<KeyService>>,
+    caller: Caller,
+    Id(id): Id,
+) -> Result<Json<Suggestions>, ApiError> {
+    Ok(Json(keys.suggestions(&caller.principal(), &id).await?))
 }
 
 /// What `POST /keys/pause` did.

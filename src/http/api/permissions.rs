@@ -98,6 +98,12 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     op(
         "GET",
+        "/api/v1/keys/{id}/suggestions",
+        "getKeySuggestions",
+        One(KeysRead),
+    ),
+    op(
+        "GET",
         "/api/v1/keys/{id}/usage",
         "getKeyUsage",
         One(KeysRead),

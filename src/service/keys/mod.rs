@@ -10,6 +10,7 @@ mod lifecycle;
 mod pause;
 mod principal;
 mod replace;
+mod suggest;
 mod view;
 
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ pub use lifecycle::Created;
 pub use pause::{MAX_KEY_IDS, PauseInput, PauseOutcome, PauseRequest, Selection, Skipped};
 pub use principal::Principal;
 pub use replace::{MAX_ROLL_GRACE_SECONDS, Upgraded};
+pub use suggest::{MAX_SUGGESTED_IPS, Suggestion, Suggestions};
 pub use view::{KeyIdentity, KeyView, PermissionName};
 
 use crate::auth::cache::KeyCache;

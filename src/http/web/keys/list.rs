@@ -51,6 +51,7 @@ pub(super) struct ListPage {
     pub(super) next_href: String,
     pub(super) staff: bool,
     pub(super) integrations: Vec<Integration>,
+    pub(super) with_suggestions: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -59,6 +60,8 @@ pub(super) struct ListQuery {
     pub(super) environment: Option<String>,
     pub(super) page: Option<String>,
     pub(super) done: Option<String>,
+    /// `yes`: only keys with least-privilege suggestions.
+    pub(super) suggestions: Option<String>,
     /// After a pause or resume: how many keys changed and were skipped.
     pub(super) changed: Option<String>,
     pub(super) skipped: Option<String>,
@@ -275,11 +278,23 @@ pub(super) async fn list(
     let status = q.status.unwrap_or_default();
     let environment = q.environment.unwrap_or_default();
     let wanted_status: Option<KeyStatus> = status.parse().ok();
-    let matching: Vec<&KeyRecord> = keys
+    let mut matching: Vec<&KeyRecord> = keys
         .iter()
         .filter(|k| wanted_status.is_none_or(|s| core.keys.status_of(k) == s))
         .filter(|k| environment.is_empty() || k.environment.as_str() == environment)
         .collect();
+    let with_suggestions = q.suggestions.as_deref() == Some("yes");
+    if with_suggestions {
+        let mut kept = Vec::with_capacity(matching.len());
+        for k in matching {
+            match core.keys.suggestions_for(k).await {
+                Ok(s) if !s.suggestions.is_empty() => kept.push(k),
+                Ok(_) => {}
+                Err(e) => return service_error(&user, e),
+            }
+        }
+        matching = kept;
+    }
     let pages = matching.len().div_ceil(PER_PAGE).max(1);
     let page = q
         .page
@@ -317,9 +332,14 @@ pub(super) async fn list(
         .collect();
     let href = |p: usize| {
         format!(
-            "/settings/api-keys?status={}&environment={}&page={p}",
+            "/settings/api-keys?status={}&environment={}{}&page={p}",
             crate::http::web::session::urlencode(&status),
-            crate::http::web::session::urlencode(&environment)
+            crate::http::web::session::urlencode(&environment),
+            if with_suggestions {
+                "&suggestions=yes"
+            } else {
+                ""
+            }
         )
     };
     let count = |v: &Option<String>| {
@@ -372,6 +392,7 @@ pub(super) async fn list(
             rows,
             notice,
             integrations: integrations(&core, &keys),
+            with_suggestions,
             total_keys: keys.len(),
             matching: matching.len(),
             prev_href: if page > 1 {

@@ -53,6 +53,7 @@ pub fn router() -> Router<AppState> {
         .route("/settings/api-keys/{id}/clone", post(clone))
         .route("/settings/api-keys/{id}/roll", post(roll))
         .route("/settings/api-keys/{id}/upgrade", post(upgrade))
+        .route("/settings/api-keys/{id}/apply", post(apply_suggestion))
         .route("/settings/api-keys/{id}/delete", post(delete))
 }
 
