@@ -73,4 +73,5 @@ echo "==> test pass 2 of 2: the HTTP-level suites on PostgreSQL (LATCHKEY_TEST_B
 LATCHKEY_TEST_BACKEND=postgres cargo test \
     --test api_keys --test api_resources --test repairshopr --test web --test cli --test legacy \
     --test roll --test restrictions --test ratelimit --test redis_limits --test usage --test setup --test smoke --test openapi \
+    --test key_ops \
     "$@"

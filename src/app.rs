@@ -15,6 +15,7 @@ use crate::limiter::Limits;
 use crate::service::audit::AuditService;
 use crate::service::idempotency::IdempotencyService;
 use crate::service::keys::KeyService;
+use crate::service::leaks::LeakService;
 use crate::service::resources::ResourceService;
 use crate::service::shops::ShopService;
 use crate::service::users::UserService;
@@ -43,6 +44,8 @@ pub struct Core {
     pub resources: Arc<ResourceService>,
     /// `Idempotency-Key` for creates.
     pub idempotency: Arc<IdempotencyService>,
+    /// Leaked-key reports from secret scanners.
+    pub leaks: Arc<LeakService>,
 }
 
 /// Cached keys (known and unknown hashes, each).
@@ -99,7 +102,13 @@ impl Core {
             clock.clone(),
         ));
         let idempotency = Arc::new(IdempotencyService::new(store.clone(), clock.clone()));
+        let leaks = Arc::new(LeakService::new(
+            keys.clone(),
+            policy.leak_report_keys.clone(),
+            policy.leak_action,
+        ));
         Core {
+            leaks,
             resources,
             idempotency,
             store,
@@ -132,6 +141,7 @@ pub struct AppState {
     pub users: Arc<UserService>,
     pub audit: Arc<AuditService>,
     pub limits: Arc<Limits>,
+    pub leaks: Arc<LeakService>,
 }
 
 impl AppState {
@@ -144,6 +154,7 @@ impl AppState {
             resources: core.resources.clone(),
             idempotency: core.idempotency.clone(),
             limits: core.limits.clone(),
+            leaks: core.leaks.clone(),
             core,
         }
     }

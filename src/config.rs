@@ -36,6 +36,8 @@ const KNOWN_ENV: &[&str] = &[
     "LATCHKEY_DEFAULT_RATE_LIMIT",
     "LATCHKEY_FAILED_AUTH_LIMIT",
     "LATCHKEY_MAX_KEYS_PER_SHOP",
+    "LATCHKEY_LEAK_REPORT_KEYS",
+    "LATCHKEY_LEAK_ACTION",
     "LATCHKEY_LOG",
     // Read by the test suite only.
     "LATCHKEY_TEST_DATABASE_URL",
@@ -60,6 +62,8 @@ pub struct Overrides {
     pub default_rate_limit: Option<String>,
     pub failed_auth_limit: Option<String>,
     pub max_keys_per_shop: Option<String>,
+    pub leak_report_keys: Option<PathBuf>,
+    pub leak_action: Option<String>,
 }
 
 /// The config file. Every key is optional; unknown keys are refused.
@@ -79,6 +83,8 @@ struct FileConfig {
     default_rate_limit: Option<i64>,
     failed_auth_limit: Option<i64>,
     max_keys_per_shop: Option<i64>,
+    leak_report_keys: Option<PathBuf>,
+    leak_action: Option<String>,
 }
 
 /// Resolved settings.
@@ -372,6 +378,28 @@ impl Settings {
                 )
             })?;
 
+        let leak_report_keys = flags
+            .leak_report_keys
+            .clone()
+            .or_else(|| {
+                env.var("LATCHKEY_LEAK_REPORT_KEYS")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
+            .or(file.leak_report_keys);
+        let leak_action = match pick(flags.leak_action.as_ref(), "LEAK_ACTION").or(file.leak_action)
+        {
+            Some(raw) => crate::domain::policy::LeakAction::parse(&raw).map_err(|m| {
+                invalid(
+                    "leak-action",
+                    format!(
+                        "{m}: write `revoke` (revoke a reported key at once) or `flag` (only warn)"
+                    ),
+                )
+            })?,
+            None => crate::domain::policy::LeakAction::Revoke,
+        };
+
         Ok(Settings {
             data_dir,
             database_url,
@@ -392,6 +420,8 @@ impl Settings {
                     .unwrap_or_else(|| format!("http://{listen}"))
                     .trim_end_matches('/')
                     .to_owned(),
+                leak_report_keys,
+                leak_action,
             },
         })
     }
@@ -518,6 +548,46 @@ mod tests {
             Settings::resolve(&flags, &env(&[]))
                 .unwrap_err()
                 .contains("missing.toml")
+        );
+    }
+
+    #[test]
+    fn leak_report_settings_come_from_the_file_the_environment_or_flags() {
+        use crate::domain::policy::LeakAction;
+        let dir = tempfile::tempdir().unwrap();
+        let s = Settings::resolve(&in_dir(dir.path(), None), &env(&[])).unwrap();
+        assert_eq!(s.policy.leak_report_keys, None);
+        assert_eq!(s.policy.leak_action, LeakAction::Revoke);
+        let s = Settings::resolve(
+            &in_dir(
+                dir.path(),
+                Some("leak_report_keys = \"/etc/latchkey/github.json\"\nleak_action = \"flag\"\n"),
+            ),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.policy.leak_report_keys.as_deref(),
+            Some(Path::new("/etc/latchkey/github.json"))
+        );
+        assert_eq!(s.policy.leak_action, LeakAction::Flag);
+        let mut flags = in_dir(dir.path(), None);
+        flags.leak_action = Some("revoke".into());
+        let s =
+            Settings::resolve(&flags, &env(&[("LATCHKEY_LEAK_REPORT_KEYS", "/k.json")])).unwrap();
+        assert_eq!(s.policy.leak_action, LeakAction::Revoke, "the flag wins");
+        assert_eq!(
+            s.policy.leak_report_keys.as_deref(),
+            Some(Path::new("/k.json"))
+        );
+        let err = Settings::resolve(
+            &in_dir(dir.path(), None),
+            &env(&[("LATCHKEY_LEAK_ACTION", "delete")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("--leak-action") && err.contains("flag"),
+            "{err}"
         );
     }
 

@@ -375,3 +375,85 @@ async fn app_shop(app: &TestApp) -> String {
         .unwrap()
         .shop_id
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_pauses_an_integration_from_the_keys_page_and_applies_a_suggestion_in_chromium() {
+    let app = TestApp::new().await;
+    let server = app.spawn().await;
+    let base = server.url.clone();
+    let (zap, zap_secret) = app
+        .key_with(
+            &app.shop_id.clone(),
+            NewKeyInput {
+                name: Some("Zapier – new orders".into()),
+                template: Some("zapier".into()),
+                ..Default::default()
+            },
+        )
+        .await;
+    // The integration reads orders, and nothing else.
+    let r = reqwest::Client::new()
+        .get(format!("{base}/api/v1/orders"))
+        .bearer_auth(&zap_secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    app.core.usage.flush(app.store.as_ref()).await.unwrap();
+
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    c.goto(&format!("{base}/login")).await.unwrap();
+    fill(&c, "#email", "owner@fixit.example").await;
+    fill(&c, "#password", "correct horse battery").await;
+    click(&c, "button[type=submit]").await;
+    wait_for_path(&c, "/settings/api-keys").await;
+
+    // Pause every Zapier key, with a reason.
+    c.goto(&format!("{base}/settings/api-keys")).await.unwrap();
+    fill(&c, "#reason-zapier", "Zapier security incident").await;
+    screenshot(&c, "list-integrations.png").await;
+    click(
+        &c,
+        "#integration-zapier form[action='/settings/api-keys/pause'] button",
+    )
+    .await;
+    wait_for_text(&c, "Paused 1 key").await;
+    screenshot(&c, "list-paused.png").await;
+    let (status, body) = me(&base, &zap_secret).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], "key_paused");
+    assert_eq!(body["reason"], "Zapier security incident");
+
+    click(
+        &c,
+        "#integration-zapier form[action='/settings/api-keys/resume'] button",
+    )
+    .await;
+    wait_for_text(&c, "Resumed 1 key").await;
+    assert_eq!(me(&base, &zap_secret).await.0, 200);
+
+    // The key's page suggests dropping what it never needed; one click applies it.
+    c.goto(&format!("{base}/settings/api-keys/{zap}"))
+        .await
+        .unwrap();
+    wait_for_text(&c, "Suggestions").await;
+    screenshot(&c, "details-suggestions.png").await;
+    click(
+        &c,
+        "li.suggestion[data-kind=unused_permissions] button[type=submit]",
+    )
+    .await;
+    wait_for_text(&c, "Suggestion applied").await;
+    let key = app
+        .store
+        .get_key(&app.shop_id, &zap)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(key.permissions.to_names(), ["orders:read"]);
+
+    c.close().await.unwrap();
+    server.stop().await;
+}

@@ -1994,3 +1994,153 @@ async fn an_unreachable_redis_at_start_is_per_mode() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// pause and resume
+
+#[tokio::test]
+async fn keys_pause_and_resume_act_on_a_templates_keys_in_both_environments_or_on_named_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let shop = new_shop(&dir);
+    let zap_live = new_key(&dir, &shop, &["--template", "zapier"]);
+    let zap_test = new_key(
+        &dir,
+        &shop,
+        &["--template", "zapier", "--environment", "test"],
+    );
+    let pax = new_key(&dir, &shop, &["--template", "pax8"]);
+    let (zap_live, zap_test, pax) = (s(&zap_live, "id"), s(&zap_test, "id"), s(&pax, "id"));
+
+    let out = run(
+        &dir,
+        &[
+            "keys",
+            "pause",
+            "--shop",
+            &shop,
+            "--template",
+            "zapier",
+            "--reason",
+            "Vendor incident",
+            "--json",
+        ],
+    )
+    .json();
+    let mut paused: Vec<&str> = out["paused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    paused.sort();
+    let mut want = vec![zap_live, zap_test];
+    want.sort();
+    assert_eq!(paused, want, "{out}");
+    assert_eq!(out["skipped"], serde_json::json!([]));
+    let shown = run(&dir, &["keys", "show", zap_live, "--json"]).json();
+    assert_eq!(shown["key"]["status"], "paused");
+    assert_eq!(
+        run(&dir, &["keys", "show", pax, "--json"]).json()["key"]["status"],
+        "active"
+    );
+    let text = run(&dir, &["keys", "show", zap_test]).ok();
+    assert!(
+        text.contains("paused") && text.contains("Vendor incident"),
+        "{text}"
+    );
+
+    // Again: nothing more to pause; plain text names each skipped key.
+    let text = run(&dir, &["keys", "pause", "--shop", &shop, "--key", zap_live]).ok();
+    assert!(
+        text.contains(&format!("skipped {zap_live} (already_paused)")),
+        "{text}"
+    );
+
+    let out = run(
+        &dir,
+        &[
+            "keys",
+            "resume",
+            "--shop",
+            &shop,
+            "--key",
+            zap_live,
+            "--key",
+            "key_nosuchkey",
+            "--json",
+        ],
+    )
+    .json();
+    assert_eq!(out["resumed"], serde_json::json!([zap_live]), "{out}");
+    assert_eq!(
+        out["skipped"],
+        serde_json::json!([{"id": "key_nosuchkey", "reason": "not_found"}])
+    );
+    assert_eq!(
+        run(&dir, &["keys", "show", zap_live, "--json"]).json()["key"]["status"],
+        "active"
+    );
+    assert_eq!(
+        run(&dir, &["keys", "show", zap_test, "--json"]).json()["key"]["status"],
+        "paused"
+    );
+
+    // Bad input: one line naming the flag, nothing changed.
+    let line = run(
+        &dir,
+        &["keys", "pause", "--shop", &shop, "--template", "nope"],
+    )
+    .fails();
+    assert!(
+        line.contains("--template") && line.contains("zapier"),
+        "{line}"
+    );
+    let line = run(
+        &dir,
+        &[
+            "keys",
+            "pause",
+            "--shop",
+            &shop,
+            "--template",
+            "pax8",
+            "--reason",
+            &"x".repeat(201),
+        ],
+    )
+    .fails();
+    assert!(line.contains("--reason"), "{line}");
+    let line = run(
+        &dir,
+        &["keys", "pause", "--shop", "shop_nope", "--template", "pax8"],
+    )
+    .fails();
+    assert!(line.contains("--shop"), "{line}");
+    let both = run(
+        &dir,
+        &[
+            "keys",
+            "pause",
+            "--shop",
+            &shop,
+            "--template",
+            "pax8",
+            "--key",
+            pax,
+        ],
+    );
+    assert!(
+        !both.status.success(),
+        "--template and --key together are refused"
+    );
+    let neither = run(&dir, &["keys", "pause", "--shop", &shop]);
+    assert!(
+        !neither.status.success(),
+        "one of --template or --key is needed"
+    );
+    assert_eq!(
+        run(&dir, &["keys", "show", pax, "--json"]).json()["key"]["status"],
+        "active"
+    );
+}

@@ -89,6 +89,10 @@ enum Change {
     ApiDelete,
     /// `PATCH /api/v1/keys/{id}` on instance 0 taking `clients:read` away.
     PermissionRemoved,
+    /// `POST /api/v1/keys/pause` on instance 0 naming the key.
+    ApiPause,
+    /// `latchkey keys pause --shop S --key ID` against the database.
+    CliPause,
 }
 
 impl Change {
@@ -99,6 +103,7 @@ impl Change {
             Change::ApiRevoke | Change::CliRevoke => ("/api/v1/me", 401, "revoked_key"),
             Change::ApiDelete => ("/api/v1/me", 401, "invalid_key"),
             Change::PermissionRemoved => ("/api/v1/clients", 403, "insufficient_permission"),
+            Change::ApiPause | Change::CliPause => ("/api/v1/me", 403, "key_paused"),
         }
     }
 }
@@ -136,7 +141,13 @@ async fn refused_after(
 
 /// One round: a fresh key used on every instance (so each has it cached),
 /// then `change`; returns the delay until each instance refuses it.
-async fn one_round(c: &Cluster, manager: &str, change: Change, round: usize) -> Vec<Duration> {
+async fn one_round(
+    c: &Cluster,
+    shop: &str,
+    manager: &str,
+    change: Change,
+    round: usize,
+) -> Vec<Duration> {
     let (status, body) = post(
         c,
         0,
@@ -197,8 +208,30 @@ async fn one_round(c: &Cluster, manager: &str, change: Change, round: usize) -> 
             assert_eq!(status, 200, "{body}");
             Instant::now()
         }
+        Change::ApiPause => {
+            let (status, body) = post(
+                c,
+                0,
+                "/api/v1/keys/pause",
+                manager,
+                &json!({"key_ids": [id], "reason": "propagation test"}),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["paused"], json!([id]), "{body}");
+            Instant::now()
+        }
+        Change::CliPause => {
+            let out = c.cli(&["keys", "pause", "--shop", shop, "--key", &id]);
+            assert!(
+                out.status.success(),
+                "keys pause: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Instant::now()
+        }
     };
-    if !matches!(change, Change::CliRevoke) {
+    if !matches!(change, Change::CliRevoke | Change::CliPause) {
         // Documented: immediately on the instance that made the change.
         let (path, status, _) = change.probe();
         let (got, body) = get(c, 0, path, &secret).await;
@@ -213,7 +246,7 @@ async fn one_round(c: &Cluster, manager: &str, change: Change, round: usize) -> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revoke_delete_or_permission_change_on_one_instance_or_by_the_cli_is_enforced_by_all_within_a_second()
+async fn a_revoke_delete_pause_or_permission_change_on_one_instance_or_by_the_cli_is_enforced_by_all_within_a_second()
  {
     let db = pg::fresh_database().await;
     let c = Cluster::builder(&db.url()).instances(3).start().await;
@@ -230,10 +263,12 @@ async fn a_revoke_delete_or_permission_change_on_one_instance_or_by_the_cli_is_e
         Change::CliRevoke,
         Change::ApiDelete,
         Change::PermissionRemoved,
+        Change::ApiPause,
+        Change::CliPause,
     ] {
         let mut worst = Duration::ZERO;
         for round in 1..=ROUNDS {
-            let delays = one_round(&c, &manager, change, round).await;
+            let delays = one_round(&c, &shop, &manager, change, round).await;
             let ms: Vec<u128> = delays.iter().map(Duration::as_millis).collect();
             eprintln!("{change:?} round {round}: refused after {ms:?} ms on instances 0, 1, 2");
             worst = worst.max(delays.into_iter().max().unwrap());

@@ -13,7 +13,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use latchkey::domain::clock::Timestamp;
-use latchkey::domain::key::{Actor, KeyKind, KeyName, KeyRecord, KeyStatus};
+use latchkey::domain::key::{
+    Actor, KeyKind, KeyName, KeyRecord, KeyStatus, Leak, Pause, PauseReason,
+};
 use latchkey::domain::net::AllowedIps;
 use latchkey::domain::new_id;
 use latchkey::domain::permission::{Permission, PermissionSet};
@@ -128,6 +130,8 @@ fn key(shop_id: &str, name: &str, created_at: Timestamp) -> KeyRecord {
         updated_at: created_at,
         created_by: Actor::Cli,
         sent_in_url_at: None,
+        paused: None,
+        leaked: None,
     }
 }
 
@@ -241,6 +245,8 @@ fn assert_same_key(actual: &KeyRecord, expected: &KeyRecord, context: &str) {
         updated_at,
         created_by,
         sent_in_url_at,
+        paused,
+        leaked,
     } = expected;
     assert_eq!(&actual.id, id, "{context}: id");
     assert_eq!(&actual.shop_id, shop_id, "{context}: shop_id");
@@ -266,6 +272,8 @@ fn assert_same_key(actual: &KeyRecord, expected: &KeyRecord, context: &str) {
         &actual.sent_in_url_at, sent_in_url_at,
         "{context}: sent_in_url_at"
     );
+    assert_eq!(&actual.paused, paused, "{context}: paused");
+    assert_eq!(&actual.leaked, leaked, "{context}: leaked");
 }
 
 #[track_caller]
@@ -560,6 +568,16 @@ async fn contract_an_inserted_key_reads_back_identical_by_id_by_any_shop_id_and_
     full.updated_at = micros_after(at(10), 7);
     full.created_by = Actor::Cli;
     full.sent_in_url_at = Some(micros_after(at(5), 11));
+    full.paused = Some(Pause {
+        at: micros_after(at(6), 13),
+        reason: PauseReason::parse("Zapier incident – “all keys”").unwrap(),
+        by: Actor::User("usr_pauser".into()),
+    });
+    full.leaked = Some(Leak {
+        at: micros_after(at(7), 17),
+        url: "https://github.com/example/repo/blob/abc/config.yml".into(),
+        source: "content".into(),
+    });
 
     // Every optional field empty; made by another key.
     let mut bare = key(&shop.id, "IT Glue sync", micros_after(at(1), 2));
@@ -1013,6 +1031,38 @@ async fn contract_list_keys_status_filter_agrees_with_key_record_status(store: A
         ),
         ("legacy", Box::new(|k| k.kind = KeyKind::Legacy)),
         (
+            "paused",
+            Box::new(move |k| {
+                k.paused = Some(Pause {
+                    at: before(HOUR),
+                    reason: None,
+                    by: Actor::Cli,
+                })
+            }),
+        ),
+        (
+            "paused and expired",
+            Box::new(move |k| {
+                k.paused = Some(Pause {
+                    at: before(HOUR),
+                    reason: None,
+                    by: Actor::Cli,
+                });
+                k.expires_at = Some(before(DAY));
+            }),
+        ),
+        (
+            "paused and revoked",
+            Box::new(move |k| {
+                k.paused = Some(Pause {
+                    at: before(HOUR),
+                    reason: None,
+                    by: Actor::Cli,
+                });
+                k.revoked_at = Some(before(DAY));
+            }),
+        ),
+        (
             "legacy, expired",
             Box::new(move |k| {
                 k.kind = KeyKind::Legacy;
@@ -1096,6 +1146,7 @@ async fn contract_list_keys_status_filter_agrees_with_key_record_status(store: A
         Some(KeyStatus::Expired),
         Some(KeyStatus::Revoked),
         Some(KeyStatus::Retired),
+        Some(KeyStatus::Paused),
     ];
     let environments = [None, Some(Environment::Live), Some(Environment::Test)];
     let mut seen = BTreeSet::new();
@@ -1140,7 +1191,7 @@ async fn contract_list_keys_status_filter_agrees_with_key_record_status(store: A
     }
     assert_eq!(
         seen.len(),
-        4,
+        5,
         "the fixtures reach every status, so no filter is tested on nothing: {seen:?}"
     );
 
@@ -1456,6 +1507,203 @@ async fn contract_concurrent_revokes_agree_on_one_revoked_at_and_one_audit_event
     assert_eq!(
         actions(&events_of_key(&*store, &shop.id, &k.id).await),
         ["key.revoked", "key.created"]
+    );
+}
+
+async fn contract_set_paused_pauses_and_resumes_once_each_with_audit_and_feed_and_never_a_revoked_key(
+    store: Arc<dyn Store>,
+) {
+    let (a, _) = new_shop(&*store, "Shop A", "a@fixit.example").await;
+    let (b, _) = new_shop(&*store, "Shop B", "b@fixit.example").await;
+    let k = key(&a.id, "Zapier – new orders", at(1));
+    insert(&*store, &k).await;
+    let seq = store.last_key_change().await.unwrap();
+    let pause = Pause {
+        at: micros_after(at(10), 3),
+        reason: PauseReason::parse("Vendor incident").unwrap(),
+        by: Actor::User("usr_owner".into()),
+    };
+    let paused = store
+        .set_paused(
+            &a.id,
+            &k.id,
+            Some(&pause),
+            pause.at,
+            &audit_for(&k, "key.paused", pause.at),
+        )
+        .await
+        .unwrap()
+        .expect("a running key is paused");
+    let mut expected = k.clone();
+    expected.paused = Some(pause.clone());
+    expected.updated_at = pause.at;
+    assert_same_key(&paused, &expected, "the paused key");
+    assert_same_key(
+        &store.get_key(&a.id, &k.id).await.unwrap().unwrap(),
+        &expected,
+        "the pause is stored",
+    );
+    assert_eq!(feed_ids(&feed_after(&*store, seq).await), [k.id.as_str()]);
+    // Pausing again, or through another shop, changes nothing.
+    let again = Pause {
+        at: at(20),
+        ..pause.clone()
+    };
+    assert!(
+        store
+            .set_paused(
+                &a.id,
+                &k.id,
+                Some(&again),
+                at(20),
+                &audit_for(&k, "key.paused", at(20))
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .set_paused(
+                &b.id,
+                &k.id,
+                None,
+                at(20),
+                &audit_for(&k, "key.resumed", at(20))
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_same_key(
+        &store.get_key(&a.id, &k.id).await.unwrap().unwrap(),
+        &expected,
+        "a second pause keeps the first",
+    );
+    let resumed = store
+        .set_paused(
+            &a.id,
+            &k.id,
+            None,
+            at(30),
+            &audit_for(&k, "key.resumed", at(30)),
+        )
+        .await
+        .unwrap()
+        .expect("a paused key is resumed");
+    assert!(resumed.paused.is_none());
+    assert!(
+        store
+            .set_paused(
+                &a.id,
+                &k.id,
+                None,
+                at(31),
+                &audit_for(&k, "key.resumed", at(31))
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        actions(&events_of_key(&*store, &a.id, &k.id).await),
+        ["key.resumed", "key.paused", "key.created"]
+    );
+    assert_eq!(
+        feed_after(&*store, seq).await.len(),
+        2,
+        "one feed row per change"
+    );
+    // A revoked key is never paused.
+    store
+        .revoke_key(&a.id, &k.id, at(40), &audit_for(&k, "key.revoked", at(40)))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .set_paused(
+                &a.id,
+                &k.id,
+                Some(&pause),
+                at(41),
+                &audit_for(&k, "key.paused", at(41))
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .get_key(&a.id, &k.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .paused
+            .is_none()
+    );
+}
+
+async fn contract_route_uses_add_up_per_day_route_and_address_and_are_kept_thirty_days(
+    store: Arc<dyn Store>,
+) {
+    use latchkey::store::usage::{Endpoint, RouteUse, UsageBatch, day_start};
+    let day1 = day_start(at(DAY));
+    let day2 = day_start(at(2 * DAY));
+    let orders = Endpoint {
+        method: "GET".into(),
+        route: "/api/v1/orders".into(),
+    };
+    let batch = |n: u64, day| {
+        let mut b = UsageBatch::default();
+        b.daily.insert(
+            ("key_a".into(), day, orders.clone(), "198.51.100.7".into()),
+            n,
+        );
+        b.daily.insert(
+            ("key_a".into(), day, orders.clone(), "2001:db8::1".into()),
+            1,
+        );
+        b.daily.insert(
+            ("key_b".into(), day, orders.clone(), "198.51.100.7".into()),
+            5,
+        );
+        b
+    };
+    store.flush_usage(&batch(2, day1)).await.unwrap();
+    store.flush_usage(&batch(3, day1)).await.unwrap();
+    store.flush_usage(&batch(1, day2)).await.unwrap();
+    let uses = store.route_uses("key_a", at(0)).await.unwrap();
+    let row = |day, ip: &str, requests| RouteUse {
+        day,
+        method: "GET".into(),
+        route: "/api/v1/orders".into(),
+        ip: ip.into(),
+        requests,
+    };
+    assert_eq!(
+        uses,
+        vec![
+            row(day1, "198.51.100.7", 5),
+            row(day1, "2001:db8::1", 2),
+            row(day2, "198.51.100.7", 1),
+            row(day2, "2001:db8::1", 1),
+        ]
+    );
+    assert_eq!(
+        store
+            .route_uses("key_a", at(2 * DAY + 5))
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "from the day of `since`"
+    );
+    // Thirty days after day 2, day 1 is dropped by the roll-up.
+    store.roll_up_usage(at(32 * DAY)).await.unwrap();
+    let kept = store.route_uses("key_a", at(0)).await.unwrap();
+    assert_eq!(
+        kept.iter().map(|u| u.day).collect::<BTreeSet<_>>(),
+        BTreeSet::from([day2])
     );
 }
 
@@ -2134,6 +2382,8 @@ contracts! {
     contract_a_second_revoke_keeps_the_first_revoked_at_and_writes_no_second_audit_event,
     contract_concurrent_revokes_agree_on_one_revoked_at_and_one_audit_event,
     contract_delete_key_removes_the_key_and_keeps_its_audit_trail,
+    contract_set_paused_pauses_and_resumes_once_each_with_audit_and_feed_and_never_a_revoked_key,
+    contract_route_uses_add_up_per_day_route_and_address_and_are_kept_thirty_days,
     contract_every_key_mutation_appends_a_feed_row_with_the_key_id_and_hash_in_order,
     contract_key_changes_since_returns_rows_strictly_after_seq_oldest_first_within_limit,
     contract_prune_key_changes_drops_only_rows_older_than_the_cutoff,

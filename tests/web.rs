@@ -675,6 +675,8 @@ async fn every_form_refuses_a_post_without_the_right_csrf_token() {
     ];
     let paths: Vec<&str> = [
         "/settings/api-keys",
+        "/settings/api-keys/pause",
+        "/settings/api-keys/resume",
         "/settings/users",
         "/settings/test-data/reset",
         "/settings/password",
@@ -1099,6 +1101,239 @@ async fn staff_see_and_act_only_on_the_keys_they_created() {
     assert_eq!(staff.get("/settings/audit-log").await.status, 403);
     assert_eq!(staff.get("/settings/users").await.status, 403);
     assert!(!list.text.contains("href=\"/settings/audit-log\""));
+}
+
+#[tokio::test]
+async fn the_keys_page_pauses_and_resumes_all_of_one_integrations_keys_with_a_reason() {
+    let app = TestApp::new().await;
+    let mut owner = Web::logged_in(&app, OWNER).await;
+    let (zap1, zap1_secret) = owner.create_key(ZAPIER).await;
+    let mut form = ZAPIER.to_vec();
+    form[0] = ("name", "Zapier – invoices");
+    let (_, zap2_secret) = owner.create_key(&form).await;
+    let (_, other_secret) = app.key(&["orders:read"]).await;
+    add_user(
+        &app,
+        &app.shop_id.clone(),
+        "staff@fixit.example",
+        Role::Staff,
+    )
+    .await;
+    let mut staff = Web::logged_in(&app, "staff@fixit.example").await;
+    form[0] = ("name", "Zapier – front desk");
+    let (staffs, staffs_secret) = staff.create_key(&form).await;
+
+    // One action per template in use.
+    let list = owner.get("/settings/api-keys").await;
+    assert!(list.text.contains("Pause all Zapier keys"), "{}", list.text);
+    assert!(!list.text.contains("Pause all Pax8 keys"));
+    assert!(!list.text.contains("Resume all Zapier keys"));
+
+    // Staff pause only the keys they created.
+    let r = staff
+        .post(
+            "/settings/api-keys",
+            "/settings/api-keys/pause",
+            &[("template", "zapier"), ("reason", "Front desk tablet lost")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert_eq!(
+        app.get("/api/v1/me", &staffs_secret).await.code(),
+        "key_paused"
+    );
+    assert_eq!(app.get("/api/v1/me", &zap1_secret).await.status, 200);
+
+    let r = owner
+        .post(
+            "/settings/api-keys",
+            "/settings/api-keys/pause",
+            &[
+                ("template", "zapier"),
+                ("reason", "Zapier security incident"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let to = r.header("location").unwrap().to_owned();
+    assert!(to.starts_with("/settings/api-keys?done=paused"), "{to}");
+    let page = owner.get(&to).await;
+    assert!(
+        page.text.contains("Paused 2 keys") && page.text.contains("1 key left as they were"),
+        "the staff member's key was paused already: {}",
+        page.text
+    );
+    assert!(page.text.contains("Resume all Zapier keys"));
+    assert!(page.text.contains("status-paused"));
+    for secret in [&zap1_secret, &zap2_secret] {
+        let r = app.get("/api/v1/me", secret).await;
+        assert_eq!(r.code(), "key_paused");
+        assert_eq!(r.body["reason"], "Zapier security incident");
+    }
+    assert_eq!(app.get("/api/v1/me", &other_secret).await.status, 200);
+    let details = owner.get(&format!("/settings/api-keys/{zap1}")).await;
+    assert!(
+        details.text.contains("Zapier security incident") && details.text.contains("Paused"),
+        "the key page says why: {}",
+        details.text
+    );
+
+    // A bad template changes nothing.
+    let r = owner
+        .post(
+            "/settings/api-keys",
+            "/settings/api-keys/resume",
+            &[("template", "nope")],
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(
+        app.get("/api/v1/me", &zap1_secret).await.code(),
+        "key_paused"
+    );
+
+    let r = owner
+        .post(
+            "/settings/api-keys",
+            "/settings/api-keys/resume",
+            &[("template", "zapier")],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    let page = owner.get(r.header("location").unwrap()).await;
+    assert!(page.text.contains("Resumed 3 keys"), "{}", page.text);
+    for secret in [&zap1_secret, &zap2_secret, &staffs_secret] {
+        assert_eq!(app.get("/api/v1/me", secret).await.status, 200);
+    }
+    let trail = owner.get(&format!("/settings/api-keys/{staffs}")).await;
+    assert!(trail.text.contains("Resumed") && trail.text.contains("Front desk tablet lost"));
+}
+
+#[tokio::test]
+async fn a_key_reported_found_in_public_gets_a_banner_on_the_keys_page_and_a_warning_on_its_page() {
+    let app = TestApp::new().await;
+    let mut owner = Web::logged_in(&app, OWNER).await;
+    let (id, secret) = owner.create_key(ZAPIER).await;
+    let outcome = app
+        .core
+        .keys
+        .report_leaked(
+            &secret,
+            "https://github.com/someone/repo/blob/abc123/zapier.env",
+            "content",
+            true,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        outcome,
+        latchkey::service::keys::LeakOutcome::Recorded(_)
+    ));
+    let list = owner.get("/settings/api-keys").await;
+    assert!(
+        list.text.contains("was found in public at https://github.com/someone/repo/blob/abc123/zapier.env (content) and was revoked"),
+        "{}",
+        list.text
+    );
+    let page = owner.get(&format!("/settings/api-keys/{id}")).await;
+    assert!(
+        page.text.contains("This key was found in public"),
+        "{}",
+        page.text
+    );
+    assert!(
+        page.text.contains("Reported found in public")
+            && page.text.contains("Secret scanning report")
+    );
+    assert_eq!(app.get("/api/v1/me", &secret).await.code(), "revoked_key");
+}
+
+#[tokio::test]
+async fn a_keys_suggestions_are_shown_on_its_page_applied_in_one_click_and_filterable() {
+    let app = TestApp::new().await;
+    let mut owner = Web::logged_in(&app, OWNER).await;
+    let (zap, zap_secret) = owner.create_key(ZAPIER).await;
+    let (tidy, tidy_secret) = app
+        .key_with(
+            &app.shop_id.clone(),
+            latchkey::service::keys::NewKeyInput {
+                name: Some("Tidy order reader".into()),
+                permissions: Some(vec!["orders:read".into()]),
+                allowed_ips: Some(Some(vec![app.peer.ip().to_string()])),
+                expires_at: Some(Some("2027-01-31T00:00:00Z".into())),
+                ..Default::default()
+            },
+        )
+        .await;
+    for secret in [&zap_secret, &tidy_secret] {
+        assert_eq!(app.get("/api/v1/orders", secret).await.status, 200);
+    }
+    app.core.usage.flush(app.store.as_ref()).await.unwrap();
+
+    let page = owner.get(&format!("/settings/api-keys/{zap}")).await;
+    assert!(page.text.contains("id=\"suggestions\""), "{}", page.text);
+    assert!(
+        page.text.contains("Remove these permissions")
+            && page.text.contains("Allow only these addresses")
+    );
+    let tidy_page = owner.get(&format!("/settings/api-keys/{tidy}")).await;
+    assert!(!tidy_page.text.contains("id=\"suggestions\""));
+
+    let filtered = owner.get("/settings/api-keys?suggestions=yes").await;
+    assert!(
+        filtered.text.contains(&zap) && !filtered.text.contains(&tidy),
+        "{}",
+        filtered.text
+    );
+    assert!(owner.get("/settings/api-keys").await.text.contains(&tidy));
+
+    let r = owner
+        .post(
+            &format!("/settings/api-keys/{zap}"),
+            &format!("/settings/api-keys/{zap}/apply"),
+            &[("kind", "unused_permissions")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let key = app
+        .store
+        .get_key(&app.shop_id, &zap)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(key.permissions.to_names(), ["orders:read"]);
+    let r = owner
+        .post(
+            &format!("/settings/api-keys/{zap}"),
+            &format!("/settings/api-keys/{zap}/apply"),
+            &[("kind", "restrict_ips")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let key = app
+        .store
+        .get_key(&app.shop_id, &zap)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(key.allowed_ips.to_strings(), [app.peer.ip().to_string()]);
+    assert_eq!(app.get("/api/v1/orders", &zap_secret).await.status, 200);
+    assert_eq!(
+        app.get("/api/v1/clients", &zap_secret).await.code(),
+        "insufficient_permission"
+    );
+    // Nothing left to apply of that kind: refused, nothing changed.
+    let r = owner
+        .post(
+            &format!("/settings/api-keys/{zap}"),
+            &format!("/settings/api-keys/{zap}/apply"),
+            &[("kind", "unused_permissions")],
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    let trail = owner.get(&format!("/settings/api-keys/{zap}")).await;
+    assert!(trail.text.contains("Suggestion applied") || trail.text.contains("Changed"));
 }
 
 #[tokio::test]
@@ -1881,6 +2116,8 @@ async fn legacy_keys_show_their_badge_and_the_cut_off_countdown() {
         updated_at: now,
         created_by: Actor::Cli,
         sent_in_url_at: None,
+        paused: None,
+        leaked: None,
     };
     let audit = AuditEvent {
         id: new_id("evt"),

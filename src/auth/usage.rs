@@ -52,6 +52,8 @@ struct KeyBucket {
     rejected: Rejected,
     last: Option<(Timestamp, IpAddr, Option<Box<str>>)>,
     clients: FastMap<IpAddr, FastMap<Box<str>, (u64, Timestamp)>>,
+    /// (day start, method, route, client address) → requests.
+    daily: FastMap<(i64, &'static str, Arc<str>, IpAddr), u64>,
 }
 
 fn method_name(m: &axum::http::Method) -> &'static str {
@@ -133,6 +135,11 @@ impl UsageRecorder {
             None => buckets.entry(hit.key_id.to_owned()).or_default(),
         };
         let minute = minute_start(hit.at).as_micros();
+        let day = crate::store::usage::day_start(hit.at).as_micros();
+        *bucket
+            .daily
+            .entry((day, method_name(hit.method), route.clone(), hit.ip))
+            .or_default() += 1;
         let c = bucket
             .counts
             .entry((minute, method_name(hit.method), route))
@@ -220,6 +227,21 @@ impl UsageRecorder {
                         .entry((key.clone(), Timestamp::from_micros(minute), endpoint))
                         .or_default()
                         .add(c);
+                }
+                for ((day, method, route, ip), n) in bucket.daily {
+                    let endpoint = Endpoint {
+                        method: method.to_owned(),
+                        route: route.to_string(),
+                    };
+                    *batch
+                        .daily
+                        .entry((
+                            key.clone(),
+                            Timestamp::from_micros(day),
+                            endpoint,
+                            ip.to_string(),
+                        ))
+                        .or_default() += n;
                 }
                 if bucket.rejected != Rejected::default() {
                     batch

@@ -1,5 +1,6 @@
 //! The path every keyed request takes, in the documented order (docs/ERRORS.md):
-//! extract → parse → hash → cache/lookup → status → allowed IPs
+//! extract → parse → hash → cache/lookup → status (revoked, expired,
+//! retired, paused) → allowed IPs
 //! (then rate limit and permission, in the HTTP layer).
 
 use std::net::IpAddr;
@@ -35,6 +36,8 @@ pub enum AuthError {
     Revoked(Arc<KeyRecord>),
     Expired(Arc<KeyRecord>),
     Retired(Arc<KeyRecord>),
+    /// Paused by the shop: 403, not 401, so an integration keeps its settings.
+    Paused(Arc<KeyRecord>),
     /// A legacy key during a brownout window: it fails as if retired, with
     /// the real cut-off in the answer.
     Brownout(Arc<KeyRecord>, crate::domain::clock::Timestamp),
@@ -116,6 +119,7 @@ impl Core {
             KeyStatus::Revoked => return Err(AuthError::Revoked(key)),
             KeyStatus::Expired => return Err(AuthError::Expired(key)),
             KeyStatus::Retired => return Err(AuthError::Retired(key)),
+            KeyStatus::Paused => return Err(AuthError::Paused(key)),
         }
         if !key.allowed_ips.allows(client_ip) {
             return Err(AuthError::IpNotAllowed(key, client_ip));

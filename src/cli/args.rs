@@ -128,6 +128,12 @@ pub struct ServeArgs {
     /// Most keys one shop may hold [env: LATCHKEY_MAX_KEYS_PER_SHOP] [default: 1000]
     #[arg(long, value_name = "N")]
     pub max_keys_per_shop: Option<String>,
+    /// Secret scanners' public keys, a JSON file in GitHub's shape ({"public_keys": [{"key_identifier", "key", "is_current"}]}), re-read when it changes; enables POST /secret-scanning/reports [env: LATCHKEY_LEAK_REPORT_KEYS]
+    #[arg(long, value_name = "FILE")]
+    pub leak_report_keys: Option<PathBuf>,
+    /// What a leaked-key report does: `revoke` the key at once, or only `flag` it [env: LATCHKEY_LEAK_ACTION] [default: revoke]
+    #[arg(long, value_name = "revoke|flag")]
+    pub leak_action: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -229,6 +235,47 @@ pub enum KeysCommand {
         /// The key's id (key_…), as `keys list` shows it
         key_id: String,
         /// Print JSON: {"key": {...}}, with status "revoked"
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause an integration's keys: requests get 403 key_paused until resumed.
+    Pause {
+        /// Shop id
+        #[arg(long, value_name = "SHOP_ID")]
+        shop: String,
+        /// Every key made from this template, e.g. zapier
+        #[arg(
+            long,
+            value_name = "ID",
+            required_unless_present = "key",
+            conflicts_with = "key"
+        )]
+        template: Option<String>,
+        /// A key id (repeat for several)
+        #[arg(long = "key", value_name = "KEY_ID")]
+        key: Vec<String>,
+        /// Why, shown to the integration in key_paused
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resume paused keys: they work again at once.
+    Resume {
+        /// Shop id
+        #[arg(long, value_name = "SHOP_ID")]
+        shop: String,
+        /// Every paused key made from this template, e.g. zapier
+        #[arg(
+            long,
+            value_name = "ID",
+            required_unless_present = "key",
+            conflicts_with = "key"
+        )]
+        template: Option<String>,
+        /// A key id (repeat for several)
+        #[arg(long = "key", value_name = "KEY_ID")]
+        key: Vec<String>,
         #[arg(long)]
         json: bool,
     },

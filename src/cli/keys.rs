@@ -170,6 +170,35 @@ pub(super) async fn keys(settings: Settings, cmd: KeysCommand) -> anyhow::Result
                 .map_err(service_err)?;
             print_key(&core, &revoked, None, json)
         }
+        KeysCommand::Pause {
+            shop,
+            template,
+            key,
+            reason,
+            json,
+        } => {
+            shop_exists(shop.clone()).await?;
+            let input = PauseInput {
+                template,
+                key_ids: (!key.is_empty()).then_some(key),
+                reason,
+            };
+            pause_or_resume(&keys, &shop, input, true, json).await
+        }
+        KeysCommand::Resume {
+            shop,
+            template,
+            key,
+            json,
+        } => {
+            shop_exists(shop.clone()).await?;
+            let input = PauseInput {
+                template,
+                key_ids: (!key.is_empty()).then_some(key),
+                reason: None,
+            };
+            pause_or_resume(&keys, &shop, input, false, json).await
+        }
         KeysCommand::Delete { key_id, json } => {
             let key = find_key(&core, &key_id).await?;
             keys.delete_key(&Principal::cli(&key.shop_id), &key_id)
@@ -248,6 +277,59 @@ pub(super) async fn keys(settings: Settings, cmd: KeysCommand) -> anyhow::Result
             print_key(&core, &up.created.key, Some(&up.created.secret), json)
         }
     }
+}
+
+async fn pause_or_resume(
+    keys: &crate::service::keys::KeyService,
+    shop: &str,
+    input: PauseInput,
+    pause: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let request = input.validate().map_err(|errors| {
+        anyhow::anyhow!(
+            "{}",
+            errors
+                .iter()
+                .map(|e| {
+                    let flag = match e.field.as_str() {
+                        "key_ids" => "--key",
+                        "template" => "--template",
+                        _ => "--reason",
+                    };
+                    format!("{flag}: {}", e.message)
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })?;
+    let cli = Principal::cli(shop);
+    let done = if pause {
+        keys.pause_keys(&cli, &request).await
+    } else {
+        keys.resume_keys(&cli, &request).await
+    }
+    .map_err(service_err)?;
+    let verb = if pause { "paused" } else { "resumed" };
+    if json {
+        out!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ verb: done.changed, "skipped": done.skipped })
+            )?
+        );
+        return Ok(());
+    }
+    if done.changed.is_empty() && done.skipped.is_empty() {
+        out!("no keys match");
+    }
+    for id in &done.changed {
+        out!("{verb} {id}");
+    }
+    for s in &done.skipped {
+        out!("skipped {} ({})", s.id, s.reason);
+    }
+    Ok(())
 }
 
 pub(super) async fn find_key(

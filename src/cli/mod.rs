@@ -22,7 +22,7 @@ use crate::domain::random_base62;
 use crate::domain::token::Environment;
 use crate::domain::user::Password;
 use crate::service::ServiceError;
-use crate::service::keys::{KeyView, NewKeyInput, Principal};
+use crate::service::keys::{KeyView, NewKeyInput, PauseInput, Principal};
 use crate::service::shops::{CreatedShop, NewShopInput};
 use crate::store::{PageRequest, Store};
 
@@ -96,6 +96,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         overrides.default_rate_limit = args.default_rate_limit.clone();
         overrides.failed_auth_limit = args.failed_auth_limit.clone();
         overrides.max_keys_per_shop = args.max_keys_per_shop.clone();
+        overrides.leak_report_keys = args.leak_report_keys.clone();
+        overrides.leak_action = args.leak_action.clone();
     }
     if !matches!(cli.command, Command::Serve(_)) {
         crate::telemetry::init(false);

@@ -62,6 +62,18 @@ pub(super) async fn serve(settings: Settings) -> anyhow::Result<()> {
         policy,
         limits,
     );
+    if let Some(path) = &settings.policy.leak_report_keys {
+        let n = core
+            .leaks
+            .load_keys()
+            .map_err(|e| anyhow::anyhow!("--leak-report-keys: {e}"))?;
+        tracing::info!(
+            file = %path.display(),
+            keys = n,
+            action = ?settings.policy.leak_action,
+            "leaked-key reports accepted at /secret-scanning/reports"
+        );
+    }
     let has_shops = core.shops.has_shops().await.map_err(service_err)?;
     if let Some(notice) = core.policy.legacy_cutoff_notice(core.clock.now()) {
         let shops = core.shops.list().await.map_err(service_err)?;

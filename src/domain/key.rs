@@ -45,6 +45,7 @@ pub enum KeyStatus {
     Expired,
     Revoked,
     Retired,
+    Paused,
 }
 
 impl KeyStatus {
@@ -54,6 +55,7 @@ impl KeyStatus {
             KeyStatus::Expired => "expired",
             KeyStatus::Revoked => "revoked",
             KeyStatus::Retired => "retired",
+            KeyStatus::Paused => "paused",
         }
     }
 }
@@ -66,19 +68,25 @@ impl std::str::FromStr for KeyStatus {
             "expired" => Ok(KeyStatus::Expired),
             "revoked" => Ok(KeyStatus::Revoked),
             "retired" => Ok(KeyStatus::Retired),
+            "paused" => Ok(KeyStatus::Paused),
             other => Err(format!(
-                "unknown status `{other}`: expected active, expired, revoked or retired"
+                "unknown status `{other}`: expected active, paused, expired, revoked or retired"
             )),
         }
     }
 }
 
-/// Who did something: a user, a key, or the command line.
+/// How a secret scanner acting is written.
+pub const SECRET_SCANNER: &str = "secret_scanning";
+
+/// Who did something: a user, a key, the command line, or a secret scanner.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Actor {
     User(String),
     Key(String),
     Cli,
+    /// A leaked-key report from a secret scanner.
+    SecretScanner,
 }
 
 impl Actor {
@@ -87,12 +95,15 @@ impl Actor {
         match self {
             Actor::User(id) | Actor::Key(id) => id.clone(),
             Actor::Cli => "cli".to_owned(),
+            Actor::SecretScanner => SECRET_SCANNER.to_owned(),
         }
     }
 
     pub fn parse(s: &str) -> Self {
         if s == "cli" {
             Actor::Cli
+        } else if s == SECRET_SCANNER {
+            Actor::SecretScanner
         } else if s.starts_with("usr_") {
             Actor::User(s.to_owned())
         } else {
@@ -228,11 +239,68 @@ pub struct KeyRecord {
     pub created_by: Actor,
     /// Last time the key was seen in a URL's query string (`key_in_url`).
     pub sent_in_url_at: Option<Timestamp>,
+    /// Set while the key is paused (SPEC "Pausing an integration's keys").
+    pub paused: Option<Pause>,
+    /// Where a secret scanner reported finding the key in public.
+    pub leaked: Option<Leak>,
+}
+
+/// A secret scanner's report of a key found in public.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leak {
+    pub at: Timestamp,
+    /// Where it was found (as reported; at most 2000 characters kept).
+    pub url: String,
+    /// The kind of place, as reported (e.g. `content`, `commit`).
+    pub source: String,
+}
+
+/// When, why and by whom a key was paused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pause {
+    pub at: Timestamp,
+    pub reason: Option<PauseReason>,
+    pub by: Actor,
+}
+
+/// Why keys were paused, as the shop typed it: trimmed, 1–200 characters,
+/// no control characters. It is shown to the integration in `key_paused`.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct PauseReason(String);
+
+impl PauseReason {
+    /// `None` for a blank reason (the reason is optional).
+    pub fn parse(input: &str) -> Result<Option<Self>, String> {
+        let trimmed = input.trim();
+        let len = trimmed.chars().count();
+        if len == 0 {
+            return Ok(None);
+        }
+        if len > 200 {
+            return Err(format!("at most 200 characters (this one has {len})"));
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err("no control characters (tabs, line breaks)".into());
+        }
+        Ok(Some(PauseReason(super::fields::name(trimmed)?)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PauseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
 }
 
 impl KeyRecord {
     /// The status at `now`. Revocation wins over retirement, which wins over
-    /// expiry: the answer names the most deliberate reason.
+    /// expiry, which wins over a pause (a pause is undone by a resume; the
+    /// others are final): the answer names the most lasting reason.
     pub fn status(&self, now: Timestamp, legacy_sunset: Timestamp) -> KeyStatus {
         if self.revoked_at.is_some_and(|t| t <= now) {
             KeyStatus::Revoked
@@ -242,6 +310,8 @@ impl KeyRecord {
             KeyStatus::Retired
         } else if self.expires_at.is_some_and(|t| t <= now) {
             KeyStatus::Expired
+        } else if self.paused.is_some() {
+            KeyStatus::Paused
         } else {
             KeyStatus::Active
         }
@@ -264,10 +334,41 @@ impl KeyRecord {
                 message: "This name does not say where the key is used. Rename it after the integration (e.g. \"Zapier – new orders\") so the right key can be found and revoked quickly.".into(),
             });
         }
+        if let Some(leak) = &self.leaked {
+            out.push(Warning {
+                code: "leaked",
+                message: format!(
+                    "This key was found in public at {} ({}), reported {}. {}",
+                    leak.url,
+                    leak.source,
+                    leak.at,
+                    if self.revoked_at.is_some() {
+                        "It was revoked: give the integration a new key and remove the old one from where it was found."
+                    } else {
+                        "Anyone may be using it: roll or revoke it now, and remove it from where it was found."
+                    }
+                ),
+            });
+        }
         if self.sent_in_url_at.is_some() {
             out.push(Warning {
                 code: "sent_in_url",
                 message: "This key was sent in a URL's query string, where it may have been written to logs. Roll it and send it in the Authorization header.".into(),
+            });
+        }
+        if self.status(now, legacy_sunset) == KeyStatus::Paused
+            && let Some(p) = &self.paused
+        {
+            out.push(Warning {
+                code: "paused",
+                message: format!(
+                    "This key is paused since {}{}. Requests with it get 403 key_paused until it is resumed.",
+                    p.at,
+                    p.reason
+                        .as_ref()
+                        .map(|r| format!(" ({})", r.as_str()))
+                        .unwrap_or_default()
+                ),
             });
         }
         if self.status(now, legacy_sunset) == KeyStatus::Active
@@ -286,7 +387,7 @@ impl KeyRecord {
 /// Something the shop should act on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Warning {
-    /// `vague_name`, `sent_in_url` or `expiring_soon`.
+    /// `vague_name`, `leaked`, `sent_in_url`, `paused` or `expiring_soon`.
     pub code: &'static str,
     pub message: String,
 }

@@ -64,6 +64,31 @@ pub struct Policy {
     pub trusted_proxies: TrustedProxies,
     /// The external URL used in links, without a trailing slash.
     pub public_url: String,
+    /// The secret scanners' public keys (GitHub's JSON shape); without it
+    /// `POST /secret-scanning/reports` is 404.
+    pub leak_report_keys: Option<std::path::PathBuf>,
+    /// What a leaked-key report does to the key.
+    pub leak_action: LeakAction,
+}
+
+/// What a leaked-key report does to a key it names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LeakAction {
+    /// Revoke it at once (and flag it).
+    #[default]
+    Revoke,
+    /// Only flag it (a warning on the key, a banner, an audit event).
+    Flag,
+}
+
+impl LeakAction {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "revoke" => Ok(LeakAction::Revoke),
+            "flag" => Ok(LeakAction::Flag),
+            other => Err(format!("`{other}` is not an action")),
+        }
+    }
 }
 
 impl Default for Policy {
@@ -77,6 +102,8 @@ impl Default for Policy {
             legacy_brownouts: Vec::new(),
             trusted_proxies: TrustedProxies::default(),
             public_url: "http://127.0.0.1:8080".into(),
+            leak_report_keys: None,
+            leak_action: LeakAction::Revoke,
         }
     }
 }

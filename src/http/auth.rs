@@ -252,6 +252,7 @@ pub async fn require_key(
                 AuthError::Retired(k) | AuthError::Brownout(k, _) => {
                     (Some(k.clone()), Some(Rejection::Retired))
                 }
+                AuthError::Paused(k) => (Some(k.clone()), Some(Rejection::Paused)),
                 AuthError::IpNotAllowed(k, _) => (Some(k.clone()), Some(Rejection::IpDenied)),
                 _ => (None, None),
             };

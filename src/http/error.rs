@@ -287,6 +287,23 @@ impl From<AuthError> for ApiError {
                     k.display
                 ),
             ),
+            AuthError::Paused(k) => {
+                let pause = k.paused.as_ref();
+                let at = pause.map(|p| p.at.to_string()).unwrap_or_default();
+                let reason = pause.and_then(|p| p.reason.as_ref()).map(|r| r.as_str().to_owned());
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "key_paused",
+                    "API key paused",
+                    format!(
+                        "This API key ({}) was paused by the shop at {at}{}. Keep your settings: requests work again as soon as the shop resumes the key.",
+                        k.display,
+                        reason.as_deref().map(|r| format!(", reason: {r}")).unwrap_or_default()
+                    ),
+                )
+                .with("paused_at", at)
+                .with("reason", reason)
+            }
             AuthError::IpNotAllowed(_, ip) => ApiError::new(
                 StatusCode::FORBIDDEN,
                 "ip_not_allowed",

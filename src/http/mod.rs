@@ -6,6 +6,7 @@ pub mod auth;
 pub mod contract;
 pub mod error;
 pub mod json;
+pub mod leaks;
 pub mod openapi;
 pub mod web;
 
@@ -30,6 +31,7 @@ pub fn build_router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(web::router())
+        .merge(leaks::router())
         .route_layer(from_fn(tag_route))
         .fallback(no_such_route)
         .layer(DefaultBodyLimit::max(json::MAX_BODY))

@@ -45,6 +45,10 @@ pub struct Problem {
     /// With `restriction_not_inherited`: `allowed_ips`, `expires_at` or
     /// `rate_limit_per_minute`.
     pub field: Option<String>,
+    /// With `key_paused`: when the key was paused.
+    pub paused_at: Option<String>,
+    /// With `key_paused`: why, as the shop gave it (may be null).
+    pub reason: Option<String>,
     /// With `rate_limited` and `too_many_failed_attempts`: seconds to wait.
     pub retry_after: Option<u64>,
     /// With `validation_failed`: one entry per invalid field.
@@ -213,7 +217,7 @@ fn add_errors(op: &mut Operation, has_path_param: bool) {
         );
         add(
             "403",
-            "`insufficient_permission` (names the permission), `ip_not_allowed` (names the client IP) or, managing keys, `restriction_not_inherited` (names the `field`)",
+            "`key_paused` (names when and why), `insufficient_permission` (names the permission), `ip_not_allowed` (names the client IP) or, managing keys, `restriction_not_inherited` (names the `field`)",
         );
     }
     if has_path_param {

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod idempotency;
 pub mod keys;
+pub mod leaks;
 pub mod resources;
 pub mod shops;
 pub mod users;

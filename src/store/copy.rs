@@ -114,6 +114,18 @@ pub const TABLES: &[Table] = &[
         columns: &[("token_hash", B), ("created_at", I), ("used_at", I)],
     },
     Table {
+        name: "usage_daily_routes",
+        key: &["key_id", "day", "method", "route", "ip"],
+        columns: &[
+            ("key_id", T),
+            ("day", I),
+            ("method", T),
+            ("route", T),
+            ("ip", T),
+            ("requests", I),
+        ],
+    },
+    Table {
         name: "api_keys",
         key: &["id"],
         columns: &[
@@ -136,6 +148,12 @@ pub const TABLES: &[Table] = &[
             ("created_by", T),
             ("sent_in_url_at", I),
             ("rolled_to", T),
+            ("paused_at", I),
+            ("paused_reason", T),
+            ("paused_by", T),
+            ("leaked_at", I),
+            ("leak_url", T),
+            ("leak_source", T),
         ],
     },
     Table {
@@ -333,6 +351,7 @@ pub const TABLES: &[Table] = &[
             ("rejected_retired", I),
             ("rejected_ip", I),
             ("rejected_rate", I),
+            ("rejected_paused", I),
             ("last_used_at", I),
             ("last_used_ip", T),
             ("last_user_agent", T),

@@ -291,6 +291,28 @@ pub trait KeyStore: Send + Sync {
         at: Timestamp,
         audit: &AuditEvent,
     ) -> StoreResult<KeyRecord>;
+    /// Pauses (`Some`) or resumes (`None`) a key that is not revoked, with
+    /// its audit event and feed row, and returns it; `None` (nothing written)
+    /// when the key is unknown, revoked, or already paused or running.
+    async fn set_paused(
+        &self,
+        shop_id: &str,
+        id: &str,
+        pause: Option<&crate::domain::key::Pause>,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> StoreResult<Option<KeyRecord>>;
+    /// Records a leaked-key report on key `id` (any shop), and revokes it
+    /// when `revoke`, with the audit event and feed row; returns the key.
+    /// `None` (nothing written) when the key is unknown or the report adds
+    /// nothing (already flagged, and revoked if `revoke`).
+    async fn mark_key_leaked(
+        &self,
+        id: &str,
+        leak: &crate::domain::key::Leak,
+        revoke: bool,
+        audit: &AuditEvent,
+    ) -> StoreResult<Option<KeyRecord>>;
     async fn delete_key(&self, shop_id: &str, id: &str, audit: &AuditEvent) -> StoreResult<()>;
     /// Marks that the key was seen in a URL (a warning on the key) and audits
     /// it; `NotFound` (and nothing written) for an unknown key.

@@ -17,7 +17,7 @@ use super::{AuditEvent, KeyChange, Shop, StoreError, StoreResult, User};
 use crate::domain::client::{Client, ClientFields};
 use crate::domain::clock::Timestamp;
 use crate::domain::device::{Device, DeviceFields, DeviceStatus, DeviceType, parse_enum};
-use crate::domain::key::{Actor, KeyKind, KeyName, KeyRecord};
+use crate::domain::key::{Actor, KeyKind, KeyName, KeyRecord, Leak, Pause, PauseReason};
 use crate::domain::net::AllowedIps;
 use crate::domain::order::{Order, OrderFields, OrderStatus};
 use crate::domain::permission::PermissionSet;
@@ -186,7 +186,7 @@ pub(crate) fn shop_full(count: i64, environment: Environment, max_per_shop: u32)
 /// The columns [`key_from_row`] reads, in insert order.
 pub(crate) const KEY_COLUMNS: &str = "id, shop_id, name, environment, kind, display, key_hash, permissions, \
      allowed_ips, rate_limit_per_minute, expires_at, revoked_at, retired_at, template, \
-     created_at, updated_at, created_by, sent_in_url_at";
+     created_at, updated_at, created_by, sent_in_url_at, paused_at, paused_reason, paused_by, leaked_at, leak_url, leak_source";
 
 pub(crate) fn key_from_row(row: &impl RowExt) -> StoreResult<KeyRecord> {
     let environment = row.text("environment")?;
@@ -221,6 +221,25 @@ pub(crate) fn key_from_row(row: &impl RowExt) -> StoreResult<KeyRecord> {
         updated_at: row.ts("updated_at")?,
         created_by: Actor::parse(&row.text("created_by")?),
         sent_in_url_at: row.opt_ts("sent_in_url_at")?,
+        paused: match row.opt_ts("paused_at")? {
+            None => None,
+            Some(at) => Some(Pause {
+                at,
+                reason: match row.opt_text("paused_reason")? {
+                    Some(r) => PauseReason::parse(&r).map_err(|_| corrupt("pause reason", &r))?,
+                    None => None,
+                },
+                by: Actor::parse(&row.opt_text("paused_by")?.unwrap_or_else(|| "cli".into())),
+            }),
+        },
+        leaked: match row.opt_ts("leaked_at")? {
+            None => None,
+            Some(at) => Some(Leak {
+                at,
+                url: row.opt_text("leak_url")?.unwrap_or_default(),
+                source: row.opt_text("leak_source")?.unwrap_or_default(),
+            }),
+        },
     })
 }
 
@@ -450,6 +469,7 @@ pub(crate) fn stored_totals_from_row(row: &impl RowExt) -> StoreResult<StoredTot
             retired: row.count("rejected_retired")?,
             ip_denied: row.count("rejected_ip")?,
             rate_limited: row.count("rejected_rate")?,
+            paused: row.count("rejected_paused")?,
         },
         // 0 is what an upsert without a sighting leaves: never used.
         last_used_at: row

@@ -17,6 +17,7 @@ pub enum Rejection {
     Retired,
     IpDenied,
     RateLimited,
+    Paused,
 }
 
 /// Counts for one bucket.
@@ -41,6 +42,7 @@ pub struct Rejected {
     pub revoked: u64,
     pub expired: u64,
     pub retired: u64,
+    pub paused: u64,
     pub ip_denied: u64,
     pub rate_limited: u64,
 }
@@ -53,6 +55,7 @@ impl Rejected {
             Rejection::Retired => self.retired += 1,
             Rejection::IpDenied => self.ip_denied += 1,
             Rejection::RateLimited => self.rate_limited += 1,
+            Rejection::Paused => self.paused += 1,
         }
     }
 
@@ -62,6 +65,7 @@ impl Rejected {
         self.retired += o.retired;
         self.ip_denied += o.ip_denied;
         self.rate_limited += o.rate_limited;
+        self.paused += o.paused;
     }
 }
 
@@ -90,11 +94,17 @@ pub struct UsageBatch {
     pub last_seen: HashMap<String, LastSeen>,
     /// (key id, ip, user agent) → (requests, last seen).
     pub clients: HashMap<(String, String, String), (u64, Timestamp)>,
+    /// (key id, day start, endpoint, client ip) → requests: the roll-up the
+    /// least-privilege suggestions read.
+    pub daily: HashMap<(String, Timestamp, Endpoint, String), u64>,
 }
 
 impl UsageBatch {
     pub fn is_empty(&self) -> bool {
-        self.minutes.is_empty() && self.rejected.is_empty() && self.last_seen.is_empty()
+        self.minutes.is_empty()
+            && self.rejected.is_empty()
+            && self.last_seen.is_empty()
+            && self.daily.is_empty()
     }
 
     /// Folds `other` into `self` (used to keep a batch whose flush failed).
@@ -112,6 +122,9 @@ impl UsageBatch {
                     self.last_seen.insert(k, seen);
                 }
             }
+        }
+        for (k, n) in other.daily {
+            *self.daily.entry(k).or_default() += n;
         }
         for (k, (n, at)) in other.clients {
             let e = self.clients.entry(k).or_insert((0, at));
@@ -194,7 +207,24 @@ pub struct KeyUsage {
     pub clients: Vec<ClientSeen>,
 }
 
+/// Requests of one key on one route from one address on one day.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteUse {
+    pub day: Timestamp,
+    pub method: String,
+    pub route: String,
+    pub ip: String,
+    pub requests: u64,
+}
+
 pub const MINUTE: i64 = 60_000_000;
+pub const DAY: i64 = 24 * HOUR;
+/// Days the per-route, per-address roll-up is kept.
+pub const ROUTE_USE_DAYS: i64 = 30;
+
+pub fn day_start(t: Timestamp) -> Timestamp {
+    Timestamp::from_micros(t.as_micros().div_euclid(DAY) * DAY)
+}
 pub const HOUR: i64 = 3_600_000_000;
 /// Hour buckets older than this are dropped.
 pub const RETENTION_DAYS: i64 = 90;
@@ -222,6 +252,9 @@ pub trait UsageStore: Send + Sync {
     ) -> StoreResult<HashMap<String, UsageSummary>>;
     /// The full usage view of one key.
     async fn key_usage(&self, key_id: &str, now: Timestamp) -> StoreResult<KeyUsage>;
+    /// The key's requests per day, route and client address since `since`
+    /// (day granularity).
+    async fn route_uses(&self, key_id: &str, since: Timestamp) -> StoreResult<Vec<RouteUse>>;
 }
 
 /// Distinct (IP, user agent) pairs kept per key.

@@ -20,7 +20,8 @@ use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::json::{JsonBody, OptionalJson, RawQuery};
 use crate::service::keys::{
-    Created, KeyService, KeyUpdateInput, KeyView, NewKeyInput, PermissionName,
+    Created, KeyService, KeyUpdateInput, KeyView, NewKeyInput, PauseInput, PermissionName, Skipped,
+    Suggestions,
 };
 use crate::store::usage::KeyUsage;
 
@@ -34,6 +35,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(upgrade))
         .routes(routes!(templates))
         .routes(routes!(usage))
+        .routes(routes!(suggestions))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
 }
 
 /// One `{"key": …}` answer.
@@ -328,4 +332,83 @@ async fn usage(
 ) -> Result<Json<UsageEnvelope>, ApiError> {
     let usage = keys.usage(&caller.principal(), &id).await?;
     Ok(Json(UsageEnvelope { usage }))
+}
+
+/// Least-privilege suggestions for a key.
+///
+/// From the key's requests since it was created, at most the last 30 days:
+/// permissions it never needed (`unused_permissions`), the few addresses it
+/// was used from when it has no allow-list (`restrict_ips`), whether it is
+/// unused (`unused_key`), and whether it lacks an expiry (`add_expiry`).
+/// Apply them with `PATCH /keys/{id}`.
+#[utoipa::path(get, path = "/keys/{id}/suggestions", tag = "Keys", operation_id = "getKeySuggestions",
+    params(("id" = String, Path, description = "Key id")),
+    responses((status = 200, description = "The key's suggestions", body = Suggestions)))]
+async fn suggestions(
+    State(keys): State<Arc<KeyService>>,
+    caller: Caller,
+    Id(id): Id,
+) -> Result<Json<Suggestions>, ApiError> {
+    Ok(Json(keys.suggestions(&caller.principal(), &id).await?))
+}
+
+/// What `POST /keys/pause` did.
+#[derive(Serialize, ToSchema)]
+pub struct Paused {
+    /// The ids of the keys paused now.
+    pub paused: Vec<String>,
+    /// Keys left alone, each with the reason.
+    pub skipped: Vec<Skipped>,
+}
+
+/// What `POST /keys/resume` did.
+#[derive(Serialize, ToSchema)]
+pub struct Resumed {
+    /// The ids of the keys resumed now.
+    pub resumed: Vec<String>,
+    /// Keys left alone, each with the reason.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Pause an integration's keys.
+///
+/// Every key made from a `template`, or the keys in `key_ids` (exactly one
+/// of the two). Requests with a paused key get 403 `key_paused`
+/// naming when and why, on every instance within a second, until it is
+/// resumed. Keys the calling key may not act on are skipped, never changed;
+/// ids it cannot see are skipped as `not_found`.
+#[utoipa::path(post, path = "/keys/pause", tag = "Keys", operation_id = "pauseKeys",
+    request_body(content = PauseInput, example = json!({"template": "zapier", "reason": "Zapier security incident"})),
+    responses((status = 200, description = "The keys paused and those skipped", body = Paused)))]
+async fn pause(
+    State(keys): State<Arc<KeyService>>,
+    caller: Caller,
+    JsonBody(input): JsonBody<PauseInput>,
+) -> Result<Json<Paused>, ApiError> {
+    let request = input.validate().map_err(ApiError::validation)?;
+    let done = keys.pause_keys(&caller.principal(), &request).await?;
+    Ok(Json(Paused {
+        paused: done.changed,
+        skipped: done.skipped,
+    }))
+}
+
+/// Resume paused keys.
+///
+/// Every paused key made from a `template`, or the keys in `key_ids`
+/// (exactly one of the two). They work again at once.
+#[utoipa::path(post, path = "/keys/resume", tag = "Keys", operation_id = "resumeKeys",
+    request_body(content = PauseInput, example = json!({"template": "zapier"})),
+    responses((status = 200, description = "The keys resumed and those skipped", body = Resumed)))]
+async fn resume(
+    State(keys): State<Arc<KeyService>>,
+    caller: Caller,
+    JsonBody(input): JsonBody<PauseInput>,
+) -> Result<Json<Resumed>, ApiError> {
+    let request = input.validate().map_err(ApiError::validation)?;
+    let done = keys.resume_keys(&caller.principal(), &request).await?;
+    Ok(Json(Resumed {
+        resumed: done.changed,
+        skipped: done.skipped,
+    }))
 }

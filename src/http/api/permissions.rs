@@ -73,6 +73,8 @@ pub const OPERATIONS: &[Operation] = &[
     op("GET", "/api/v1/keys", "listKeys", One(KeysRead)),
     op("POST", "/api/v1/keys", "createKey", One(KeysWrite)),
     op("GET", "/api/v1/keys/{id}", "getKey", One(KeysRead)),
+    op("POST", "/api/v1/keys/pause", "pauseKeys", One(KeysWrite)),
+    op("POST", "/api/v1/keys/resume", "resumeKeys", One(KeysWrite)),
     op("PATCH", "/api/v1/keys/{id}", "updateKey", One(KeysWrite)),
     op("DELETE", "/api/v1/keys/{id}", "deleteKey", One(KeysWrite)),
     op(
@@ -93,6 +95,12 @@ pub const OPERATIONS: &[Operation] = &[
         "/api/v1/keys/{id}/upgrade",
         "upgradeKey",
         One(KeysWrite),
+    ),
+    op(
+        "GET",
+        "/api/v1/keys/{id}/suggestions",
+        "getKeySuggestions",
+        One(KeysRead),
     ),
     op(
         "GET",

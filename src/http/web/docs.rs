@@ -59,6 +59,16 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "A legacy key after the cut-off date. Upgrade it to a new key under Settings → API Keys.",
     ),
     (
+        "key_paused",
+        403,
+        "The shop paused the key (for example during an incident at the integration's vendor); `paused_at` and `reason` say when and why. Keep your settings: the key works again as soon as the shop resumes it.",
+    ),
+    (
+        "invalid_signature",
+        401,
+        "A leaked-key report (`POST /secret-scanning/reports`) whose Github-Public-Key-Identifier is unknown or whose Github-Public-Key-Signature does not verify; nothing was changed.",
+    ),
+    (
         "insufficient_permission",
         403,
         "The key lacks the permission named in `required_permission`.",

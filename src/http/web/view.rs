@@ -126,6 +126,7 @@ impl Names {
     pub fn actor(&self, actor: &Actor) -> String {
         match actor {
             Actor::Cli => "Command line".into(),
+            Actor::SecretScanner => "Secret scanning report".into(),
             Actor::User(id) => self
                 .users
                 .get(id)

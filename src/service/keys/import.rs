@@ -89,6 +89,8 @@ impl KeyService {
                 updated_at: now,
                 created_by: Actor::Cli,
                 sent_in_url_at: None,
+                paused: None,
+                leaked: None,
             };
             let weak = row.secret.len() < token::LEGACY_WEAK_BELOW;
             audits.push(principal.audit(

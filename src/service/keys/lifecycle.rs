@@ -40,6 +40,8 @@ impl KeyService {
             updated_at: now,
             created_by: principal.actor.clone(),
             sent_in_url_at: None,
+            paused: None,
+            leaked: None,
         };
         Created { key, secret }
     }

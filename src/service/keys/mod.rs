@@ -5,18 +5,24 @@
 
 mod import;
 mod input;
+mod leak;
 mod lifecycle;
+mod pause;
 mod principal;
 mod replace;
+mod suggest;
 mod view;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use input::{Given, KeyUpdateInput, NewKey, NewKeyInput};
+pub use leak::LeakOutcome;
 pub use lifecycle::Created;
+pub use pause::{MAX_KEY_IDS, PauseInput, PauseOutcome, PauseRequest, Selection, Skipped};
 pub use principal::Principal;
 pub use replace::{MAX_ROLL_GRACE_SECONDS, Upgraded};
+pub use suggest::{MAX_SUGGESTED_IPS, Suggestion, Suggestions};
 pub use view::{KeyIdentity, KeyView, PermissionName};
 
 use crate::auth::cache::KeyCache;

@@ -20,6 +20,7 @@ pub(crate) const STATUS_SQL: &str = "CASE
     WHEN revoked_at IS NOT NULL AND revoked_at <= $2 THEN 'revoked'
     WHEN (retired_at IS NOT NULL AND retired_at <= $2) OR (kind = 'legacy' AND $2 >= $3) THEN 'retired'
     WHEN expires_at IS NOT NULL AND expires_at <= $2 THEN 'expired'
+    WHEN paused_at IS NOT NULL THEN 'paused'
     ELSE 'active' END";
 
 /// A key row that may be absent, as a key.
@@ -34,7 +35,7 @@ macro_rules! key_store {
             use sqlx::{Row, Transaction};
 
             use $crate::domain::clock::Timestamp;
-            use $crate::domain::key::{KeyName, KeyRecord};
+            use $crate::domain::key::{KeyName, KeyRecord, Leak, Pause};
             use $crate::domain::token::Environment;
             use $crate::store::row::{
                 KEY_COLUMNS, allowed_ips_text, key_from_row, permissions_text, shop_full,
@@ -100,7 +101,7 @@ macro_rules! key_store {
             /// Inserts one key row in the caller's transaction.
             async fn insert_key_row(tx: &mut Transaction<'_, Db>, key: &KeyRecord) -> StoreResult<()> {
                 sqlx::query(&format!(
-                        "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+                        "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
                     ))
                     .bind(&key.id)
                     .bind(&key.shop_id)
@@ -120,6 +121,12 @@ macro_rules! key_store {
                     .bind(key.updated_at.as_micros())
                     .bind(key.created_by.as_string())
                     .bind(key.sent_in_url_at.map(Timestamp::as_micros))
+                    .bind(key.paused.as_ref().map(|p| p.at.as_micros()))
+                    .bind(key.paused.as_ref().and_then(|p| p.reason.as_ref()).map(|r| r.as_str().to_owned()))
+                    .bind(key.paused.as_ref().map(|p| p.by.as_string()))
+                    .bind(key.leaked.as_ref().map(|l| l.at.as_micros()))
+                    .bind(key.leaked.as_ref().map(|l| l.url.clone()))
+                    .bind(key.leaked.as_ref().map(|l| l.source.clone()))
                     .execute(&mut **tx)
                     .await
                     .map_err(|e| match map_err(e) {
@@ -391,6 +398,78 @@ macro_rules! key_store {
                         }
                         None => fetch_key_in(&mut tx, shop_id, id).await?,
                     };
+                    tx.commit().await.map_err(map_err)?;
+                    Ok(key)
+                }
+
+                async fn set_paused(
+                    &self,
+                    shop_id: &str,
+                    id: &str,
+                    pause: Option<&Pause>,
+                    at: Timestamp,
+                    audit: &AuditEvent,
+                ) -> StoreResult<Option<KeyRecord>> {
+                    let mut tx = self.write_tx().await?;
+                    // The guard and the change in one statement: of two pauses (or two
+                    // resumes) racing, one changes the key and the other finds it done.
+                    let changed = sqlx::query(&format!(
+                        "UPDATE api_keys SET paused_at = $3, paused_reason = $4, paused_by = $5, updated_at = $6
+                         WHERE shop_id = $1 AND id = $2 AND revoked_at IS NULL
+                           AND (($3 IS NULL) = (paused_at IS NOT NULL))
+                         RETURNING {KEY_COLUMNS}"
+                    ))
+                    .bind(shop_id)
+                    .bind(id)
+                    .bind(pause.map(|p| p.at.as_micros()))
+                    .bind(pause.and_then(|p| p.reason.as_ref()).map(|r| r.as_str().to_owned()))
+                    .bind(pause.map(|p| p.by.as_string()))
+                    .bind(at.as_micros())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    let key = key_from_optional(changed)?;
+                    if let Some(key) = &key {
+                        insert_audit(&mut tx, audit).await?;
+                        record_changes(&mut tx, &[(id, &key.hash)], at).await?;
+                    }
+                    tx.commit().await.map_err(map_err)?;
+                    Ok(key)
+                }
+
+                async fn mark_key_leaked(
+                    &self,
+                    id: &str,
+                    leak: &Leak,
+                    revoke: bool,
+                    audit: &AuditEvent,
+                ) -> StoreResult<Option<KeyRecord>> {
+                    let mut tx = self.write_tx().await?;
+                    // The first report's place is kept; a report changes the key only
+                    // when it adds something (the flag, or the revocation asked for).
+                    let changed = sqlx::query(&format!(
+                        "UPDATE api_keys SET
+                            leaked_at = COALESCE(leaked_at, $2),
+                            leak_url = CASE WHEN leaked_at IS NULL THEN $3 ELSE leak_url END,
+                            leak_source = CASE WHEN leaked_at IS NULL THEN $4 ELSE leak_source END,
+                            revoked_at = CASE WHEN $5 THEN COALESCE(revoked_at, $2) ELSE revoked_at END,
+                            updated_at = $2
+                         WHERE id = $1 AND (leaked_at IS NULL OR ($5 AND revoked_at IS NULL))
+                         RETURNING {KEY_COLUMNS}"
+                    ))
+                    .bind(id)
+                    .bind(leak.at.as_micros())
+                    .bind(&leak.url)
+                    .bind(&leak.source)
+                    .bind(revoke)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    let key = key_from_optional(changed)?;
+                    if let Some(key) = &key {
+                        insert_audit(&mut tx, audit).await?;
+                        record_changes(&mut tx, &[(id, &key.hash)], leak.at).await?;
+                    }
                     tx.commit().await.map_err(map_err)?;
                     Ok(key)
                 }

@@ -59,6 +59,10 @@ macro_rules! usage_store {
                     minutes.sort_unstable_by(|(a, _), (b, _)| {
                         (&a.0, a.1, &a.2.method, &a.2.route).cmp(&(&b.0, b.1, &b.2.method, &b.2.route))
                     });
+                    let mut daily: Vec<_> = batch.daily.iter().collect();
+                    daily.sort_unstable_by(|(a, _), (b, _)| {
+                        (&a.0, a.1, &a.2.method, &a.2.route, &a.3).cmp(&(&b.0, b.1, &b.2.method, &b.2.route, &b.3))
+                    });
                     let mut clients: Vec<_> = batch.clients.iter().collect();
                     clients.sort_unstable_by_key(|(a, _)| *a);
                     let mut tx = self.write_tx().await?;
@@ -108,7 +112,7 @@ macro_rules! usage_store {
                     for chunk in totals.chunks(ROWS_PER_STATEMENT) {
                         let mut q = QueryBuilder::<Db>::new(
                             "INSERT INTO usage_totals (key_id, requests, errors_4xx, errors_5xx, rejected_revoked, rejected_expired,
-                                rejected_retired, rejected_ip, rejected_rate, last_used_at, last_used_ip, last_user_agent) ",
+                                rejected_retired, rejected_ip, rejected_rate, rejected_paused, last_used_at, last_used_ip, last_user_agent) ",
                         );
                         q.push_values(chunk, |mut row, t| {
                             let (c, r, seen) = (t.counts, t.rejected, t.last_seen);
@@ -121,6 +125,7 @@ macro_rules! usage_store {
                                 .push_bind(i(r.retired))
                                 .push_bind(i(r.ip_denied))
                                 .push_bind(i(r.rate_limited))
+                                .push_bind(i(r.paused))
                                 .push_bind(seen.map(|s| s.at.as_micros()))
                                 .push_bind(seen.map(|s| s.ip.as_str()))
                                 .push_bind(seen.and_then(|s| s.user_agent.as_deref()));
@@ -135,6 +140,7 @@ macro_rules! usage_store {
                                 rejected_retired = usage_totals.rejected_retired + excluded.rejected_retired,
                                 rejected_ip = usage_totals.rejected_ip + excluded.rejected_ip,
                                 rejected_rate = usage_totals.rejected_rate + excluded.rejected_rate,
+                                rejected_paused = usage_totals.rejected_paused + excluded.rejected_paused,
                                 last_user_agent = CASE WHEN excluded.last_used_at >= COALESCE(usage_totals.last_used_at, 0)
                                     THEN excluded.last_user_agent ELSE usage_totals.last_user_agent END,
                                 last_used_ip = CASE WHEN excluded.last_used_at >= COALESCE(usage_totals.last_used_at, 0)
@@ -161,7 +167,50 @@ macro_rules! usage_store {
                         ));
                         q.build().execute(&mut *tx).await.map_err(map_err)?;
                     }
+                    for chunk in daily.chunks(ROWS_PER_STATEMENT) {
+                        let mut q = QueryBuilder::<Db>::new(
+                            "INSERT INTO usage_daily_routes (key_id, day, method, route, ip, requests) ",
+                        );
+                        q.push_values(chunk, |mut row, ((key, day, endpoint, ip), n)| {
+                            row.push_bind(key)
+                                .push_bind(day.as_micros())
+                                .push_bind(&endpoint.method)
+                                .push_bind(&endpoint.route)
+                                .push_bind(ip)
+                                .push_bind(i(**n));
+                        });
+                        q.push(
+                            " ON CONFLICT (key_id, day, method, route, ip) DO UPDATE SET
+                                requests = usage_daily_routes.requests + excluded.requests",
+                        );
+                        q.build().execute(&mut *tx).await.map_err(map_err)?;
+                    }
                     tx.commit().await.map_err(map_err)
+                }
+
+                async fn route_uses(&self, key_id: &str, since: Timestamp) -> StoreResult<Vec<RouteUse>> {
+                    use sqlx::Row;
+                    let rows = sqlx::query(
+                        "SELECT day, method, route, ip, requests FROM usage_daily_routes
+                         WHERE key_id = $1 AND day >= $2 ORDER BY day, method, route, ip",
+                    )
+                    .bind(key_id)
+                    .bind(day_start(since).as_micros())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                    rows.iter()
+                        .map(|r| {
+                            let requests: i64 = r.try_get("requests").map_err(map_err)?;
+                            Ok(RouteUse {
+                                day: Timestamp::from_micros(r.try_get("day").map_err(map_err)?),
+                                method: r.try_get("method").map_err(map_err)?,
+                                route: r.try_get("route").map_err(map_err)?,
+                                ip: r.try_get("ip").map_err(map_err)?,
+                                requests: u64::try_from(requests).unwrap_or(0),
+                            })
+                        })
+                        .collect()
                 }
 
                 async fn roll_up_usage(&self, now: Timestamp) -> StoreResult<(u64, u64)> {
@@ -176,6 +225,11 @@ macro_rules! usage_store {
                         .map_err(map_err)?
                         .rows_affected();
                     trim_clients(&mut tx).await?;
+                    sqlx::query("DELETE FROM usage_daily_routes WHERE day < $1")
+                        .bind(day_start(now).as_micros() - ROUTE_USE_DAYS * DAY)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
                     tx.commit().await.map_err(map_err)?;
                     Ok((rolled, dropped))
                 }

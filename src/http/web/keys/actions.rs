@@ -201,6 +201,28 @@ pub(super) async fn roll(
     }
 }
 
+/// One-click apply of a least-privilege suggestion, through the key service's
+/// normal update rules.
+pub(super) async fn apply_suggestion(
+    State(core): State<crate::app::CoreRef>,
+    user: WebUser,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = one_key(&core, &user, &id).await {
+        return r;
+    }
+    let f = FormData::parse(&body);
+    match core
+        .keys
+        .apply_suggestion(&user.principal(), &id, f.get("kind"))
+        .await
+    {
+        Ok(_) => see_other(&format!("/settings/api-keys/{id}?done=suggestion_applied")),
+        Err(e) => service_error(&user, e),
+    }
+}
+
 pub(super) async fn upgrade(
     State(core): State<crate::app::CoreRef>,
     user: WebUser,

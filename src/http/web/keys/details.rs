@@ -23,6 +23,14 @@ pub(super) struct KeyDetail {
     pub(super) revoked: String,
 }
 
+/// A least-privilege suggestion as the key's page shows it.
+pub(super) struct SuggestionRow {
+    pub(super) kind: &'static str,
+    pub(super) detail: String,
+    /// The one-click apply button's label, when it has one.
+    pub(super) apply: Option<&'static str>,
+}
+
 pub(super) struct EditValues {
     pub(super) name: String,
     pub(super) allowed_ips: String,
@@ -56,6 +64,7 @@ pub(super) struct DetailsPage {
     pub(super) clone_name: String,
     /// The clone form's one-time id (see `Limits::start_form`).
     pub(super) clone_form_id: String,
+    pub(super) suggestions: Vec<SuggestionRow>,
 }
 
 /// The usage section of the details page.
@@ -127,6 +136,7 @@ pub(super) fn usage_view(u: &KeyUsage, now: crate::domain::clock::Timestamp) -> 
             ("Revoked", u.rejected.revoked),
             ("Expired", u.rejected.expired),
             ("Retired (legacy)", u.rejected.retired),
+            ("Paused", u.rejected.paused),
             ("IP not allowed", u.rejected.ip_denied),
             ("Rate limited", u.rejected.rate_limited),
         ]
@@ -163,6 +173,9 @@ pub fn action_label(action: &str) -> String {
         "key.rolled" => "Rolled".into(),
         "key.upgraded" => "Upgraded".into(),
         "key.imported" => "Imported".into(),
+        "key.paused" => "Paused".into(),
+        "key.leaked" => "Reported found in public".into(),
+        "key.resumed" => "Resumed".into(),
         "shop.created" => "Shop created".into(),
         "user.logged_in" => "Logged in".into(),
         "user.added" => "User added".into(),
@@ -265,6 +278,26 @@ pub(super) async fn details_page(
             key: None,
         })
         .collect();
+    let suggestions = match core.keys.suggestions_for(key).await {
+        Ok(s) => s
+            .suggestions
+            .iter()
+            .map(|s| SuggestionRow {
+                kind: s.kind(),
+                detail: s.detail().to_owned(),
+                apply: match s {
+                    crate::service::keys::Suggestion::UnusedPermissions { .. } => {
+                        Some("Remove these permissions")
+                    }
+                    crate::service::keys::Suggestion::RestrictIps { .. } => {
+                        Some("Allow only these addresses")
+                    }
+                    _ => None,
+                },
+            })
+            .collect(),
+        Err(e) => return service_error(user, e),
+    };
     let status = v.key.status;
     let status_code = if errors.is_empty() {
         StatusCode::OK
@@ -321,6 +354,7 @@ pub(super) async fn details_page(
             can_manage: may_manage(user, key),
             min_date: view::date(now.plus_seconds(86_400)),
             clone_form_id: crate::domain::unique_base62(24),
+            suggestions,
             clone_name: format!("{} (copy)", key.name.as_str())
                 .chars()
                 .take(100)
@@ -347,6 +381,9 @@ pub(super) async fn details(
     let notice = match query.ok().and_then(|Query(q)| q.done).as_deref() {
         Some("revoked") => "The key is revoked. Every request with it now gets 401 revoked_key.",
         Some("saved") => "Changes saved. They apply to the next request.",
+        Some("suggestion_applied") => {
+            "Suggestion applied: the key is narrower from the next request on."
+        }
         Some("already_created") => {
             "This form was sent again, so no second key was made: this is the key the first one made. Its secret was shown once and cannot be shown again; if it was not copied, roll the key to get a new one."
         }

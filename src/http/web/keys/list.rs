@@ -19,6 +19,15 @@ pub(super) struct KeyRow {
     pub(super) warning: bool,
 }
 
+/// One template in use among the keys shown: the pause and resume actions.
+pub(super) struct Integration {
+    pub(super) template: &'static str,
+    pub(super) name: &'static str,
+    pub(super) keys: usize,
+    pub(super) running: usize,
+    pub(super) paused: usize,
+}
+
 pub(super) struct Banner {
     pub(super) level: &'static str,
     pub(super) text: String,
@@ -42,6 +51,8 @@ pub(super) struct ListPage {
     pub(super) prev_href: String,
     pub(super) next_href: String,
     pub(super) staff: bool,
+    pub(super) integrations: Vec<Integration>,
+    pub(super) with_suggestions: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -50,6 +61,83 @@ pub(super) struct ListQuery {
     pub(super) environment: Option<String>,
     pub(super) page: Option<String>,
     pub(super) done: Option<String>,
+    /// `yes`: only keys with least-privilege suggestions.
+    pub(super) suggestions: Option<String>,
+    /// After a pause or resume: how many keys changed and were skipped.
+    pub(super) changed: Option<String>,
+    pub(super) skipped: Option<String>,
+}
+
+/// The templates the keys were made from, with how many are running and paused.
+pub(super) fn integrations(core: &Core, keys: &[KeyRecord]) -> Vec<Integration> {
+    crate::domain::permission::TEMPLATES
+        .iter()
+        .filter_map(|t| {
+            let made: Vec<&KeyRecord> = keys
+                .iter()
+                .filter(|k| k.template.as_deref() == Some(t.id))
+                .collect();
+            if made.is_empty() {
+                return None;
+            }
+            let count = |s: KeyStatus| made.iter().filter(|k| core.keys.status_of(k) == s).count();
+            Some(Integration {
+                template: t.id,
+                name: t.name,
+                keys: made.len(),
+                running: count(KeyStatus::Active),
+                paused: made
+                    .iter()
+                    .filter(|k| k.paused.is_some() && k.revoked_at.is_none())
+                    .count(),
+            })
+        })
+        .collect()
+}
+
+/// `POST /settings/api-keys/pause` and `/resume`: one template's keys, through
+/// the key service with the user's principal (staff: only their own keys).
+pub(super) async fn pause_template(
+    State(core): State<crate::app::CoreRef>,
+    user: WebUser,
+    body: Bytes,
+) -> Response {
+    pause_or_resume(&core, &user, &body, true).await
+}
+
+pub(super) async fn resume_template(
+    State(core): State<crate::app::CoreRef>,
+    user: WebUser,
+    body: Bytes,
+) -> Response {
+    pause_or_resume(&core, &user, &body, false).await
+}
+
+async fn pause_or_resume(core: &Core, user: &WebUser, body: &[u8], pause: bool) -> Response {
+    let f = FormData::parse(body);
+    let input = crate::service::keys::PauseInput {
+        template: Some(f.get("template").to_owned()),
+        key_ids: None,
+        reason: pause.then(|| f.get("reason").to_owned()),
+    };
+    let request = match input.validate() {
+        Ok(r) => r,
+        Err(errors) => return service_error(user, ServiceError::Validation(errors)),
+    };
+    let done = if pause {
+        core.keys.pause_keys(&user.principal(), &request).await
+    } else {
+        core.keys.resume_keys(&user.principal(), &request).await
+    };
+    match done {
+        Ok(done) => see_other(&format!(
+            "/settings/api-keys?done={}&changed={}&skipped={}",
+            if pause { "paused" } else { "resumed" },
+            done.changed.len(),
+            done.skipped.len()
+        )),
+        Err(e) => service_error(user, e),
+    }
 }
 
 pub(super) fn banners(
@@ -95,6 +183,25 @@ pub(super) fn banners(
                         k.expires_at.map(|t| view::relative(t, now)).unwrap_or_default(),
                         k.expires_at.map(view::time).unwrap_or_default()
                     ),
+                    link: link(k),
+                }),
+                "leaked" => out.push(Banner {
+                    level: "bad",
+                    text: match &k.leaked {
+                        Some(leak) if k.revoked_at.is_some() => format!(
+                            "“{}” was found in public at {} ({}) and was revoked. Give the integration a new key and remove the old one from where it was found.",
+                            k.name.as_str(),
+                            leak.url,
+                            leak.source
+                        ),
+                        Some(leak) => format!(
+                            "“{}” was found in public at {} ({}). Anyone may be using it: roll or revoke it now.",
+                            k.name.as_str(),
+                            leak.url,
+                            leak.source
+                        ),
+                        None => String::new(),
+                    },
                     link: link(k),
                 }),
                 "sent_in_url" => out.push(Banner {
@@ -196,11 +303,23 @@ pub(super) async fn list(
     let status = q.status.unwrap_or_default();
     let environment = q.environment.unwrap_or_default();
     let wanted_status: Option<KeyStatus> = status.parse().ok();
-    let matching: Vec<&KeyRecord> = keys
+    let mut matching: Vec<&KeyRecord> = keys
         .iter()
         .filter(|k| wanted_status.is_none_or(|s| core.keys.status_of(k) == s))
         .filter(|k| environment.is_empty() || k.environment.as_str() == environment)
         .collect();
+    let with_suggestions = q.suggestions.as_deref() == Some("yes");
+    if with_suggestions {
+        let mut kept = Vec::with_capacity(matching.len());
+        for k in matching {
+            match core.keys.suggestions_for(k).await {
+                Ok(s) if !s.suggestions.is_empty() => kept.push(k),
+                Ok(_) => {}
+                Err(e) => return service_error(&user, e),
+            }
+        }
+        matching = kept;
+    }
     let pages = matching.len().div_ceil(PER_PAGE).max(1);
     let page = q
         .page
@@ -238,15 +357,57 @@ pub(super) async fn list(
         .collect();
     let href = |p: usize| {
         format!(
-            "/settings/api-keys?status={}&environment={}&page={p}",
+            "/settings/api-keys?status={}&environment={}{}&page={p}",
             crate::http::web::session::urlencode(&status),
-            crate::http::web::session::urlencode(&environment)
+            crate::http::web::session::urlencode(&environment),
+            if with_suggestions {
+                "&suggestions=yes"
+            } else {
+                ""
+            }
+        )
+    };
+    let count = |v: &Option<String>| {
+        v.as_deref()
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0)
+    };
+    let (changed, skipped) = (count(&q.changed), count(&q.skipped));
+    let keys_word = |n: usize| {
+        if n == 1 {
+            "1 key".to_owned()
+        } else {
+            format!("{n} keys")
+        }
+    };
+    let skipped_text = if skipped == 0 {
+        String::new()
+    } else {
+        format!(
+            " {} left as they were (revoked, expired, already in that state, or not yours to manage).",
+            keys_word(skipped)
         )
     };
     let notice = match q.done.as_deref() {
-        Some("deleted") => "The key is deleted. Anything still using it now gets 401 invalid_key.",
-        Some("password_changed") => "Your password is changed.",
-        _ => "",
+        Some("deleted") => {
+            "The key is deleted. Anything still using it now gets 401 invalid_key.".to_owned()
+        }
+        Some("password_changed") => "Your password is changed.".to_owned(),
+        Some("paused") => format!(
+            "Paused {}: every request with {} now gets 403 key_paused until you resume.{skipped_text}",
+            keys_word(changed),
+            if changed == 1 { "it" } else { "them" }
+        ),
+        Some("resumed") => format!(
+            "Resumed {}: {} again at once.{skipped_text}",
+            keys_word(changed),
+            if changed == 1 {
+                "it works"
+            } else {
+                "they work"
+            }
+        ),
+        _ => String::new(),
     };
     render(
         StatusCode::OK,
@@ -254,7 +415,9 @@ pub(super) async fn list(
             chrome: user.chrome("API keys", "keys"),
             banners: banners(&core, &keys, &usage),
             rows,
-            notice: notice.into(),
+            notice,
+            integrations: integrations(&core, &keys),
+            with_suggestions,
             total_keys: keys.len(),
             matching: matching.len(),
             prev_href: if page > 1 {

@@ -46,11 +46,14 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/settings/api-keys", get(list).post(create))
         .route("/settings/api-keys/new", get(new_form))
+        .route("/settings/api-keys/pause", post(pause_template))
+        .route("/settings/api-keys/resume", post(resume_template))
         .route("/settings/api-keys/{id}", get(details).post(edit))
         .route("/settings/api-keys/{id}/revoke", post(revoke))
         .route("/settings/api-keys/{id}/clone", post(clone))
         .route("/settings/api-keys/{id}/roll", post(roll))
         .route("/settings/api-keys/{id}/upgrade", post(upgrade))
+        .route("/settings/api-keys/{id}/apply", post(apply_suggestion))
         .route("/settings/api-keys/{id}/delete", post(delete))
 }
 

@@ -1,0 +1,8 @@
+-- Leaked-key reports (SPEC "Leaked-key reports"): where a secret scanner
+-- found the key in public, shown as a warning on the key and a banner on the
+-- keys page. The first report is kept; the same report again changes nothing.
+-- (migrations/sqlite 0010)
+
+ALTER TABLE api_keys ADD COLUMN leaked_at BIGINT;
+ALTER TABLE api_keys ADD COLUMN leak_url TEXT;
+ALTER TABLE api_keys ADD COLUMN leak_source TEXT;
