@@ -989,6 +989,69 @@ mod suggestions {
     }
 
     #[tokio::test]
+    async fn a_crowd_of_addresses_adds_a_bounded_number_of_rows_and_refused_requests_add_none() {
+        let app = TestApp::new().await;
+        let (_, manager) = app.key(ALL).await;
+        let (busy, busy_secret) = create(
+            &app,
+            &manager,
+            json!({"name": "Busy order reader", "permissions": ["orders:read"]}),
+        )
+        .await;
+        for n in 1..=12 {
+            let ip = format!("198.51.100.{n}");
+            assert_eq!(
+                get_from(&app, &ip, "/api/v1/orders", &busy_secret).await,
+                200
+            );
+        }
+        flush(&app).await;
+        let uses = app
+            .store
+            .route_uses(&busy, app.clock.now_ts().plus_seconds(-DAY))
+            .await
+            .unwrap();
+        let ips: std::collections::BTreeSet<&str> = uses.iter().map(|u| u.ip.as_str()).collect();
+        assert_eq!(
+            ips.len(),
+            latchkey::auth::usage::DAILY_ADDRESSES + 1,
+            "the first addresses by name, the rest as one: {ips:?}"
+        );
+        assert!(ips.contains(latchkey::auth::usage::OTHER_ADDRESSES));
+        assert_eq!(
+            uses.iter().map(|u| u.requests).sum::<u64>(),
+            12,
+            "every request counted"
+        );
+        let s = suggestions_of(&app, &manager, &busy).await;
+        assert!(!kinds(&s).contains(&"restrict_ips".to_owned()), "{s}");
+
+        // A revoked key tried from many addresses adds no rows at all.
+        let (gone, gone_secret) = create(
+            &app,
+            &manager,
+            json!({"name": "Old reader", "permissions": ["orders:read"]}),
+        )
+        .await;
+        app.post(&format!("/api/v1/keys/{gone}/revoke"), &manager, json!({}))
+            .await;
+        for n in 1..=5 {
+            let ip = format!("203.0.113.{n}");
+            assert_eq!(
+                get_from(&app, &ip, "/api/v1/orders", &gone_secret).await,
+                401
+            );
+        }
+        flush(&app).await;
+        let uses = app
+            .store
+            .route_uses(&gone, app.clock.now_ts().plus_seconds(-DAY))
+            .await
+            .unwrap();
+        assert!(uses.is_empty(), "{uses:?}");
+    }
+
+    #[tokio::test]
     async fn unused_and_never_used_keys_are_pointed_out_and_old_use_falls_out_of_the_window() {
         let app = TestApp::new().await;
         let (_, manager) = app.key(ALL).await;

@@ -46,15 +46,31 @@ pub struct Hit<'a> {
     pub user_agent: Option<&'a str>,
 }
 
+/// (day start, method, route template, client address or "other").
+type DailyUse = (i64, &'static str, Arc<str>, Option<IpAddr>);
+
 #[derive(Default)]
 struct KeyBucket {
     counts: FastMap<(i64, &'static str, Arc<str>), Counts>,
     rejected: Rejected,
     last: Option<(Timestamp, IpAddr, Option<Box<str>>)>,
     clients: FastMap<IpAddr, FastMap<Box<str>, (u64, Timestamp)>>,
-    /// (day start, method, route, client address) → requests.
-    daily: FastMap<(i64, &'static str, Arc<str>, IpAddr), u64>,
+    /// (day start, method, route, client address) → requests, for the
+    /// least-privilege suggestions; addresses past the first
+    /// [`DAILY_ADDRESSES`] of a flush window count as `None` ("other").
+    daily: FastMap<DailyUse, u64>,
+    /// The distinct addresses in `daily` this window.
+    daily_ips: Vec<IpAddr>,
 }
+
+/// Distinct client addresses per key a flush window records by name for
+/// the suggestions (more than the 3 an allow-list is suggested for, so "many
+/// addresses" is still told apart); the rest are counted as "other", so a key
+/// used from a crowd of addresses adds a bounded number of rows.
+pub const DAILY_ADDRESSES: usize = 4;
+
+/// How an address past [`DAILY_ADDRESSES`] is stored.
+pub const OTHER_ADDRESSES: &str = "other";
 
 fn method_name(m: &axum::http::Method) -> &'static str {
     match *m {
@@ -135,11 +151,24 @@ impl UsageRecorder {
             None => buckets.entry(hit.key_id.to_owned()).or_default(),
         };
         let minute = minute_start(hit.at).as_micros();
-        let day = crate::store::usage::day_start(hit.at).as_micros();
-        *bucket
-            .daily
-            .entry((day, method_name(hit.method), route.clone(), hit.ip))
-            .or_default() += 1;
+        // What the key was used for, by route and address: only requests
+        // that reached the permission check (a refused key records counts
+        // only, never a row per address).
+        if hit.rejection.is_none() && hit.status != 401 {
+            let day = crate::store::usage::day_start(hit.at).as_micros();
+            let ip = if bucket.daily_ips.contains(&hit.ip) {
+                Some(hit.ip)
+            } else if bucket.daily_ips.len() < DAILY_ADDRESSES {
+                bucket.daily_ips.push(hit.ip);
+                Some(hit.ip)
+            } else {
+                None
+            };
+            *bucket
+                .daily
+                .entry((day, method_name(hit.method), route.clone(), ip))
+                .or_default() += 1;
+        }
         let c = bucket
             .counts
             .entry((minute, method_name(hit.method), route))
@@ -239,7 +268,7 @@ impl UsageRecorder {
                             key.clone(),
                             Timestamp::from_micros(day),
                             endpoint,
-                            ip.to_string(),
+                            ip.map_or_else(|| OTHER_ADDRESSES.to_owned(), |ip| ip.to_string()),
                         ))
                         .or_default() += n;
                 }

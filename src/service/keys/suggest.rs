@@ -134,7 +134,10 @@ impl KeyService {
                 });
             }
             let ips: BTreeSet<&str> = uses.iter().map(|u| u.ip.as_str()).collect();
-            if key.allowed_ips.is_empty() && ips.len() <= MAX_SUGGESTED_IPS {
+            if key.allowed_ips.is_empty()
+                && ips.len() <= MAX_SUGGESTED_IPS
+                && !ips.contains(crate::auth::usage::OTHER_ADDRESSES)
+            {
                 let seen: Vec<String> = ips.into_iter().map(str::to_owned).collect();
                 out.push(Suggestion::RestrictIps {
                     detail: format!(
