@@ -1,7 +1,7 @@
 //! Crash safety (issue 12): `latchkey serve` on its default SQLite database,
 //! killed with SIGKILL while key changes, resource writes and keyed requests
 //! are in flight, then started again on the same data directory, several
-//! times over. SPEC "Nothing lost": whatever the API confirmed (a 2xx) is
+//! times over. docs/SECURITY.md "Crashes": whatever the API confirmed (a 2xx) is
 //! there after the restart; usage loses at most the last second before the
 //! crash; nothing is counted that was not served.
 

@@ -1,4 +1,4 @@
-//! Key operations for a shop's worst days (SPEC v3): pausing and resuming an
+//! Key operations for a shop's worst days (docs/KEY_OPERATIONS.md): pausing and resuming an
 //! integration's keys, leaked-key reports, least-privilege suggestions.
 mod common;
 
@@ -117,7 +117,7 @@ async fn pausing_by_template_pauses_every_key_made_from_it_customized_or_not_unt
     );
     assert_eq!(r.body["skipped"], json!([]));
 
-    // SPEC: 403 key_paused (not 401), naming when and why.
+    // Documented: 403 key_paused (not 401), naming when and why.
     for secret in [&zap1_secret, &zap2_secret] {
         let r = app.get("/api/v1/me", secret).await;
         assert_problem(&r, 403, "key_paused");

@@ -859,7 +859,7 @@ async fn customer_assets_are_devices_of_the_customer() {
         )
         .await;
     assert_validation(&r, "asset_type");
-    // No DELETE, as SPEC says.
+    // No DELETE, as docs/REPAIRSHOPR.md says.
     let r = app.delete(&path, &key).await;
     assert_eq!(r.status, 405, "{}", r.text);
     ok(&app.get(&path, &key).await, "still there");

@@ -257,6 +257,7 @@ pub enum KeysCommand {
         /// Why, shown to the integration in key_paused
         #[arg(long)]
         reason: Option<String>,
+        /// Print JSON: {"paused": ["key_…"], "skipped": [{"id", "reason"}]}
         #[arg(long)]
         json: bool,
     },
@@ -276,6 +277,7 @@ pub enum KeysCommand {
         /// A key id (repeat for several)
         #[arg(long = "key", value_name = "KEY_ID")]
         key: Vec<String>,
+        /// Print JSON: {"resumed": ["key_…"], "skipped": [{"id", "reason"}]}
         #[arg(long)]
         json: bool,
     },

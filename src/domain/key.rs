@@ -239,7 +239,7 @@ pub struct KeyRecord {
     pub created_by: Actor,
     /// Last time the key was seen in a URL's query string (`key_in_url`).
     pub sent_in_url_at: Option<Timestamp>,
-    /// Set while the key is paused (SPEC "Pausing an integration's keys").
+    /// Set while the key is paused (docs/KEY_OPERATIONS.md).
     pub paused: Option<Pause>,
     /// Where a secret scanner reported finding the key in public.
     pub leaked: Option<Leak>,

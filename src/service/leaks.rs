@@ -1,4 +1,4 @@
-//! Leaked-key reports from secret scanners (SPEC "Leaked-key reports"), in
+//! Leaked-key reports from secret scanners (docs/KEY_OPERATIONS.md), in
 //! GitHub's secret scanning partner program format: the body is signed with
 //! ECDSA P-256 / SHA-256 (a DER signature, base64) by one of the public keys
 //! in `--leak-report-keys FILE`, a JSON document of GitHub's shape, re-read

@@ -1,5 +1,5 @@
-//! Pausing and resuming an integration's keys (SPEC "Pausing an
-//! integration's keys"): every key made from a template, or a list of keys,
+//! Pausing and resuming an integration's keys (docs/KEY_OPERATIONS.md):
+//! every key made from a template, or a list of keys,
 //! in one action. Each key goes through the same rule as any other action on
 //! a key ([`Principal::may_act_on`]); a key the caller may not act on is
 //! skipped with the reason and never changed. A pause is a key change like a

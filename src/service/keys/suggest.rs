@@ -1,4 +1,4 @@
-//! Least-privilege suggestions (SPEC "Least-privilege suggestions"): from the
+//! Least-privilege suggestions (docs/KEY_OPERATIONS.md): from the
 //! key's requests per day, route and client address (the usage flush keeps
 //! them 30 days), what the key could give up. Applying one is an ordinary
 //! update through [`KeyService::update_key`], so every rule of who may change
