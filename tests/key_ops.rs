@@ -414,6 +414,18 @@ async fn bad_pause_requests_are_refused_with_the_field_and_change_nothing() {
             json!({"template": "zapier", "reason": "line\nbreak"}),
             "reason",
         ),
+        // As the OpenAPI document says: the reason is checked as sent (a
+        // tab at its end, 200 characters and a blank), and a template id
+        // is exact.
+        (
+            json!({"template": "zapier", "reason": "incident\t"}),
+            "reason",
+        ),
+        (
+            json!({"template": "zapier", "reason": format!("{} ", "x".repeat(200))}),
+            "reason",
+        ),
+        (json!({"template": " zapier"}), "template"),
     ] {
         let r = app.post("/api/v1/keys/pause", &manager, body.clone()).await;
         assert_problem(&r, 422, "validation_failed");

@@ -271,17 +271,19 @@ pub struct PauseReason(String);
 
 impl PauseReason {
     /// `None` for a blank reason (the reason is optional).
+    /// The length and the characters are checked on the text as sent (the
+    /// OpenAPI document says the same), then the blanks around it go.
     pub fn parse(input: &str) -> Result<Option<Self>, String> {
-        let trimmed = input.trim();
-        let len = trimmed.chars().count();
-        if len == 0 {
-            return Ok(None);
-        }
+        let len = input.chars().count();
         if len > 200 {
             return Err(format!("at most 200 characters (this one has {len})"));
         }
-        if trimmed.chars().any(char::is_control) {
+        if input.chars().any(char::is_control) {
             return Err("no control characters (tabs, line breaks)".into());
+        }
+        let trimmed = input.trim();
+        if trimmed.is_empty() {
+            return Ok(None);
         }
         Ok(Some(PauseReason(super::fields::name(trimmed)?)))
     }

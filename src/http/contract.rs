@@ -33,6 +33,10 @@ const NAME: &str = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u200
 /// A key's name: something besides blanks, no control characters at all, no
 /// bidirectional-override or zero-width characters (`KeyName::parse`).
 const KEY_NAME: &str = r"^[^\u0000-\u001F\u007F-\u009F\u200B-\u200D\u2060\u202A-\u202E\u2066-\u2069\uFEFF]*[^\s\u0000-\u001F\u007F-\u009F\u200B-\u200D\u2060\u202A-\u202E\u2066-\u2069\uFEFF][^\u0000-\u001F\u007F-\u009F\u200B-\u200D\u2060\u202A-\u202E\u2066-\u2069\uFEFF]*$";
+/// Text with no control, bidirectional-override or zero-width characters at
+/// all, blank allowed (`PauseReason::parse`).
+const KEY_NAME_CHARS: &str =
+    r"^[^\u0000-\u001F\u007F-\u009F\u200B-\u200D\u2060\u202A-\u202E\u2066-\u2069\uFEFF]*$";
 /// Only blanks: clears an optional field.
 const BLANK: &str = concat!(r"^[", ws!(), r"]*$");
 /// More than blanks.
@@ -270,6 +274,7 @@ fn key_schemas(schemas: &mut Map<String, Value>) {
 
 /// The schemas the derive gets looser than the server.
 fn schemas(schemas: &mut Map<String, Value>) {
+    pause_input(schemas);
     schemas.insert("ClientInput".into(), client_patch());
     schemas.insert("NewClient".into(), new_client());
     schemas.insert(
@@ -407,6 +412,59 @@ fn operation(doc: &mut Value, operation_id: &str, f: impl FnOnce(&mut Map<String
 }
 
 /// Applies every rule above to the derived document.
+/// `POST /api/v1/keys/pause` and `/resume` (`PauseInput::validate`): a
+/// template or a list of key ids, exactly one (the other absent or null),
+/// and an optional reason of at most 200 characters without control,
+/// bidirectional-override or zero-width characters.
+fn pause_input(schemas: &mut Map<String, Value>) {
+    let reason = json!({
+        "oneOf": [
+            {"type": "string", "maxLength": 200, "pattern": KEY_NAME_CHARS},
+            {"type": "null"},
+        ],
+        "description": "Why (at most 200 characters); shown to the integration in `key_paused`. Only for pause; blank means none.",
+        "example": "Zapier security incident, 2026-12-04",
+    });
+    schemas.insert(
+        "PauseByTemplate".into(),
+        json!({
+            "type": "object",
+            "description": "Every key made from this template, customized or not.",
+            "properties": {
+                "template": {"$ref": "#/components/schemas/TemplateId"},
+                "key_ids": {"type": "null"},
+                "reason": reason,
+            },
+            "required": ["template"],
+            "additionalProperties": false,
+        }),
+    );
+    schemas.insert(
+        "PauseByKeys".into(),
+        json!({
+            "type": "object",
+            "description": "These keys (ids the caller cannot see are skipped as `not_found`).",
+            "properties": {
+                "key_ids": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": crate::service::keys::MAX_KEY_IDS},
+                "template": {"type": "null"},
+                "reason": reason,
+            },
+            "required": ["key_ids"],
+            "additionalProperties": false,
+        }),
+    );
+    schemas.insert(
+        "PauseInput".into(),
+        json!({
+            "description": "Which keys: a `template` or `key_ids`, exactly one.",
+            "oneOf": [
+                {"$ref": "#/components/schemas/PauseByTemplate"},
+                {"$ref": "#/components/schemas/PauseByKeys"},
+            ],
+        }),
+    );
+}
+
 pub fn tighten(doc: &mut Value) {
     doc["servers"] = json!([{"url": "/", "description": "This latchkey server"}]);
     doc["info"]["license"] = json!({"name": "MIT", "identifier": "MIT"});

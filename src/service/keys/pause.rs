@@ -59,7 +59,7 @@ impl PauseInput {
                 ));
                 None
             }
-            (Some(t), None) => match permission::template(t.trim()) {
+            (Some(t), None) => match permission::template(&t) {
                 Some(t) => Some(Selection::Template(t.id)),
                 None => {
                     errors.push(FieldError::new(
