@@ -91,7 +91,7 @@ async fn writer(
                 Some((s, b)) => panic!("rename: {s} {b}"),
                 None => return,
             }
-            if n % 3 == 0 {
+            if n.is_multiple_of(3) {
                 done.lock().await.in_flight = Some((id.clone(), None));
                 match send(
                     client
