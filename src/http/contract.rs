@@ -390,11 +390,11 @@ fn lenient(native: &Value) -> Value {
         rule["type"] = json!(["string", "integer", "boolean", "null"]);
         rule["minimum"] = json!(MIN_INT);
         rule["maximum"] = json!(MAX_INT);
-    } else if rule["anyOf"][0]["pattern"] == json!(PHONE) {
-        if let Some(alts) = rule["anyOf"].as_array_mut() {
-            alts.push(json!({"type": "integer", "minimum": 10_000, "maximum": MAX_INT}));
-            alts.push(json!({"type": "integer", "minimum": MIN_INT, "maximum": -10_000}));
-        }
+    } else if rule["anyOf"][0]["pattern"] == json!(PHONE)
+        && let Some(alts) = rule["anyOf"].as_array_mut()
+    {
+        alts.push(json!({"type": "integer", "minimum": 10_000, "maximum": MAX_INT}));
+        alts.push(json!({"type": "integer", "minimum": MIN_INT, "maximum": -10_000}));
     }
     rule
 }
@@ -560,7 +560,16 @@ fn form_rule_in(rule: &Value, names: &str) -> Value {
                             .filter(|a| a.get("type") != Some(&json!("null")))
                             .map(|a| form_rule_in(a, names))
                             .collect();
-                        out.insert(k.clone(), Value::Array(kept));
+                        match <[Value; 1]>::try_from(kept) {
+                            // One alternative left: that rule itself.
+                            Ok([Value::Object(only)]) => out.extend(only),
+                            Ok([other]) => {
+                                out.insert(k.clone(), Value::Array(vec![other]));
+                            }
+                            Err(kept) => {
+                                out.insert(k.clone(), Value::Array(kept));
+                            }
+                        }
                     }
                     ("properties", Value::Object(props)) => {
                         let props: Map<String, Value> = props
