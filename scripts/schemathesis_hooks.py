@@ -20,21 +20,42 @@ The throwaway keys are made through the API itself (POST /api/v1/keys).
 A few rules the server checks cannot be written in JSON Schema: a time that
 must be in the future (`expires_at`), a CIDR range whose host bits must be
 zero, an IMEI's Luhn check digit, an id in a body that must name an existing
-client, and `after` needing `sort=updated_at`. The document states each in
+client or customer (and, on a customer asset's update, its own customer), a
+client or customer that must keep a name, business name, email or phone
+after a change, and `after` needing `sort=updated_at`. The document states each in
 prose; for requests schemathesis means to be valid (positive cases) this file
 makes those values true before they are sent, so the check that valid
 requests are accepted tests everything else. Invalid (negative) cases are
 sent as generated.
 """
 
+import ast
 import datetime
 import ipaddress
 import json
 import os
+import threading
 import urllib.error
 import urllib.request
+import uuid
 
 import schemathesis
+
+# CPython 3.11 keeps the AST constructor's recursion depth in shared state:
+# two threads in `ast.parse` at once (Hypothesis parses its own source to
+# describe lambdas; this run has two workers) can fail with "SystemError: AST
+# constructor recursion depth mismatch" (python/cpython#106905, fixed in
+# 3.12). One parse at a time.
+_ast_parse = ast.parse
+_ast_lock = threading.Lock()
+
+
+def _serial_parse(*args, **kwargs):
+    with _ast_lock:
+        return _ast_parse(*args, **kwargs)
+
+
+ast.parse = _serial_parse
 
 BASE = os.environ["LATCHKEY_URL"]
 KEY = os.environ["LATCHKEY_KEY"]
@@ -93,6 +114,22 @@ def existing_client_id(candidate):
     return _client_id[0]
 
 
+_customer_id = []
+
+
+def existing_customer_id(candidate):
+    """`candidate` if it names a RepairShopr-compatible customer, else one made for the run."""
+    if isinstance(candidate, int) and not isinstance(candidate, bool) and 0 < candidate < 2**63:
+        if _call("GET", "/api/v1/customers/%d" % candidate)[0] == 200:
+            return candidate
+    # Integer ids are easy to guess: rsDeleteCustomer may have deleted the one made before.
+    if not _customer_id or _call("GET", "/api/v1/customers/%d" % _customer_id[0])[0] != 200:
+        status, body = _call("POST", "/api/v1/customers", {"business_name": "Schemathesis customer"})
+        assert status == 200, status
+        _customer_id[:] = [body["customer"]["id"]]
+    return _customer_id[0]
+
+
 def future(value):
     try:
         t = datetime.datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
@@ -129,8 +166,30 @@ def luhn(value):
     return value[:last] + check + value[last + 1 :]
 
 
+IDENTITY = ("first_name", "last_name", "business_name", "email", "phone")
+RS_IDENTITY = ("firstname", "lastname", "business_name", "email", "phone")
+
+
+def _blank(value):
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def fresh_idempotency_key(case):
+    """A retry with the same Idempotency-Key and body gets the first answer
+    (24 h), even when what it made was deleted since: by design, but the
+    stateful phase would then look for a resource that is gone. Each request
+    gets its own key, kept valid (1-255 visible ASCII characters)."""
+    headers = case.headers or {}
+    for name in list(headers):
+        value = headers[name]
+        if name.lower() == "idempotency-key" and isinstance(value, str) and 0 < len(value) <= 255:
+            if all("!" <= c <= "~" for c in value):
+                headers[name] = value[:222] + "-" + uuid.uuid4().hex
+
+
 def make_true(case, op):
     """Makes a positive case's unexpressible rules hold (see the top)."""
+    fresh_idempotency_key(case)
     if case.query and "after" in case.query:
         case.query["sort"] = "updated_at"
     body = case.body if isinstance(case.body, dict) else None
@@ -142,8 +201,24 @@ def make_true(case, op):
         body["allowed_ips"] = [zero_host_bits(e) for e in body["allowed_ips"]]
     if "imei" in body:
         body["imei"] = luhn(body["imei"])
-    if op in ("createOrder", "updateOrder") and isinstance(body.get("client_id"), str):
+    identity = {"updateClient": IDENTITY, "rsUpdateCustomer": RS_IDENTITY}.get(op)
+    if identity and any(_blank(body[f]) for f in identity if f in body):
+        if all(_blank(body[f]) for f in identity if f in body):
+            # A change may not leave a client with no name, business name,
+            # email or phone; which it has depends on earlier requests.
+            body["business_name"] = "Schemathesis Ltd"
+    if op in ("createOrder", "updateOrder", "addClientDevice") and isinstance(body.get("client_id"), str):
         body["client_id"] = existing_client_id(body["client_id"])
+    if op in ("rsCreateTicket", "rsUpdateTicket", "rsCreateCustomerAsset") and "customer_id" in body:
+        body["customer_id"] = existing_customer_id(body["customer_id"])
+    if op == "rsUpdateCustomerAsset" and "customer_id" in body:
+        # An asset stays with its customer: the only customer_id it takes is its own.
+        asset = (case.path_parameters or {}).get("id")
+        status, found = _call("GET", "/api/v1/customer_assets/%s" % asset)
+        if status == 200:
+            body["customer_id"] = found["customer_asset"]["customer_id"]
+    if isinstance(body.get("properties"), dict) and "imei" in body["properties"]:
+        body["properties"]["imei"] = luhn(body["properties"]["imei"])
 
 
 def _positive(case):

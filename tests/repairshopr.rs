@@ -224,6 +224,40 @@ async fn customers_are_created_read_updated_in_part_and_deleted_under_repairshop
     assert!(!r.text.contains("first_name"), "{}", r.text);
     assert_eq!(app.get(&path, &key).await.body["customer"]["city"], "Leeds");
 
+    // A whole number or a boolean stands for its text; a fraction (whose
+    // text is not what was meant) and -2^63 (what a JSON number a little
+    // below it reads as) are refused.
+    let r = put(
+        &app,
+        &path,
+        &key,
+        json!({"zip": 90210, "mobile": 4477009001_i64, "notes": true}),
+    )
+    .await;
+    ok(&r, "numbers as text");
+    assert_eq!(
+        (
+            &r.body["customer"]["zip"],
+            &r.body["customer"]["mobile"],
+            &r.body["customer"]["notes"]
+        ),
+        (&json!("90210"), &json!("4477009001"), &json!("true"))
+    );
+    for bad in [json!({"zip": 1.5}), json!({"notes": i64::MIN})] {
+        let r = put(&app, &path, &key, bad.clone()).await;
+        let field = bad.as_object().unwrap().keys().next().unwrap().clone();
+        assert_validation(&r, &field);
+    }
+    let req = Request::builder()
+        .method("PUT")
+        .uri(&path)
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"notes": -9223372036854775809}"#))
+        .unwrap();
+    assert_validation(&app.send(req).await, "notes");
+    assert_eq!(app.get(&path, &key).await.body["customer"]["zip"], "90210");
+
     let r = app.delete(&path, &key).await;
     ok(&r, "delete");
     assert!(
@@ -299,7 +333,10 @@ async fn the_customer_list_pages_by_25_in_id_order_and_filters() {
     let r = app.get("/api/v1/customers?page=9", &key).await;
     ok(&r, "past the end");
     assert!(ids(&r, "customers").is_empty());
-    for bad in ["0", "x"] {
+    // As the native lists and the OpenAPI document: a 32-bit page number.
+    let r = app.get("/api/v1/customers?page=2147483647", &key).await;
+    ok(&r, "the last page there can be");
+    for bad in ["0", "x", "2147483648"] {
         let r = app
             .get(&format!("/api/v1/customers?page={bad}"), &key)
             .await;

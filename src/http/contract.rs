@@ -15,6 +15,8 @@ use serde_json::{Map, Value, json};
 use crate::domain::codes;
 use crate::domain::net::MAX_ALLOWED_IPS;
 use crate::domain::permission::TEMPLATES;
+use crate::http::api::repairshopr::assets::ASSET_TYPES;
+use crate::http::api::repairshopr::mapping as rs;
 
 /// What Rust's `str::trim` removes, less the control characters (which are
 /// refused before trimming): the blanks around a value that do not count.
@@ -99,8 +101,11 @@ fn client_properties() -> Map<String, Value> {
         "business_name": name(200),
         "email": checked(json!({"type": "string", "maxLength": 254, "pattern": EMAIL}), "An email address (stored in lower case)"),
         "phone": checked(json!({"type": "string", "maxLength": 32, "pattern": PHONE}), "5–32 characters of digits, spaces and + - ( ) . with at least 5 digits"),
+        "mobile": checked(json!({"type": "string", "maxLength": 32, "pattern": PHONE}), "As `phone`"),
         "address": text(500),
+        "address_2": text(500),
         "city": text(100),
+        "state": text(100),
         "postcode": text(20),
         "country": checked(json!({"type": "string", "enum": codes_enum(codes::COUNTRIES)}), "ISO 3166-1 alpha-2 (upper or lower case)"),
         "notes": text(10_000),
@@ -149,6 +154,7 @@ fn order_properties(with_client: bool) -> Map<String, Value> {
         "client_id": {"type": "string", "pattern": NOT_BLANK, "description": "The order's client (an id from `/api/v1/clients`); never `null`", "example": "cli_3kTMd2B7xQ9rYp0aLz1Vw8Ne"},
         "status": {"$ref": "#/components/schemas/OrderStatus"},
         "problem_description": text(10_000),
+        "problem_type": text(100),
         "technician": text(100),
         "due_date": checked(json!({"type": "string", "format": "date", "maxLength": 10}), "`YYYY-MM-DD`"),
         "estimate_cents": money("In minor units (pence, cents), 0–1000000000000"),
@@ -171,6 +177,7 @@ fn order_properties(with_client: bool) -> Map<String, Value> {
 
 fn device_properties() -> Value {
     json!({
+        "name": text(100),
         "device_type": {"$ref": "#/components/schemas/DeviceType"},
         "brand": text(100),
         "model": text(100),
@@ -341,7 +348,334 @@ fn schemas(schemas: &mut Map<String, Value>) {
             "required": ["device_type"],
         }),
     );
+    let mut for_client = device_properties();
+    for_client["client_id"] = json!({"type": "string", "pattern": NOT_BLANK, "description": "The device's client (an id from `/api/v1/clients`)", "example": "cli_3kTMd2B7xQ9rYp0aLz1Vw8Ne"});
+    schemas.insert(
+        "ClientDeviceInput".into(),
+        json!({
+            "type": "object",
+            "description": "A device added to a client, without an order: `client_id` and the device's fields; `status` defaults to `received`.",
+            "properties": for_client,
+            "additionalProperties": false,
+            "required": ["client_id", "device_type"],
+        }),
+    );
     key_schemas(schemas);
+    repairshopr_schemas(schemas);
+}
+
+// ---------------------------------------------------------------------------
+// The RepairShopr-compatible surface
+// ---------------------------------------------------------------------------
+
+/// The smallest and largest whole number taken as text (`-2^63` is refused:
+/// it is also what a JSON number a little below it reads as).
+const MIN_INT: i64 = i64::MIN + 1;
+const MAX_INT: i64 = i64::MAX;
+
+/// A date-time whose first ten characters are a date (`due_date`: a
+/// RepairShopr date-time is cut to its date).
+const DATE_THEN_TIME: &str = r"^[1-9][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])[T ]";
+/// `since_updated_at` (`mapping::since`): a date, or a date and time with or
+/// without a fraction and a zone, `T` or a space between.
+const SINCE: &str = r"^[1-9][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])(?:[T ](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?)?$";
+/// A form field's name that is not a `group[name]`.
+const FORM_NAME: &str = r"^[^\[]+$";
+/// The name of a field in a form group: `group[name]`.
+const FORM_GROUP_NAME: &str = r"^[^\[\]]+$";
+
+/// The native rule of a field as RepairShopr clients may send it: free text
+/// also as a whole number or a boolean (`mapping::text_value` takes their
+/// text; `maxLength` and `pattern` bind strings only, and a whole number's
+/// text is at most 20 characters, which every free-text field allows), a
+/// phone number also as a whole number of 5 digits or more.
+fn lenient(native: &Value) -> Value {
+    let mut rule = native.clone();
+    if rule["type"] == json!(["string", "null"]) {
+        rule["type"] = json!(["string", "integer", "boolean", "null"]);
+        rule["minimum"] = json!(MIN_INT);
+        rule["maximum"] = json!(MAX_INT);
+    } else if rule["anyOf"][0]["pattern"] == json!(PHONE)
+        && let Some(alts) = rule["anyOf"].as_array_mut()
+    {
+        alts.push(json!({"type": "integer", "minimum": 10_000, "maximum": MAX_INT}));
+        alts.push(json!({"type": "integer", "minimum": MIN_INT, "maximum": -10_000}));
+    }
+    rule
+}
+
+/// The properties of `table` (RepairShopr's name → native field), each with
+/// the native field's rule made [`lenient`].
+fn mapped(table: &[rs::Field], native: &Map<String, Value>) -> Map<String, Value> {
+    let props = table
+        .iter()
+        .map(|(name, field)| {
+            let rule = native.get(*field).map_or_else(|| json!({}), lenient);
+            ((*name).to_owned(), rule)
+        })
+        .collect();
+    with_examples(props)
+}
+
+/// An example of every field of the RepairShopr bodies (schemathesis draws
+/// a value for a field without one, which is slow and, for some, crashed it).
+const RS_EXAMPLES: &[(&str, &str)] = &[
+    ("firstname", "Sam"),
+    ("lastname", "Patel"),
+    ("business_name", "Patel Repairs Ltd"),
+    ("email", "sam@example.com"),
+    ("phone", "+44 20 7946 0958"),
+    ("mobile", "+44 7700 900123"),
+    ("address", "1 High Street"),
+    ("address_2", "Flat 2"),
+    ("city", "Leeds"),
+    ("state", "West Yorkshire"),
+    ("zip", "LS1 1AA"),
+    ("notes", "Prefers email"),
+    ("subject", "Cracked screen"),
+    ("problem_type", "Screen"),
+    ("due_date", "2026-12-04"),
+    ("name", "Sam's iPhone"),
+    ("asset_serial", "F2LXK0AAHG7F"),
+    ("imei", "490154203237518"),
+    ("make", "Apple"),
+    ("model", "iPhone 13"),
+    ("color", "Blue"),
+];
+
+fn with_examples(mut props: Map<String, Value>) -> Map<String, Value> {
+    for (name, rule) in &mut props {
+        if let Some((_, example)) = RS_EXAMPLES.iter().find(|(n, _)| n == name) {
+            rule["example"] = json!(example);
+        }
+    }
+    props
+}
+
+fn rs_customer_id(description: &str) -> Value {
+    json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_INT, "description": description, "example": 1042})
+}
+
+/// A RepairShopr body: the fields, and any other (ignored).
+fn rs_body(description: &str, properties: Map<String, Value>) -> Value {
+    json!({"type": "object", "description": description, "properties": properties, "additionalProperties": true})
+}
+
+fn repairshopr_schemas(schemas: &mut Map<String, Value>) {
+    let note = " JSON or form-encoded; fields not listed are ignored; \
+                a field may also come wrapped in the resource's name when it is the only one \
+                (`{\"customer\": {...}}`, `customer[firstname]=…`).";
+    // Customers.
+    let customer = mapped(rs::CUSTOMER_FIELDS, &client_properties());
+    schemas.insert(
+        "CustomerInput".into(),
+        rs_body(
+            &format!("A change to a customer: absent fields stay, `null` or blanks clear one; the customer must keep a name, business name, email or phone.{note}"),
+            customer.clone(),
+        ),
+    );
+    let unset = json!({"anyOf": [{"type": "null"}, {"type": "string", "pattern": BLANK}]});
+    let all_unset: Map<String, Value> =
+        ["firstname", "lastname", "business_name", "email", "phone"]
+            .iter()
+            .map(|f| ((*f).to_owned(), unset.clone()))
+            .collect();
+    let mut new_customer = rs_body(
+        &format!(
+            "A new customer: every field is optional, but at least one of firstname, lastname, business_name, email or phone must hold more than blanks.{note}"
+        ),
+        customer,
+    );
+    new_customer["not"] = json!({"properties": all_unset});
+    schemas.insert("NewCustomer".into(), new_customer);
+
+    // Tickets.
+    let mut ticket = mapped(rs::TICKET_FIELDS, &order_properties(false));
+    if let Some(alts) = ticket["due_date"]["anyOf"].as_array_mut() {
+        alts.insert(1, json!({"type": "string", "pattern": DATE_THEN_TIME}));
+    }
+    ticket["due_date"]["description"] = json!("`YYYY-MM-DD`; a date-time is cut to its date");
+    ticket.insert("status".into(), json!({"type": "string", "enum": rs::ticket_status_names(), "description": "A ticket status (any case); default `New`; never `null`", "example": "New"}));
+    ticket.insert(
+        "customer_id".into(),
+        rs_customer_id("The ticket's customer (its `id`); never `null`"),
+    );
+    schemas.insert(
+        "TicketInput".into(),
+        rs_body(&format!("A change to a ticket: absent fields stay, `null` or blanks clear an optional one.{note}"), ticket.clone()),
+    );
+    let mut new_ticket = rs_body(
+        &format!("A new ticket: `customer_id` is required.{note}"),
+        ticket,
+    );
+    new_ticket["required"] = json!(["customer_id"]);
+    schemas.insert("NewTicket".into(), new_ticket);
+
+    // Customer assets.
+    let device = device_properties();
+    let device = device.as_object().cloned().unwrap_or_default();
+    let mut asset = mapped(rs::ASSET_FIELDS, &device);
+    let types: Vec<&str> = ASSET_TYPES.iter().map(|(n, _)| *n).collect();
+    asset.insert("asset_type".into(), json!({"type": "string", "enum": types, "description": "The device type (any case); never `null`", "example": "Phone"}));
+    let mut properties = json!({
+        "type": ["object", "null"],
+        "description": "`imei`, `make` (the device's brand), `model`, `color`; other fields are ignored. Form-encoded: `properties[imei]=…`.",
+        "properties": mapped(rs::ASSET_PROPERTIES, &device),
+        "additionalProperties": true,
+        "example": {"imei": "490154203237518", "make": "Apple", "model": "iPhone 13"},
+    });
+    // An IMEI is text: a number loses nothing, but the document keeps one rule.
+    properties["properties"]["imei"] = device["imei"].clone();
+    properties["properties"]["imei"]["example"] = json!("490154203237518");
+    asset.insert("properties".into(), properties);
+    asset.insert("customer_id".into(), rs_customer_id("The asset's customer (its `id`); on a change, only its own: an asset stays with its customer"));
+    schemas.insert(
+        "CustomerAssetInput".into(),
+        rs_body(&format!("A change to a customer asset: absent fields stay, `null` or blanks clear an optional one.{note}"), asset.clone()),
+    );
+    let mut new_asset = rs_body(
+        &format!("A new customer asset: `customer_id` and `asset_type` are required.{note}"),
+        asset,
+    );
+    new_asset["required"] = json!(["customer_id", "asset_type"]);
+    schemas.insert("NewCustomerAsset".into(), new_asset);
+}
+
+/// The same rule for a form-encoded body, which has no `null` (a form sends
+/// text; an empty value clears) and whose field names are not `group[name]`
+/// (that is how `properties` is sent, see its `encoding`).
+fn form_rule(rule: &Value) -> Value {
+    form_rule_in(rule, FORM_NAME)
+}
+
+fn form_rule_in(rule: &Value, names: &str) -> Value {
+    match rule {
+        Value::Object(m) => {
+            let mut out = Map::new();
+            for (k, v) in m {
+                match (k.as_str(), v) {
+                    ("type", Value::Array(types)) => {
+                        let kept: Vec<Value> =
+                            types.iter().filter(|t| *t != "null").cloned().collect();
+                        out.insert(k.clone(), Value::Array(kept));
+                    }
+                    ("anyOf" | "oneOf", Value::Array(alts)) => {
+                        let kept: Vec<Value> = alts
+                            .iter()
+                            .filter(|a| a.get("type") != Some(&json!("null")))
+                            .map(|a| form_rule_in(a, names))
+                            .collect();
+                        match <[Value; 1]>::try_from(kept) {
+                            // One alternative left: that rule itself.
+                            Ok([Value::Object(only)]) => out.extend(only),
+                            Ok([other]) => {
+                                out.insert(k.clone(), Value::Array(vec![other]));
+                            }
+                            Err(kept) => {
+                                out.insert(k.clone(), Value::Array(kept));
+                            }
+                        }
+                    }
+                    ("properties", Value::Object(props)) => {
+                        let props: Map<String, Value> = props
+                            .iter()
+                            .map(|(n, r)| (n.clone(), form_rule_in(r, FORM_GROUP_NAME)))
+                            .collect();
+                        out.insert(k.clone(), Value::Object(props));
+                    }
+                    ("not", v) => {
+                        out.insert(k.clone(), form_rule_in(v, names));
+                    }
+                    _ => {
+                        out.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            if out.get("type") == Some(&json!("object"))
+                || out.get("type") == Some(&json!(["object"]))
+            {
+                out.insert("propertyNames".into(), json!({"pattern": names}));
+                // Other fields are ignored; a form spells a value or a list
+                // of them (a group of groups is `a[b][c]`, not described).
+                out.insert(
+                    "additionalProperties".into(),
+                    json!({
+                        "type": ["string", "integer", "number", "boolean", "null", "array"],
+                        "items": {"type": ["string", "integer", "number", "boolean", "null"]},
+                    }),
+                );
+            }
+            Value::Object(out)
+        }
+        other => other.clone(),
+    }
+}
+
+/// The RepairShopr-compatible operations: each body schema as JSON and as a
+/// form, `PUT` bodies optional (none changes nothing), and the list
+/// parameters as `mapping::list_query` and the handlers read them (an empty
+/// value is absent there, as RepairShopr does).
+const RS_BODIES: &[(&str, &str, bool)] = &[
+    ("rsCreateCustomer", "NewCustomer", true),
+    ("rsUpdateCustomer", "CustomerInput", false),
+    ("rsCreateTicket", "NewTicket", true),
+    ("rsUpdateTicket", "TicketInput", false),
+    ("rsCreateCustomerAsset", "NewCustomerAsset", true),
+    ("rsUpdateCustomerAsset", "CustomerAssetInput", false),
+];
+
+fn repairshopr_operations(doc: &mut Value) {
+    let schemas = doc["components"]["schemas"].clone();
+    for (id, schema, required) in RS_BODIES {
+        let form = form_rule(&schemas[*schema]);
+        operation(doc, id, |op| {
+            let body = &mut op["requestBody"];
+            body["required"] = json!(required);
+            if !required {
+                body["description"] = json!("Optional: no body changes nothing.");
+            }
+            if let Some(content) = body["content"].as_object_mut() {
+                for (media, m) in content.iter_mut() {
+                    if media == "application/x-www-form-urlencoded" {
+                        m["schema"] = form.clone();
+                        if form["properties"].get("properties").is_some() {
+                            m["encoding"] =
+                                json!({"properties": {"style": "deepObject", "explode": true}});
+                        }
+                    } else {
+                        m["schema"] = json!({"$ref": format!("#/components/schemas/{schema}")});
+                    }
+                }
+            }
+        });
+    }
+    for op in operations(doc) {
+        let is_rs = op
+            .get("operationId")
+            .and_then(Value::as_str)
+            .is_some_and(|id| id.starts_with("rs"));
+        if !is_rs {
+            continue;
+        }
+        let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for p in params.iter_mut().filter(|p| p["in"] == "query") {
+            let schema = match p["name"].as_str().unwrap_or_default() {
+                "page" => {
+                    json!({"type": "integer", "format": "int32", "minimum": 1, "maximum": rs::MAX_PAGE})
+                }
+                "customer_id" => {
+                    json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_INT})
+                }
+                "status" => json!({"type": "string", "enum": rs::ticket_status_names()}),
+                "since_updated_at" => json!({"type": "string", "pattern": SINCE}),
+                // Empty is refused (400), as everywhere.
+                _ => json!({"type": "string", "minLength": 1}),
+            };
+            p["schema"] = schema;
+        }
+    }
 }
 
 /// The create operations whose body is the stricter `New…` schema.
@@ -356,7 +690,8 @@ const CREATES: &[(&str, &str)] = &[
 /// body for an unset one, where `oneOf [X, null]` made it send garbage.
 const OPTIONAL_BODIES: &[&str] = &["cloneKey", "rollKey", "upgradeKey"];
 
-/// Each create's links: from the new resource's `id` to the operations on it.
+/// Each create's links: from the new resource's `id` (`$response.body#/<resource>/id`)
+/// to the operations on it.
 const LINKS: &[(&str, &str, &[&str])] = &[
     (
         "createClient",
@@ -380,6 +715,11 @@ const LINKS: &[(&str, &str, &[&str])] = &[
         &["getDevice", "updateDevice", "deleteDevice"],
     ),
     (
+        "addClientDevice",
+        "device",
+        &["getDevice", "updateDevice", "deleteDevice"],
+    ),
+    (
         "createKey",
         "key",
         &[
@@ -392,7 +732,54 @@ const LINKS: &[(&str, &str, &[&str])] = &[
             "deleteKey",
         ],
     ),
+    (
+        "rsCreateCustomer",
+        "customer",
+        &["rsGetCustomer", "rsUpdateCustomer", "rsDeleteCustomer"],
+    ),
+    (
+        "rsCreateTicket",
+        "ticket",
+        &["rsGetTicket", "rsUpdateTicket", "rsDeleteTicket"],
+    ),
+    (
+        "rsCreateCustomerAsset",
+        "customer_asset",
+        &["rsGetCustomerAsset", "rsUpdateCustomerAsset"],
+    ),
 ];
+
+/// Links that put a new resource's `id` into a body field of another create:
+/// (create, resource, target, field).
+const BODY_LINKS: &[(&str, &str, &str, &str)] = &[
+    ("createClient", "client", "addClientDevice", "client_id"),
+    (
+        "rsCreateCustomer",
+        "customer",
+        "rsCreateTicket",
+        "customer_id",
+    ),
+    (
+        "rsCreateCustomer",
+        "customer",
+        "rsCreateCustomerAsset",
+        "customer_id",
+    ),
+];
+
+/// The success response of an operation (`201`, or `200` on the RepairShopr
+/// surface).
+fn success(op: &mut Map<String, Value>) -> Option<&mut Map<String, Value>> {
+    let responses = op.get_mut("responses")?.as_object_mut()?;
+    let code = ["201", "200"]
+        .into_iter()
+        .find(|c| responses.contains_key(*c))?;
+    responses.get_mut(code)?.as_object_mut()
+}
+
+fn link_name(target: &str, suffix: &str) -> String {
+    format!("{}{}{suffix}", &target[..1].to_uppercase(), &target[1..])
+}
 
 fn operations(doc: &mut Value) -> impl Iterator<Item = &mut Map<String, Value>> {
     doc["paths"]
@@ -515,12 +902,13 @@ pub fn tighten(doc: &mut Value) {
             }
         });
     }
+    repairshopr_operations(doc);
     for (create, resource, targets) in LINKS {
-        let links: Map<String, Value> = targets
+        let mut links: Map<String, Value> = targets
             .iter()
             .map(|target| {
                 (
-                    format!("{}{}", &target[..1].to_uppercase(), &target[1..]),
+                    link_name(target, ""),
                     json!({
                         "operationId": target,
                         "parameters": {"id": format!("$response.body#/{resource}/id")},
@@ -529,11 +917,111 @@ pub fn tighten(doc: &mut Value) {
                 )
             })
             .collect();
+        for (_, _, target, field) in BODY_LINKS.iter().filter(|(c, ..)| c == create) {
+            links.insert(
+                link_name(target, "ForIt"),
+                json!({
+                    "operationId": target,
+                    "requestBody": {(*field): format!("$response.body#/{resource}/id")},
+                    "description": format!("`{target}` with `{field}` the {resource} this call created"),
+                }),
+            );
+        }
         operation(doc, create, |op| {
-            let created = op["responses"]["201"].as_object_mut();
-            if let Some(created) = created {
+            if let Some(created) = success(op) {
                 created.insert("links".into(), Value::Object(links));
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every RepairShopr field takes its native field's rule: a field the
+    /// native rules lack would be documented as anything.
+    #[test]
+    fn every_repairshopr_field_has_its_native_rule() {
+        let mut schemas = Map::new();
+        repairshopr_schemas(&mut schemas);
+        let device = device_properties().as_object().cloned().unwrap();
+        for (schema, tables) in [
+            ("CustomerInput", vec![rs::CUSTOMER_FIELDS]),
+            ("TicketInput", vec![rs::TICKET_FIELDS]),
+            ("CustomerAssetInput", vec![rs::ASSET_FIELDS]),
+        ] {
+            let props = schemas[schema]["properties"].as_object().unwrap();
+            for (name, _) in tables.into_iter().flatten() {
+                let rule = &props[*name];
+                assert!(
+                    rule.get("type").is_some() || rule.get("anyOf").is_some(),
+                    "{schema}.{name}: {rule}"
+                );
+            }
+        }
+        let nested = &schemas["CustomerAssetInput"]["properties"]["properties"]["properties"];
+        for (name, native) in rs::ASSET_PROPERTIES {
+            assert!(device.contains_key(*native), "{native}");
+            assert!(
+                nested[*name].get("type").is_some() || nested[*name].get("anyOf").is_some(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn free_text_also_takes_whole_numbers_and_booleans_and_a_phone_number_five_digits() {
+        let text = lenient(&text(20));
+        assert_eq!(
+            text["type"],
+            json!(["string", "integer", "boolean", "null"])
+        );
+        assert_eq!(
+            (text["minimum"].as_i64(), text["maximum"].as_i64()),
+            (Some(i64::MIN + 1), Some(i64::MAX))
+        );
+        // A whole number's text fits the shortest free-text field.
+        assert!(i64::MIN.to_string().len() <= 20);
+        let phone = lenient(&client_properties()["phone"]);
+        let alts = phone["anyOf"].as_array().unwrap();
+        assert!(alts.contains(&json!({"type": "integer", "minimum": 10_000, "maximum": i64::MAX})));
+        assert!(
+            alts.contains(&json!({"type": "integer", "minimum": i64::MIN + 1, "maximum": -10_000}))
+        );
+        // A checked field other than a phone number takes text only.
+        assert_eq!(
+            lenient(&client_properties()["email"]),
+            client_properties()["email"]
+        );
+    }
+
+    #[test]
+    fn a_form_has_no_null_and_no_bracketed_names() {
+        let mut schemas = Map::new();
+        repairshopr_schemas(&mut schemas);
+        let form = form_rule(&schemas["NewCustomerAsset"]);
+        let mut rules: Vec<(&String, &Value)> =
+            form["properties"].as_object().unwrap().iter().collect();
+        rules.extend(
+            form["properties"]["properties"]["properties"]
+                .as_object()
+                .unwrap(),
+        );
+        for (name, rule) in rules {
+            if name != "properties" {
+                assert!(!rule.to_string().contains("\"null\""), "{name}: {rule}");
+            }
+        }
+        assert_eq!(form["properties"]["properties"]["type"], json!(["object"]));
+        assert_eq!(form["propertyNames"]["pattern"], json!(FORM_NAME));
+        assert_eq!(
+            form["properties"]["properties"]["propertyNames"]["pattern"],
+            json!(FORM_GROUP_NAME)
+        );
+        assert_eq!(
+            form["properties"]["name"]["type"],
+            json!(["string", "integer", "boolean"])
+        );
     }
 }

@@ -37,7 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 const TABLES: &[(&[Field], &str)] = &[(ASSET_FIELDS, ""), (ASSET_PROPERTIES, "properties.")];
 
 /// The device types, as an asset shows them (`Phone`); input takes any case.
-const ASSET_TYPES: &[(&str, DeviceType)] = &[
+pub const ASSET_TYPES: &[(&str, DeviceType)] = &[
     ("Phone", DeviceType::Phone),
     ("Tablet", DeviceType::Tablet),
     ("Laptop", DeviceType::Laptop),

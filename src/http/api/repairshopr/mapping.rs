@@ -245,14 +245,21 @@ fn form_path(name: &str) -> Option<Vec<String>> {
     Some(parts)
 }
 
-/// A text field's value as sent: text as is, numbers and booleans as their
-/// text (form bodies and some clients send `zip` as a number), `null` clears.
+/// A text field's value as sent: text as is, whole numbers and booleans as
+/// their text (some clients send `zip` or `phone` as a number), `null`
+/// clears. A fraction is refused: its text (`1e-7`) is not what was meant,
+/// and the OpenAPI document can only bound text it can predict.
 pub fn text_value(field: &str, v: &Value) -> Result<Value, FieldError> {
     match v {
         Value::Null | Value::String(_) => Ok(v.clone()),
-        Value::Number(n) => Ok(Value::String(n.to_string())),
+        // Not -2^63: that is also what a JSON number a little below it reads as.
+        Value::Number(n) if n.as_i64().is_some_and(|i| i != i64::MIN) => {
+            Ok(Value::String(n.to_string()))
+        }
         Value::Bool(b) => Ok(Value::String(b.to_string())),
-        Value::Array(_) | Value::Object(_) => Err(FieldError::new(field, "must be text")),
+        Value::Number(_) | Value::Array(_) | Value::Object(_) => {
+            Err(FieldError::new(field, "must be text (or a whole number)"))
+        }
     }
 }
 
@@ -389,6 +396,10 @@ impl<S: Send + Sync> FromRequestParts<S> for RsId {
     }
 }
 
+/// The last page a list may ask for (as on the native lists: a 32-bit
+/// integer).
+pub const MAX_PAGE: u32 = i32::MAX as u32;
+
 /// Items per page on every RepairShopr-compatible list.
 pub const RS_PER_PAGE: u32 = 25;
 
@@ -422,12 +433,16 @@ impl RsMeta {
 pub fn list_query(q: &RawQuery) -> Result<ListQuery, ApiError> {
     let page = match q.get("page").map(str::trim) {
         None | Some("") => 1,
-        Some(v) => v.parse::<u32>().ok().filter(|p| *p >= 1).ok_or_else(|| {
-            ApiError::validation(vec![FieldError::new(
-                "page",
-                format!("must be a whole number from 1 (got `{v}`)"),
-            )])
-        })?,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|p| (1..=MAX_PAGE).contains(p))
+            .ok_or_else(|| {
+                ApiError::validation(vec![FieldError::new(
+                    "page",
+                    format!("must be a whole number from 1 to {MAX_PAGE} (got `{v}`)"),
+                )])
+            })?,
     };
     let updated_since = match q.get("since_updated_at").map(str::trim) {
         None | Some("") => None,
