@@ -4,8 +4,8 @@ latchkey's /openapi.json, used as generated (scripts/contract.sh client).
 Create, read, update and delete orders, clients and devices (on an order, and
 on a client alone: POST /api/v1/devices with client_id), the
 RepairShopr-compatible customers, tickets and customer assets (JSON and form
-bodies; assets have no delete), and every key action: create, get, list, update, clone, roll, revoke, delete, usage, the
-audit log, /me, and revokeMe with a throwaway key. Any answer other than the
+bodies; assets have no delete), and every key action: create, get, list, update, clone, roll, pause and resume, suggestions,
+revoke, delete, usage, the audit log, /me, and revokeMe with a throwaway key. Any answer other than the
 documented success, or a body the generated models cannot read, fails.
 
 Needs LATCHKEY_URL and LATCHKEY_KEY (a live key with every resource
@@ -41,9 +41,12 @@ from latchkey_api_client.api.keys import (
     create_key,
     delete_key,
     get_key,
+    get_key_suggestions,
     get_key_usage,
     list_key_templates,
     list_keys,
+    pause_keys,
+    resume_keys,
     revoke_key,
     roll_key,
     update_key,
@@ -96,6 +99,8 @@ from latchkey_api_client.models import (
     OrderInput,
     OrderStatus,
     PermissionName,
+    PauseByKeys,
+    PauseByTemplate,
     RollInput,
     RsCreateCustomerDataBody,
     RsListTicketsStatus,
@@ -263,6 +268,21 @@ def main():
     rolled2 = ok(roll_key.sync_detailed(copy2.id, client=api), 201, "rollKey (no body)").key
     ok(roll_key.sync_detailed(copy.id, client=api), 409, "rollKey twice")
     ok(get_key_usage.sync_detailed(k.id, client=api), 200, "getKeyUsage")
+    # Pause an integration's keys (by template, then by ids) and resume them
+    zapier = AuthenticatedClient(base_url=BASE, token=t.secret, raise_on_unexpected_status=True)
+    ok(get_me.sync_detailed(client=zapier), 200, "getMe (Zapier key)")
+    paused = ok(
+        pause_keys.sync_detailed(client=api, body=PauseByTemplate(template=TemplateId.ZAPIER, reason="vendor incident")),
+        200,
+        "pauseKeys (template)",
+    )
+    assert t.id in paused.paused, paused
+    ok(get_me.sync_detailed(client=zapier), 403, "getMe while paused (key_paused)")
+    resumed = ok(resume_keys.sync_detailed(client=api, body=PauseByKeys(key_ids=[t.id])), 200, "resumeKeys (ids)")
+    assert resumed.resumed == [t.id], resumed
+    ok(get_me.sync_detailed(client=zapier), 200, "getMe after resume")
+    suggestions = ok(get_key_suggestions.sync_detailed(t.id, client=api), 200, "getKeySuggestions")
+    assert any(s.kind == "add_expiry" for s in suggestions.suggestions), suggestions
     revoked = ok(revoke_key.sync_detailed(t.id, client=api), 200, "revokeKey").key
     assert revoked.status.value == "revoked", revoked
     for key_id, what in [(k.id, "deleteKey"), (rolled.id, "deleteKey (rolled)"), (rolled2.id, "deleteKey (rolled 2)")]:
