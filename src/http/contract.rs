@@ -843,8 +843,8 @@ fn pause_input(schemas: &mut Map<String, Value>) {
     schemas.insert(
         "PauseInput".into(),
         json!({
-            "description": "Which keys: a `template` or `key_ids`, exactly one.",
-            "oneOf": [
+            "description": "Which keys: a `template` or `key_ids`, exactly one (the two alternatives exclude each other: each has the other's member absent or null).",
+            "anyOf": [
                 {"$ref": "#/components/schemas/PauseByTemplate"},
                 {"$ref": "#/components/schemas/PauseByKeys"},
             ],
