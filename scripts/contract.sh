@@ -29,7 +29,7 @@ export LATCHKEY_LOG=warn
 # A fresh latchkey; prints its URL.
 start() {
   LATCHKEY_LOG=info "$bin" serve --data-dir "$work/data" --listen 127.0.0.1:0 \
-    --failed-auth-limit 100000 2>"$log" &
+    --failed-auth-limit 100000 --legacy-sunset 2099-01-01T00:00:00Z 2>"$log" &
   server=$!
   for _ in $(seq 1 100); do
     url=$(grep -o 'listening on http://[0-9.:]*' "$log" | head -1 | sed 's/listening on //') || true
@@ -74,6 +74,11 @@ client)
   done
   key=$("$bin" --data-dir "$work/data" keys create --shop "$shop" --name "Generated client" \
         "${perms[@]}" --json | json "['key']['secret']")
+  # A legacy key of the earlier scheme, for upgradeKey.
+  legacy=legacyGeneratedClient0001
+  printf 'key,name,permissions\n%s,Old website form,orders:read clients:read\n' "$legacy" >"$work/legacy.csv"
+  legacy_id=$("$bin" --data-dir "$work/data" legacy import --shop "$shop" --file "$work/legacy.csv" --json |
+    json "['keys'][0]['id']")
   start
   python3 -c "import sys,urllib.request; sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1]).read())" \
     "$url/openapi.json" >"$work/openapi.json"
@@ -84,6 +89,7 @@ client)
      --config generator.yaml --custom-template-path "$repo/scripts/openapi-python-client-templates" \
      --output-path latchkey_api_client --meta none --overwrite >/dev/null)
   PYTHONPATH="$work" LATCHKEY_URL="$url" LATCHKEY_KEY="$key" \
+    LATCHKEY_LEGACY_KEY="$legacy" LATCHKEY_LEGACY_KEY_ID="$legacy_id" \
     "$venv/bin/python" "$repo/scripts/generated_client_workflow.py"
   ;;
 *)

@@ -5,11 +5,13 @@ Create, read, update and delete orders, clients and devices (on an order, and
 on a client alone: POST /api/v1/devices with client_id), the
 RepairShopr-compatible customers, tickets and customer assets (JSON and form
 bodies; assets have no delete), and every key action: create, get, list, update, clone, roll, pause and resume, suggestions,
-revoke, delete, usage, the audit log, /me, and revokeMe with a throwaway key. Any answer other than the
+upgrade (of an imported legacy key), revoke, delete, usage, the audit log, /me,
+and revokeMe with a throwaway key. Any answer other than the
 documented success, or a body the generated models cannot read, fails.
 
 Needs LATCHKEY_URL and LATCHKEY_KEY (a live key with every resource
-permission and keys:read/keys:write), and the generated package
+permission and keys:read/keys:write), LATCHKEY_LEGACY_KEY and
+LATCHKEY_LEGACY_KEY_ID (an imported legacy key, before the cut-off), and the generated package
 `latchkey_api_client` on PYTHONPATH.
 """
 
@@ -50,6 +52,7 @@ from latchkey_api_client.api.keys import (
     revoke_key,
     roll_key,
     update_key,
+    upgrade_key,
 )
 from latchkey_api_client.api.orders import (
     create_order,
@@ -106,6 +109,7 @@ from latchkey_api_client.models import (
     RsListTicketsStatus,
     RsUpdateCustomerDataBody,
     TemplateId,
+    UpgradeInput,
     TicketInput,
     TicketInputStatus,
     NewTicket,
@@ -114,6 +118,8 @@ from latchkey_api_client.models import (
 
 BASE = os.environ["LATCHKEY_URL"]
 KEY = os.environ["LATCHKEY_KEY"]
+LEGACY_KEY = os.environ["LATCHKEY_LEGACY_KEY"]
+LEGACY_KEY_ID = os.environ["LATCHKEY_LEGACY_KEY_ID"]
 steps = 0
 
 
@@ -290,6 +296,20 @@ def main():
     ok(get_key.sync_detailed(k.id, client=api), 404, "getKey after delete")
     events = ok(list_audit_events.sync_detailed(client=api, key_id=t.id), 200, "listAuditEvents").audit_events
     assert any(e.action == "key.revoked" for e in events), [e.action for e in events]
+
+    # Upgrade a legacy key, retiring it
+    old = AuthenticatedClient(base_url=BASE, token=LEGACY_KEY, raise_on_unexpected_status=True)
+    ok(get_me.sync_detailed(client=old), 200, "getMe (legacy key)")
+    upgraded = ok(
+        upgrade_key.sync_detailed(LEGACY_KEY_ID, client=api, body=UpgradeInput(retire_legacy=True)),
+        201,
+        "upgradeKey",
+    ).key
+    assert upgraded.secret.startswith("lk_live_"), upgraded
+    ok(get_me.sync_detailed(client=old), 401, "getMe (legacy key, retired by the upgrade)")
+    new = AuthenticatedClient(base_url=BASE, token=upgraded.secret, raise_on_unexpected_status=True)
+    ok(get_me.sync_detailed(client=new), 200, "getMe (the upgraded key)")
+    ok(upgrade_key.sync_detailed(LEGACY_KEY_ID, client=api), 409, "upgradeKey twice")
 
     # revokeMe, with a throwaway key as the caller
     throwaway = ok(
