@@ -168,16 +168,27 @@ async fn get(c: &Cluster, i: usize, path: &str, key: &str) -> (u16, Value) {
     .expect("the restarted instance answers")
 }
 
+/// Room for every key the writer makes: on a quiet machine it creates more
+/// than the default 1,000 a shop may hold.
+const ROOM: &[&str] = &["--max-keys-per-shop", "1000000"];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_writes_loses_no_confirmed_change_and_at_most_the_last_second_of_usage() {
-    crash_rounds(Cluster::sqlite().start().await).await;
+    crash_rounds(Cluster::sqlite().args(ROOM).start().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgresql_too_sigkill_loses_no_confirmed_change_and_at_most_the_last_second_of_usage()
 {
     let db = pg::fresh_database().await;
-    crash_rounds(Cluster::builder(&db.url()).instances(1).start().await).await;
+    crash_rounds(
+        Cluster::builder(&db.url())
+            .instances(1)
+            .args(ROOM)
+            .start()
+            .await,
+    )
+    .await;
 }
 
 /// Four rounds of: writes and keyed reads, SIGKILL at a different moment,
