@@ -545,7 +545,68 @@ fn repairshopr_schemas(schemas: &mut Map<String, Value>) {
 /// text; an empty value clears) and whose field names are not `group[name]`
 /// (that is how `properties` is sent, see its `encoding`).
 fn form_rule(rule: &Value) -> Value {
-    form_rule_in(rule, FORM_NAME)
+    let mut form = form_rule_in(rule, FORM_NAME);
+    numbers_as_text(&mut form);
+    form
+}
+
+/// In a form every value is text, so a number given for a free-text field
+/// is taken as its digits: what bounds it is the field's length, not the
+/// JSON integer range. Integer alternatives of a field that also takes
+/// text lose the JSON integer range, and a plain free-text field takes any
+/// number too.
+fn numbers_as_text(rule: &mut Value) {
+    // The field's own length rule bounds the digits; the JSON integer
+    // range does not apply (a number far longer than the field is the one
+    // case the document leaves to the server's length check).
+    fn text_bounds(alt: &mut Map<String, Value>, _len: i32) {
+        if alt.get("maximum") == Some(&json!(MAX_INT)) {
+            alt.remove("maximum");
+        }
+        if alt.get("minimum") == Some(&json!(-MAX_INT)) {
+            alt.remove("minimum");
+        }
+    }
+    let Value::Object(m) = rule else {
+        if let Value::Array(items) = rule {
+            items.iter_mut().for_each(numbers_as_text);
+        }
+        return;
+    };
+    let len = |m: &Map<String, Value>| m.get("maxLength").and_then(Value::as_i64);
+    if let Some(Value::Array(types)) = m.get("type")
+        && types.contains(&json!("string"))
+        && types.contains(&json!("integer"))
+        && let Some(l) = len(m)
+    {
+        let l = i32::try_from(l).unwrap_or(i32::MAX);
+        if let Some(Value::Array(types)) = m.get_mut("type")
+            && !types.contains(&json!("number"))
+        {
+            types.push(json!("number"));
+        }
+        text_bounds(m, l);
+    }
+    for key in ["anyOf", "oneOf"] {
+        if let Some(Value::Array(alts)) = m.get_mut(key) {
+            let l = alts
+                .iter()
+                .filter(|a| a.get("type") == Some(&json!("string")))
+                .filter_map(|a| a.get("maxLength").and_then(Value::as_i64))
+                .max();
+            if let Some(l) = l {
+                let l = i32::try_from(l).unwrap_or(i32::MAX);
+                for alt in alts.iter_mut() {
+                    if let Value::Object(a) = alt
+                        && a.get("type") == Some(&json!("integer"))
+                    {
+                        text_bounds(a, l);
+                    }
+                }
+            }
+        }
+    }
+    m.values_mut().for_each(numbers_as_text);
 }
 
 fn form_rule_in(rule: &Value, names: &str) -> Value {
