@@ -1080,9 +1080,10 @@ mod tests {
             form["properties"]["properties"]["propertyNames"]["pattern"],
             json!(FORM_GROUP_NAME)
         );
+        // In a form a number is text: any number, not only whole ones.
         assert_eq!(
             form["properties"]["name"]["type"],
-            json!(["string", "integer", "boolean"])
+            json!(["string", "integer", "boolean", "number"])
         );
     }
 }
