@@ -100,7 +100,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         overrides.leak_action = args.leak_action.clone();
     }
     if !matches!(cli.command, Command::Serve(_)) {
-        crate::telemetry::init(false);
+        let _ = crate::telemetry::init(false);
     }
     let settings = Settings::resolve(&overrides, &ProcessEnv).map_err(anyhow::Error::msg)?;
     match cli.command {

@@ -3,7 +3,7 @@
 use super::*;
 
 pub(super) async fn serve(settings: Settings) -> anyhow::Result<()> {
-    crate::telemetry::init(true);
+    let _log = crate::telemetry::init(true);
     let (core, created_secret) = open_core(&settings).await?;
     let limits = match &settings.redis_url {
         None => core.limits.clone(),
