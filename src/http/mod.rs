@@ -10,17 +10,22 @@ pub mod leaks;
 pub mod openapi;
 pub mod web;
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
+
+use tokio::task::futures::TaskLocalFuture;
+use tower::{Layer, Service};
 
 use axum::Router;
 use axum::extract::connect_info::MockConnectInfo;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
+use crate::app::{AppState, CoreRef};
 use crate::domain::unique_base62;
 use crate::http::error::{ApiError, REQUEST_ID};
 use auth::{ClientIp, LoggedKeyId};
@@ -32,10 +37,10 @@ pub fn build_router(state: AppState) -> Router {
         .merge(api)
         .merge(web::router())
         .merge(leaks::router())
-        .route_layer(from_fn(tag_route))
+        .route_layer(TagRouteLayer)
         .fallback(no_such_route)
         .layer(DefaultBodyLimit::max(json::MAX_BODY))
-        .layer(from_fn_with_state(state.clone(), request_context))
+        .layer(RequestContextLayer(state.core.clone()))
         .with_state(state)
 }
 
@@ -49,14 +54,66 @@ async fn no_such_route() -> ApiError {
 #[derive(Clone)]
 struct RouteTemplate(MatchedPath);
 
-async fn tag_route(req: Request, next: Next) -> Response {
-    // A reference-counted clone, not a copy of the string.
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let mut response = next.run(req).await;
-    if let Some(r) = route {
-        response.extensions_mut().insert(RouteTemplate(r));
+/// Tags each routed response with its route template. Hand-written rather
+/// than `from_fn`, which boxes a future and clones the route's service per
+/// request: this only clones the template (reference counted) and wraps the
+/// route's own future.
+#[derive(Clone, Copy)]
+struct TagRouteLayer;
+
+impl<S> Layer<S> for TagRouteLayer {
+    type Service = TagRoute<S>;
+    fn layer(&self, inner: S) -> TagRoute<S> {
+        TagRoute(inner)
     }
-    response
+}
+
+#[derive(Clone)]
+struct TagRoute<S>(S);
+
+impl<S> Service<Request> for TagRoute<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Tagged<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let route = req.extensions().get::<MatchedPath>().cloned();
+        Tagged {
+            inner: self.0.call(req),
+            route,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct Tagged<F> {
+        #[pin]
+        inner: F,
+        route: Option<MatchedPath>,
+    }
+}
+
+impl<F, E> Future for Tagged<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = std::task::ready!(this.inner.poll(cx))?;
+        if let Some(route) = this.route.take() {
+            response.extensions_mut().insert(RouteTemplate(route));
+        }
+        Poll::Ready(Ok(response))
+    }
 }
 
 /// An incoming `X-Request-Id` is kept when it is short and plain (so a
@@ -77,60 +134,143 @@ fn request_id(req: &Request) -> String {
 /// Around every request: request id, client IP, uniform error bodies for
 /// 405, security headers, and one structured log line (route template, status,
 /// latency, key id; never the key, never the query string).
-async fn request_context(
-    State(state): State<crate::app::CoreRef>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let id = request_id(&req);
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0)
-        // What the ConnectInfo extractor also falls back to (in-process tests).
-        .or_else(|| {
-            req.extensions()
-                .get::<MockConnectInfo<SocketAddr>>()
-                .map(|c| c.0)
-        })
-        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
-    let client_ip = state.policy.trusted_proxies.client_ip(
-        peer,
-        req.headers()
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok()),
-    );
-    req.extensions_mut().insert(ClientIp(client_ip));
-    req.extensions_mut().insert(state.clone());
-    let method = req.method().clone();
+///
+/// Hand-written rather than `from_fn`: every request passes here, and this
+/// wraps the route's own future instead of boxing one and cloning the route.
+#[derive(Clone)]
+struct RequestContextLayer(CoreRef);
 
-    let mut response = REQUEST_ID
-        .scope(id.clone(), async move {
-            let response = next.run(req).await;
-            if response.status() == StatusCode::METHOD_NOT_ALLOWED
-                && !response.headers().contains_key(header::CONTENT_TYPE)
-            {
-                // The router's bare 405 gets the problem body; what was put
-                // on it (`Allow`, and for a valid key the rate-limit and
-                // deprecation headers) is kept.
-                let (mut parts, _) = response.into_parts();
-                parts.headers.remove(header::CONTENT_LENGTH);
-                let mut problem = ApiError::method_not_allowed().into_response();
-                let headers = problem.headers_mut();
-                for name in parts.headers.keys() {
-                    headers.remove(name);
-                }
-                for (name, value) in &parts.headers {
-                    headers.append(name, value.clone());
-                }
-                *problem.extensions_mut() = parts.extensions;
-                return problem;
-            }
-            response
-        })
-        .await;
+impl<S> Layer<S> for RequestContextLayer {
+    type Service = RequestContext<S>;
+    fn layer(&self, inner: S) -> RequestContext<S> {
+        RequestContext {
+            core: self.0.clone(),
+            inner,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct RequestContext<S> {
+    core: CoreRef,
+    inner: S,
+}
+
+/// What the request log line and the response headers need once the
+/// response is there.
+struct RequestInfo {
+    started: Instant,
+    id: String,
+    method: Method,
+    client_ip: IpAddr,
+}
+
+impl<S> Service<Request> for RequestContext<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = InContext<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let started = Instant::now();
+        let id = request_id(&req);
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0)
+            // What the ConnectInfo extractor also falls back to (in-process tests).
+            .or_else(|| {
+                req.extensions()
+                    .get::<MockConnectInfo<SocketAddr>>()
+                    .map(|c| c.0)
+            })
+            .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+        let client_ip = self.core.policy.trusted_proxies.client_ip(
+            peer,
+            req.headers()
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        );
+        req.extensions_mut().insert(ClientIp(client_ip));
+        req.extensions_mut().insert(self.core.clone());
+        let method = req.method().clone();
+        InContext {
+            inner: REQUEST_ID.scope(id.clone(), self.inner.call(req)),
+            context: Some(RequestInfo {
+                started,
+                id,
+                method,
+                client_ip,
+            }),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct InContext<F> {
+        #[pin]
+        inner: TaskLocalFuture<String, F>,
+        context: Option<RequestInfo>,
+    }
+}
+
+impl<F, E> Future for InContext<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.inner.poll(cx))?;
+        let Some(context) = this.context.take() else {
+            // Polled again after it was ready: tower's contract says never.
+            return Poll::Ready(Ok(
+                ApiError::internal(&"a request future was polled twice").into_response()
+            ));
+        };
+        Poll::Ready(Ok(finish(response, context)))
+    }
+}
+
+/// The 405 body, the common headers and the request log line.
+fn finish(response: Response, context: RequestInfo) -> Response {
+    let RequestInfo {
+        started,
+        id,
+        method,
+        client_ip,
+    } = context;
+    let mut response = if response.status() == StatusCode::METHOD_NOT_ALLOWED
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        // The router's bare 405 gets the problem body; what was put on it
+        // (`Allow`, and for a valid key the rate-limit and deprecation
+        // headers) is kept.
+        let (mut parts, _) = response.into_parts();
+        parts.headers.remove(header::CONTENT_LENGTH);
+        let mut problem = REQUEST_ID.sync_scope(id.clone(), || {
+            ApiError::method_not_allowed().into_response()
+        });
+        let headers = problem.headers_mut();
+        for name in parts.headers.keys() {
+            headers.remove(name);
+        }
+        for (name, value) in &parts.headers {
+            headers.append(name, value.clone());
+        }
+        *problem.extensions_mut() = parts.extensions;
+        problem
+    } else {
+        response
+    };
 
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
