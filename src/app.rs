@@ -142,6 +142,8 @@ pub struct AppState {
     pub audit: Arc<AuditService>,
     pub limits: Arc<Limits>,
     pub leaks: Arc<LeakService>,
+    /// Recently served `/api/v1/me` bodies.
+    pub me_bodies: Arc<crate::http::api::me::MeBodies>,
 }
 
 impl AppState {
@@ -155,6 +157,7 @@ impl AppState {
             idempotency: core.idempotency.clone(),
             limits: core.limits.clone(),
             leaks: core.leaks.clone(),
+            me_bodies: Arc::default(),
             core,
         }
     }

@@ -2944,3 +2944,55 @@ async fn the_key_list_refuses_an_empty_filter_and_a_page_past_int32() {
         .await;
     assert_validation(&r, "page");
 }
+
+/// `/me` bodies are kept a moment for integrations that check their key
+/// often (src/http/api/me.rs); what `/me` says still follows a change to the
+/// key at once, and a warning that depends on the time follows the clock.
+#[tokio::test]
+async fn me_follows_a_rename_at_once_and_the_clock_within_a_second() {
+    let app = TestApp::new().await;
+    let (_, admin) = app.key(&["keys:read", "keys:write", "orders:read"]).await;
+    // Expires 7 days and 30 seconds from now: not yet "expiring soon".
+    let (id, secret) = create(
+        &app,
+        &admin,
+        json!({
+            "name": "Zapier – new orders",
+            "permissions": ["orders:read"],
+            "expires_at": "2026-11-30T12:00:30Z",
+        }),
+    )
+    .await;
+    let codes = |r: &TestResponse| -> Vec<String> {
+        r.body["key"]["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["code"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = app.get("/api/v1/me", &secret).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(first.body["key"]["name"], "Zapier – new orders");
+    assert!(codes(&first).is_empty(), "{}", first.text);
+    let again = app.get("/api/v1/me", &secret).await;
+    assert_eq!(again.text, first.text);
+    assert_eq!(again.header("content-type"), Some("application/json"));
+
+    let r = app
+        .patch(
+            &format!("/api/v1/keys/{id}"),
+            &admin,
+            json!({ "name": "Zapier – paid orders" }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let renamed = app.get("/api/v1/me", &secret).await;
+    assert_eq!(renamed.body["key"]["name"], "Zapier – paid orders");
+
+    // 31 s on, the key expires within 7 days: the warning is there.
+    app.clock.advance_seconds(31);
+    let later = app.get("/api/v1/me", &secret).await;
+    assert_eq!(later.status, 200, "{}", later.text);
+    assert_eq!(codes(&later), ["expiring_soon"], "{}", later.text);
+}
