@@ -23,9 +23,13 @@ pub const FEED_INTERVAL: Duration = Duration::from_millis(250);
 /// How often [`run_feed`] runs [`housekeeping`].
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(3600);
 
+/// The caches are keyed by HMACs, which no client can aim at one hash
+/// bucket: a fast hasher, not SipHash.
+type Fast = foldhash::fast::RandomState;
+
 pub struct KeyCache {
-    known: Cache<[u8; 32], Arc<KeyRecord>>,
-    unknown: Cache<[u8; 32], ()>,
+    known: Cache<[u8; 32], Arc<KeyRecord>, Fast>,
+    unknown: Cache<[u8; 32], (), Fast>,
     /// Bumped by every eviction. A lookup that started before an eviction does
     /// not store what it read, which may predate the change.
     epoch: AtomicU64,
@@ -45,11 +49,11 @@ impl KeyCache {
                 .max_capacity(capacity)
                 // Not for correctness (the feed is), only to let idle keys go.
                 .time_to_idle(Duration::from_secs(3600))
-                .build(),
+                .build_with_hasher(Fast::default()),
             unknown: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(Duration::from_secs(60))
-                .build(),
+                .build_with_hasher(Fast::default()),
             epoch: AtomicU64::new(0),
         }
     }

@@ -76,7 +76,8 @@ enum FormState {
 }
 
 pub struct MemoryLimiter {
-    keys: Cache<String, Arc<Bucket>>,
+    /// By key id (made by the server): a fast hasher, not SipHash.
+    keys: Cache<String, Arc<Bucket>, foldhash::fast::RandomState>,
     failures: Cache<IpAddr, Arc<Bucket>>,
     logins: Cache<LoginBucket, Arc<Mutex<VecDeque<Timestamp>>>>,
     forms: Cache<FormKey, Arc<Mutex<FormState>>>,
@@ -96,7 +97,7 @@ impl MemoryLimiter {
                 // A bucket idle for over a minute is full again: forgetting it
                 // changes nothing.
                 .time_to_idle(Duration::from_secs(61))
-                .build(),
+                .build_with_hasher(foldhash::fast::RandomState::default()),
             failures: Cache::builder()
                 .max_capacity(MAX_TRACKED)
                 .time_to_idle(Duration::from_secs(61))

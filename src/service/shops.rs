@@ -39,7 +39,7 @@ pub struct ShopService {
     /// The external URL the setup link starts with.
     public_url: String,
     /// A shop is never renamed or deleted, so nothing invalidates these.
-    cache: moka::sync::Cache<String, Arc<Shop>>,
+    cache: moka::sync::Cache<String, Arc<Shop>, foldhash::fast::RandomState>,
 }
 
 impl ShopService {
@@ -54,7 +54,10 @@ impl ShopService {
             clock,
             hasher,
             public_url,
-            cache: moka::sync::Cache::new(SHOP_CACHE_CAPACITY),
+            // Keyed by ids the server made: a fast hasher, not SipHash.
+            cache: moka::sync::Cache::builder()
+                .max_capacity(SHOP_CACHE_CAPACITY)
+                .build_with_hasher(foldhash::fast::RandomState::default()),
         }
     }
 
