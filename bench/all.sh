@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark in one go, updating docs/BENCHMARKS.md's measured blocks:
 #   cargo bench --bench verify   (block `verify`)
+#   examples/alloc_count.rs      (block `allocs`)
 #   bench/callgrind.sh           (block `callgrind`)
 #   bench/load.sh                (block `load`)
 #   bench/scale.sh               (block `scale`)
@@ -19,6 +20,14 @@ if [ "$UPDATE_DOCS" = 1 ] && [ -f "$summary" ]; then
   { echo "$(machine_info)"; echo "- Command: \`cargo bench --bench verify\`"; echo; echo '```'; cat "$summary"; echo '```'; } >"$block"
   replace_block docs/BENCHMARKS.md verify "$block"
   rm -f "$block"
+fi
+if [ "$UPDATE_DOCS" = 1 ]; then
+  block=$(mktemp)
+  { echo "- Command: \`cargo run --release --example alloc_count\`"; echo; echo '```'; target/release/examples/alloc_count; echo '```'; } >"$block"
+  replace_block docs/BENCHMARKS.md allocs "$block"
+  rm -f "$block"
+else
+  target/release/examples/alloc_count
 fi
 SKIP_BUILD=1 bench/callgrind.sh
 SKIP_BUILD=1 bench/load.sh

@@ -12,6 +12,9 @@
 # absolute figures move. Runs:
 #   1. latchkey GET /healthz (no key)          -- the floor
 #   2. latchkey GET /api/v1/me (keyed)          -- auth overhead = 1 - (2)/(1)
+#   2b. the same two on a second latchkey with the default logging (LATCHKEY_LOG
+#      unset: every request logged at info, stderr to a file), the way users
+#      run it; the same database and keys
 #   3. latchkey GET /api/v1/orders/{id} (keyed)
 #   3b. latchkey GET /api/v1/orders/{id} with keys lacking orders:read: 403
 #      after the whole auth path (verify, rate limit, usage, permission) and
@@ -39,8 +42,8 @@
 #      does not answer).
 # Every keyed run cycles through $KEYS keys (X-API-Key), 10,000/min each in
 # every system, so no run is throttled (non-2xx answers are reported).
-# Request logging is off everywhere (LATCHKEY_LOG=warn, nginx access_log
-# off, no HAProxy log, no gunicorn access log).
+# Request logging is off everywhere but in run 2b (LATCHKEY_LOG=warn, nginx
+# access_log off, no HAProxy log, no gunicorn access log).
 #
 # Results: a table on stdout and in $OUT/results.md; with UPDATE_DOCS=1 (the
 # default) also in docs/BENCHMARKS.md between the `load` markers.
@@ -69,13 +72,13 @@ PEERS=${PEERS:-nginx haproxy drf postgres redis${BASELINE_BIN:+ baseline}}
 UPDATE_DOCS=${UPDATE_DOCS:-1}
 export LATCHKEY_LOG=${LATCHKEY_LOG:-warn}
 OUT=${OUT:-target/bench/load-$(date +%Y%m%d-%H%M%S)}
-LK_PORT=18080 NGINX_PORT=18081 HAPROXY_PORT=18082 DRF_PORT=18083 LK_PG_PORT=18084 PG_PORT=18085 LK_BASE_PORT=18086 LK_REDIS_PORT=18087 REDIS_PORT=18088
+LK_PORT=18080 NGINX_PORT=18081 HAPROXY_PORT=18082 DRF_PORT=18083 LK_PG_PORT=18084 PG_PORT=18085 LK_BASE_PORT=18086 LK_REDIS_PORT=18087 REDIS_PORT=18088 LK_LOG_PORT=18089
 
 need wrk taskset curl jq python3 awk
 [[ " $PEERS " == *" nginx "* ]] && need nginx
 [[ " $PEERS " == *" haproxy "* ]] && need haproxy
 [[ " $PEERS " == *" redis "* ]] && need redis-server
-for p in $LK_PORT $NGINX_PORT $HAPROXY_PORT $DRF_PORT $LK_PG_PORT $PG_PORT $LK_BASE_PORT $LK_REDIS_PORT $REDIS_PORT; do port_free "$p"; done
+for p in $LK_PORT $NGINX_PORT $HAPROXY_PORT $DRF_PORT $LK_PG_PORT $PG_PORT $LK_BASE_PORT $LK_REDIS_PORT $REDIS_PORT $LK_LOG_PORT; do port_free "$p"; done
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   cargo build --release >&2
@@ -159,6 +162,16 @@ target latchkey_healthz "$lk_pid" -s bench/keys.lua "http://127.0.0.1:$LK_PORT" 
 target latchkey_me "$lk_pid" -s bench/keys.lua "http://127.0.0.1:$LK_PORT" -- "$OUT/keys.txt" /api/v1/me
 target latchkey_order "$lk_pid" -s bench/keys.lua "http://127.0.0.1:$LK_PORT" -- "$OUT/keys.txt" "/api/v1/orders/$order"
 target latchkey_auth_only "$lk_pid" -s bench/keys.lua "http://127.0.0.1:$LK_PORT" -- "$OUT/keys_noperm.txt" "/api/v1/orders/$order"
+
+# The default logging: a second instance on the same database with
+# LATCHKEY_LOG unset, its request log in a file.
+env -u LATCHKEY_LOG taskset -c "$SERVER_CPU" "$bin" --data-dir "$OUT/latchkey" serve --listen "127.0.0.1:$LK_LOG_PORT" \
+  >"$OUT/latchkey_logged.log" 2>&1 &
+lk_log_pid=$!
+BENCH_PIDS+=("$lk_log_pid")
+wait_http "http://127.0.0.1:$LK_LOG_PORT/healthz"
+target latchkey_logged_healthz "$lk_log_pid" -s bench/keys.lua "http://127.0.0.1:$LK_LOG_PORT" -- "$OUT/keys.txt" /healthz
+target latchkey_logged_me "$lk_log_pid" -s bench/keys.lua "http://127.0.0.1:$LK_LOG_PORT" -- "$OUT/keys.txt" /api/v1/me
 
 # The peers answer with latchkey's own /me body, so every response is the same size.
 peer_map() { # FORMAT: nginx | haproxy
@@ -315,6 +328,7 @@ for name in "${TARGETS[@]}"; do
   RESULT[$name]=$(sort -g -k1,1 "$OUT/$name.rounds" | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }')
 done
 lk_rss=$(rss_kib "$lk_pid")
+lk_log_rss=$(rss_kib "$lk_log_pid")
 
 # ---- usage accuracy ----------------------------------------------------------
 usage_line="skipped: GET /api/v1/keys/{id}/usage does not answer yet"
@@ -347,6 +361,9 @@ elif [ "$usage_status" != 404 ]; then
   usage_line="skipped: GET /api/v1/keys/{id}/usage answered $usage_status"
 fi
 stop_all
+# The logged instance's request lines (its log is large: counted, then removed).
+logged_lines=$(grep -c ' request ' "$OUT/latchkey_logged.log" || true)
+rm -f "$OUT/latchkey_logged.log"
 
 # ---- report -------------------------------------------------------------------
 field() { echo "${RESULT[$1]:-}" | awk -v i="$2" '{print $i}'; }
@@ -375,6 +392,8 @@ me_rps=$(field latchkey_me 1)
   row latchkey_me latchkey "GET /api/v1/me (keyed)"
   row latchkey_order latchkey "GET /api/v1/orders/{id} (keyed)"
   row latchkey_auth_only latchkey "GET /api/v1/orders/{id}, key without orders:read (403: auth only, no handler)"
+  row latchkey_logged_healthz "latchkey, default logging" "GET /healthz (no key)"
+  row latchkey_logged_me "latchkey, default logging" "GET /api/v1/me (keyed)"
   row latchkey_pg_me "latchkey on PostgreSQL $("${pg_bin:-/nonexistent}/postgres" --version 2>/dev/null | awk '{print $3}')" "GET /api/v1/me (keyed)"
   row latchkey_pg_order "latchkey on PostgreSQL" "GET /api/v1/orders/{id} (keyed; one indexed read)"
   row latchkey_redis_me "latchkey, Redis limiter (redis-server $(redis-server --version 2>/dev/null | awk '{print $3}' | sed 's/v=//'))" "GET /api/v1/me (keyed)"
@@ -398,7 +417,9 @@ me_rps=$(field latchkey_me 1)
   echo "- Auth overhead without a handler (1 - 403 auth-only ÷ /healthz): $(awk -v a="$(field latchkey_auth_only 1)" -v b="$hz" 'BEGIN { printf "%.1f %%", (1 - a / b) * 100 }')"
   echo "- The same per server CPU-second (cost per request, whoever was the bottleneck): keyed /me $(awk -v a="$(per_cpu latchkey_me)" -v b="$(per_cpu latchkey_healthz)" 'BEGIN { printf "%.1f %%", (1 - a / b) * 100 }'), 403 auth-only $(awk -v a="$(per_cpu latchkey_auth_only)" -v b="$(per_cpu latchkey_healthz)" 'BEGIN { printf "%.1f %%", (1 - a / b) * 100 }')"
   echo "- Server CPU below ~95 % means wrk (one core, shared with other jobs) was the bottleneck, not the server: compare those rows per CPU-second"
-  [ -n "${RESULT[nginx_me]:-}" ] && echo "- latchkey ÷ nginx: $(ratio "$me_rps" "$(field nginx_me 1)") in requests/s, $(ratio "$(per_cpu latchkey_me)" "$(per_cpu nginx_me)") per server CPU-second (target >= 0.7)"
+  [ -n "${RESULT[nginx_me]:-}" ] && echo "- latchkey ÷ nginx, keyed /me: $(ratio "$me_rps" "$(field nginx_me 1)") in requests/s, $(ratio "$(per_cpu latchkey_me)" "$(per_cpu nginx_me)") per server CPU-second; with latchkey's default logging (nginx logs nothing): $(ratio "$(field latchkey_logged_me 1)" "$(field nginx_me 1)") in requests/s, $(ratio "$(per_cpu latchkey_logged_me)" "$(per_cpu nginx_me)") per server CPU-second (target >= 1.0)"
+  [ -n "${RESULT[nginx_healthz]:-}" ] && echo "- latchkey ÷ nginx, /healthz: $(ratio "$hz" "$(field nginx_healthz 1)") in requests/s, $(ratio "$(per_cpu latchkey_healthz)" "$(per_cpu nginx_healthz)") per server CPU-second (target >= 0.8)"
+  echo "- Default logging (${logged_lines} request lines written): keyed /me $(ratio "$(field latchkey_logged_me 1)" "$me_rps") and /healthz $(ratio "$(field latchkey_logged_healthz 1)" "$hz") of the same without the request log; keyed /me ÷ /healthz with it $(ratio "$(field latchkey_logged_me 1)" "$(field latchkey_logged_healthz 1)"), without it $(ratio "$me_rps" "$hz") (target >= 0.85); RSS $((lk_log_rss / 1024)) MiB"
   [ -n "${RESULT[haproxy_me]:-}" ] && echo "- latchkey ÷ HAProxy: $(ratio "$me_rps" "$(field haproxy_me 1)") in requests/s, $(ratio "$(per_cpu latchkey_me)" "$(per_cpu haproxy_me)") per server CPU-second"
   [ -n "${RESULT[drf_me]:-}" ] && echo "- latchkey ÷ DRF: $(ratio "$me_rps" "$(field drf_me 1)") in requests/s, $(ratio "$(per_cpu latchkey_me)" "$(per_cpu drf_me)") per server CPU-second (target >= 20)"
   [ -n "${RESULT[latchkey_pg_order]:-}" ] && echo "- Keyed read, PostgreSQL ÷ SQLite (GET /api/v1/orders/{id}): $(ratio "$(field latchkey_pg_order 1)" "$(field latchkey_order 1)") in requests/s; keyed /me (no query either way) $(ratio "$(field latchkey_pg_me 1)" "$me_rps"). PostgreSQL shares the server's core and its CPU is not in the CPU column"

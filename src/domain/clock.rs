@@ -138,8 +138,15 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        let micros = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000;
-        Timestamp(micros as i64)
+        // The system time as microseconds, without building a calendar date
+        // (it is read several times per request). A clock set before 1970
+        // reads as negative microseconds, as OffsetDateTime would give.
+        let now = std::time::SystemTime::now();
+        let micros = match now.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_micros()).unwrap_or(i64::MAX),
+        };
+        Timestamp(micros)
     }
 }
 
