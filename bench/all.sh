@@ -5,7 +5,8 @@
 #   bench/callgrind.sh           (block `callgrind`)
 #   bench/load.sh                (block `load`)
 #   bench/scale.sh               (block `scale`)
-# Takes about 20 minutes. The targets table in docs/BENCHMARKS.md is written
+# Takes about 40 minutes (the release build with LTO is part of it). The
+# targets table in docs/BENCHMARKS.md is written
 # by hand from these figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
